@@ -1,0 +1,6 @@
+// Subcommands of the `catlip` executable. Each takes the arguments after its own name
+// (argv[0] is the subcommand name) and returns the process exit status.
+#pragma once
+
+int cmd_train(int argc, char **argv);
+int cmd_bench_step(int argc, char **argv);

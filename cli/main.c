@@ -1,0 +1,49 @@
+// catlip: one executable, subcommands dispatched from this table.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+struct command {
+    const char *name;     // "train", or "bench step" for a two-word command
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"train", cmd_train, "pre-train (or fine-tune) a ViT; see catlip train --help"},
+    {"bench step", cmd_bench_step, "time full training steps on random data"},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: catlip COMMAND [options]   (catlip COMMAND --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    // Two-word commands ("bench step") first, then one-word ones.
+    if (argc >= 3) {
+        char two[128];
+        snprintf(two, sizeof two, "%s %s", argv[1], argv[2]);
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            if (!strcmp(commands[i].name, two)) return commands[i].run(argc - 2, argv + 2);
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(commands[i].name, argv[1])) return commands[i].run(argc - 1, argv + 1);
+    int known_group = 0;
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        size_t n = strlen(argv[1]);
+        if (!strncmp(commands[i].name, argv[1], n) && commands[i].name[n] == ' ') known_group = 1;
+    }
+    if (known_group)
+        fprintf(stderr, "catlip: error: '%s' needs a subcommand (catlip --help lists them)\n", argv[1]);
+    else
+        fprintf(stderr, "catlip: error: unknown command '%s' (catlip --help lists them)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,42 @@
+// Checks and errors.
+//
+// Two kinds of failure, kept apart (see STYLE.md):
+// - programming errors (a broken invariant): CATLIP_ASSERT aborts with file and line;
+// - errors the outside world causes (bad config, missing file, corrupt data): the function
+//   returns -1 after catlip_error_set() recorded one line naming the thing and what to do,
+//   and the caller decides (usually: print "catlip: error: ..." and exit non-zero).
+#pragma once
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define CATLIP_ASSERT(cond)                                                                \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "%s:%d: internal error: assertion '%s' failed\n", __FILE__,    \
+                    __LINE__, #cond);                                                      \
+            abort();                                                                       \
+        }                                                                                  \
+    } while (0)
+
+#if defined(__GNUC__)
+#define CATLIP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CATLIP_PRINTF(a, b)
+#endif
+
+// Records the last error of this thread (one line, no trailing newline). Returns -1 so that
+// `return catlip_error_set(...)` reads naturally.
+int catlip_error_set(const char *fmt, ...) CATLIP_PRINTF(1, 2);
+const char *catlip_error(void);
+
+// Prints "catlip: error: <msg>" to stderr and exits with status 2. For top-level use only.
+_Noreturn void catlip_die(const char *fmt, ...) CATLIP_PRINTF(1, 2);
+
+// Allocation that cannot fail quietly: on out-of-memory it prints how much was asked and exits.
+void *xmalloc(size_t bytes);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *ptr, size_t bytes);
+char *xstrdup(const char *s);
+// 64-byte aligned (cache line and AVX-512 vector), zero-filled; release with free().
+void *xaligned_alloc(size_t bytes);

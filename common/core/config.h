@@ -1,0 +1,89 @@
+// Run configuration: YAML file + `--set key=value` overrides, checked against one table.
+//
+// Every setting is a dotted key ("optim.lr") with a type, a default and a valid range,
+// declared once in config.c's table. A YAML file is a nested mapping whose leaves are those
+// keys; an unknown key, a value of the wrong type or out of range is a one-line error that
+// names the key, the file and line, and the accepted values.
+//
+// To add a setting: add a field here and one row to the table in config.c.
+#pragma once
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdint.h>
+
+#define CONFIG_STRING_MAX 1024
+
+struct config {
+    char run_dir[CONFIG_STRING_MAX];
+    int64_t seed;
+    char task[32];  // "pretrain" (CatLIP multi-label synsets) or "classify"
+
+    struct {
+        char name[32];        // vit_tiny | vit_small | vit_base | vit_large | vit_huge
+        int64_t image_size;   // pixels, square
+        int64_t patch_size;   // pixels; must divide image_size
+        int64_t num_classes;  // head outputs; 0: the vocabulary's size
+        int64_t dim;          // 0: the preset's width
+        int64_t depth;        // 0: the preset's number of blocks
+        int64_t heads;        // 0: the preset's number of heads
+        int64_t mlp_ratio;    // 0: 4
+    } model;
+
+    struct {
+        char train[CONFIG_STRING_MAX];  // shard pattern; "random" for built-in random data
+        char val[CONFIG_STRING_MAX];
+        char vocab[CONFIG_STRING_MAX];  // TSV vocabulary
+        int64_t decode_threads;
+        bool skip_missing_shards;
+        double mean[3];
+        double std[3];
+    } data;
+
+    struct {
+        int64_t steps;  // total optimiser steps; 0: derived from epochs
+        int64_t epochs;
+        int64_t global_batch;
+        int64_t threads;  // compute threads per worker; 0: the cores the launcher gave us
+    } train;
+
+    struct {
+        double lr;
+        double min_lr;
+        int64_t warmup_steps;
+        double warmup_init_lr;
+        double weight_decay;
+        double betas[2];
+        double eps;
+        double grad_clip;  // 0: no clipping
+        double ema;        // EMA momentum m in ema = (1-m) ema + m w; 0: no EMA
+    } optim;
+
+    struct {
+        int64_t every_steps;
+        int64_t keep;
+    } checkpoint;
+
+    struct {
+        char host[256];
+        int64_t port;
+        int64_t http_port;
+    } status;
+
+    struct {
+        int64_t every_steps;
+    } log;
+};
+
+// Fills every field with its default.
+void config_defaults(struct config *cfg);
+// Applies a YAML file on top of what is there. Returns -1 with catlip_error() set.
+int config_load_file(struct config *cfg, const char *path);
+// Applies one "key=value" override (value parsed as a YAML scalar or flow sequence).
+int config_set(struct config *cfg, const char *assignment);
+// Cross-field checks (patch divides image size, min_lr <= lr, ...). Returns -1 on error.
+int config_validate(const struct config *cfg);
+// Writes the whole configuration as YAML (for run_dir/config.yaml and checkpoints).
+// Returns a malloc'ed string.
+char *config_to_yaml(const struct config *cfg);
+// Prints every key with its type, default and range (for --help).
+void config_print_keys(FILE *out);

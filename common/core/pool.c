@@ -1,0 +1,212 @@
+#include "core/pool.h"
+
+#include <hwloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "core/log.h"
+
+void openblas_set_num_threads(int num_threads);
+
+struct pool_thread {
+    struct pool *pool;
+    pthread_t handle;
+    int ith;
+};
+
+struct pool {
+    int nthreads;
+    struct pool_thread *threads;
+    hwloc_topology_t topology;
+    hwloc_bitmap_t *core_sets;  // per thread; NULL entries when unbound
+    char description[256];
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;   // workers wait here for a new generation
+    pthread_cond_t done;   // the caller waits here for the last worker
+    unsigned generation;   // bumped for each pool_run; guarded by lock
+    int remaining;         // workers still running this generation; guarded by lock
+    int stopping;
+    pool_task_fn fn;
+    void *ctx;
+    atomic_uint published;  // generation visible to spinning workers
+};
+
+// Workers spin this many polls on `published` before sleeping: a step issues hundreds of
+// short parallel regions back to back, and a futex wake per region costs more than the
+// spin; an idle pool still sleeps after well under a millisecond.
+enum { SPIN_POLLS = 20000 };
+
+static void bind_current_thread(struct pool *pool, int ith) {
+    if (pool->core_sets && pool->core_sets[ith])
+        hwloc_set_cpubind(pool->topology, pool->core_sets[ith], HWLOC_CPUBIND_THREAD);
+}
+
+static void *pool_thread_main(void *arg) {
+    struct pool_thread *self = arg;
+    struct pool *pool = self->pool;
+    bind_current_thread(pool, self->ith);
+    unsigned seen = 0;
+    for (;;) {
+        for (int i = 0; i < SPIN_POLLS; i++) {
+            if (atomic_load_explicit(&pool->published, memory_order_acquire) != seen) break;
+            __builtin_ia32_pause();
+        }
+        pthread_mutex_lock(&pool->lock);
+        while (pool->generation == seen && !pool->stopping) pthread_cond_wait(&pool->wake, &pool->lock);
+        if (pool->stopping) {
+            pthread_mutex_unlock(&pool->lock);
+            return NULL;
+        }
+        seen = pool->generation;
+        pool_task_fn fn = pool->fn;
+        void *ctx = pool->ctx;
+        pthread_mutex_unlock(&pool->lock);
+
+        fn(ctx, self->ith, pool->nthreads);
+
+        pthread_mutex_lock(&pool->lock);
+        if (--pool->remaining == 0) pthread_cond_signal(&pool->done);
+        pthread_mutex_unlock(&pool->lock);
+    }
+}
+
+static hwloc_bitmap_t process_cpuset(hwloc_topology_t topology) {
+    hwloc_bitmap_t set = hwloc_bitmap_alloc();
+    if (hwloc_get_cpubind(topology, set, HWLOC_CPUBIND_PROCESS) != 0 || hwloc_bitmap_iszero(set))
+        hwloc_bitmap_copy(set, hwloc_topology_get_allowed_cpuset(topology));
+    return set;
+}
+
+// The cores whose PUs intersect the cpuset, as cpusets restricted to it.
+static int cores_in_cpuset(hwloc_topology_t topology, hwloc_const_bitmap_t set,
+                           hwloc_bitmap_t **out) {
+    int depth = hwloc_get_type_or_below_depth(topology, HWLOC_OBJ_CORE);
+    int n = hwloc_get_nbobjs_by_depth(topology, depth), count = 0;
+    hwloc_bitmap_t *cores = xcalloc((size_t)(n > 0 ? n : 1), sizeof *cores);
+    for (int i = 0; i < n; i++) {
+        hwloc_obj_t obj = hwloc_get_obj_by_depth(topology, depth, i);
+        if (!obj->cpuset || !hwloc_bitmap_intersects(obj->cpuset, set)) continue;
+        cores[count] = hwloc_bitmap_alloc();
+        hwloc_bitmap_and(cores[count], obj->cpuset, set);
+        count++;
+    }
+    *out = cores;
+    return count;
+}
+
+int pool_available_cores(void) {
+    hwloc_topology_t topology;
+    hwloc_topology_init(&topology);
+    hwloc_topology_load(topology);
+    hwloc_bitmap_t set = process_cpuset(topology);
+    hwloc_bitmap_t *cores;
+    int n = cores_in_cpuset(topology, set, &cores);
+    for (int i = 0; i < n; i++) hwloc_bitmap_free(cores[i]);
+    free(cores);
+    hwloc_bitmap_free(set);
+    hwloc_topology_destroy(topology);
+    return n > 0 ? n : 1;
+}
+
+struct pool *pool_create(int nthreads, int bind) {
+    struct pool *pool = xcalloc(1, sizeof *pool);
+    hwloc_topology_init(&pool->topology);
+    hwloc_topology_load(pool->topology);
+    hwloc_bitmap_t set = process_cpuset(pool->topology);
+    hwloc_bitmap_t *cores;
+    int ncores = cores_in_cpuset(pool->topology, set, &cores);
+    if (ncores < 1) ncores = 1;
+    if (nthreads <= 0) {
+        nthreads = ncores;
+        const char *slurm = getenv("SLURM_CPUS_PER_TASK");
+        if (slurm && atoi(slurm) > 0 && atoi(slurm) < nthreads) nthreads = atoi(slurm);
+    }
+    pool->nthreads = nthreads;
+    int w = snprintf(pool->description, sizeof pool->description, "%d thread%s", nthreads,
+                     nthreads == 1 ? "" : "s");
+    if (bind && cores && cores[0]) {
+        // More threads than cores would share cores: bind only when each gets its own.
+        if (nthreads <= ncores) {
+            pool->core_sets = xcalloc((size_t)nthreads, sizeof *pool->core_sets);
+            w += snprintf(pool->description + w, sizeof pool->description - (size_t)w, " bound to PUs");
+            for (int i = 0; i < nthreads; i++) {
+                pool->core_sets[i] = hwloc_bitmap_dup(cores[i]);
+                char buf[64];
+                hwloc_bitmap_list_snprintf(buf, sizeof buf, cores[i]);
+                w += snprintf(pool->description + w, sizeof pool->description - (size_t)w,
+                              "%s%s", i ? "," : " ", buf);
+                if (w >= (int)sizeof pool->description) w = (int)sizeof pool->description - 1;
+            }
+        } else {
+            snprintf(pool->description + w, sizeof pool->description - (size_t)w,
+                     " unbound (only %d cores in the cpuset)", ncores);
+        }
+    }
+    for (int i = 0; i < ncores; i++)
+        if (cores[i]) hwloc_bitmap_free(cores[i]);
+    free(cores);
+    hwloc_bitmap_free(set);
+
+    openblas_set_num_threads(1);
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->wake, NULL);
+    pthread_cond_init(&pool->done, NULL);
+    atomic_init(&pool->published, 0);
+    bind_current_thread(pool, 0);
+    pool->threads = xcalloc((size_t)nthreads, sizeof *pool->threads);
+    for (int i = 1; i < nthreads; i++) {
+        pool->threads[i].pool = pool;
+        pool->threads[i].ith = i;
+        if (pthread_create(&pool->threads[i].handle, NULL, pool_thread_main, &pool->threads[i]) != 0)
+            catlip_die("cannot start compute thread %d of %d", i, nthreads);
+    }
+    return pool;
+}
+
+void pool_run(struct pool *pool, pool_task_fn fn, void *ctx) {
+    if (pool->nthreads == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&pool->lock);
+    pool->fn = fn;
+    pool->ctx = ctx;
+    pool->remaining = pool->nthreads - 1;
+    pool->generation++;
+    atomic_store_explicit(&pool->published, pool->generation, memory_order_release);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+
+    fn(ctx, 0, pool->nthreads);
+
+    pthread_mutex_lock(&pool->lock);
+    while (pool->remaining > 0) pthread_cond_wait(&pool->done, &pool->lock);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+int pool_size(const struct pool *pool) { return pool->nthreads; }
+const char *pool_describe(const struct pool *pool) { return pool->description; }
+
+void pool_destroy(struct pool *pool) {
+    if (!pool) return;
+    pthread_mutex_lock(&pool->lock);
+    pool->stopping = 1;
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    for (int i = 1; i < pool->nthreads; i++) pthread_join(pool->threads[i].handle, NULL);
+    if (pool->core_sets) {
+        for (int i = 0; i < pool->nthreads; i++) hwloc_bitmap_free(pool->core_sets[i]);
+        free(pool->core_sets);
+    }
+    hwloc_topology_destroy(pool->topology);
+    pthread_mutex_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->wake);
+    pthread_cond_destroy(&pool->done);
+    free(pool->threads);
+    free(pool);
+}

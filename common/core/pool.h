@@ -1,0 +1,32 @@
+// A fork-join compute thread pool, its threads bound to cores with hwloc.
+//
+// pool_run(pool, fn, ctx) calls fn(ctx, ith, nth) once for every ith in [0, nth) — the caller
+// runs ith = 0 — and returns when all have finished. Work splits are the task's own and depend
+// only on (ith, nth), so results are deterministic for a given thread count.
+//
+// OpenBLAS is set to one thread: a matmul is split by the pool into per-thread sgemm calls,
+// so BLAS threads and pool threads never compete for the same cores.
+#pragma once
+
+struct pool;
+typedef void (*pool_task_fn)(void *ctx, int ith, int nth);
+
+// nthreads <= 0: one per core in the cpuset the launcher gave this process (mpirun, srun,
+// taskset), or SLURM_CPUS_PER_TASK when that is set and smaller.
+// bind: pin thread i to the i-th core of that cpuset.
+struct pool *pool_create(int nthreads, int bind);
+void pool_destroy(struct pool *pool);
+int pool_size(const struct pool *pool);
+void pool_run(struct pool *pool, pool_task_fn fn, void *ctx);
+
+// Cores (not hardware threads) in this process's cpuset.
+int pool_available_cores(void);
+// One line describing the binding, e.g. "2 threads on cores 0,1".
+const char *pool_describe(const struct pool *pool);
+
+// The [begin, end) block of `n` items that thread ith of nth takes (contiguous, balanced).
+static inline void pool_split(long n, int ith, int nth, long *begin, long *end) {
+    long base = n / nth, extra = n % nth;
+    *begin = ith * base + (ith < extra ? ith : extra);
+    *end = *begin + base + (ith < extra ? 1 : 0);
+}
