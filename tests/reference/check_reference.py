@@ -1,0 +1,341 @@
+#!/usr/bin/python3
+"""Holds catlip's ViT forward, backward and training step to an independent float64 PyTorch run.
+
+For each shape and each instruction-set path (CATLIP_ISA=scalar, avx2, avx512), it runs
+catlip_refdump, which writes catlip's initial weights, a batch, the logits / loss / gradients
+at those weights, and the result of K optimiser steps on that batch. It then loads the same
+weights and batch into vit_ref.py in float64 and compares:
+  - logits, and every parameter gradient: max|diff| / max|ref| per tensor < 1e-4
+  - the loss, each step's loss and pre-clip grad norm: |diff| / |ref| < 1e-4
+  - each step's learning rate: |diff| / |ref| < 1e-9 (both sides compute it in double)
+  - the final EMA weights and final weights: max|diff| / max|ref| per tensor < 1e-4
+A path whose run says the CPU lacks it is skipped. Prints one line per failing value and a
+summary table; exits 1 on any failure, 2 on a usage error.
+
+  check_reference.py --refdump build/tests/reference/catlip_refdump --shape small
+"""
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_io  # noqa: E402
+import vit_ref  # noqa: E402
+
+TOL_TENSOR = 1e-4   # max|diff| / max|ref| per tensor
+TOL_SCALAR = 1e-4   # |diff| / |ref|
+TOL_LR = 1e-9
+
+# name: refdump arguments. "small" covers every code path in seconds (T = 17, odd head dim
+# 16, V not a multiple of any SIMD width); "vit_tiny" is the real preset at its real size.
+SHAPES = {
+    "small": {"model": "vit_tiny", "image-size": 32, "patch-size": 8, "dim": 48, "depth": 2,
+              "heads": 3, "classes": 37, "batch": 3, "steps": 10, "seed": 1234},
+    "vit_tiny": {"model": "vit_tiny", "image-size": 224, "patch-size": 16, "classes": 3000,
+                 "batch": 4, "steps": 10, "seed": 1234},
+}
+ISAS = ("scalar", "avx2", "avx512")
+
+
+class Report:
+    """Collects every comparison: failures are printed as they happen, worst ratios per
+    category go into the summary table."""
+
+    def __init__(self, label):
+        self.label = label
+        self.worst = {}     # category -> (ratio, what, tol, count)
+        self.failures = 0
+
+    def check(self, category, what, ratio, tol):
+        ok = ratio < tol    # False for NaN too
+        prev = self.worst.get(category)
+        count = (prev[3] if prev else 0) + 1
+        if prev is None or not (prev[0] >= ratio):   # NaN wins, so it shows up in the table
+            self.worst[category] = (ratio, what, tol, count)
+        else:
+            self.worst[category] = prev[:3] + (count,)
+        if not ok:
+            self.failures += 1
+            print(f"FAIL {self.label} {category} {what}: ratio {ratio:.3e} >= tol {tol:.0e}")
+        return ok
+
+    def fail(self, category, message):
+        self.failures += 1
+        self.worst.setdefault(category, (math.inf, message, 0.0, 0))
+        print(f"FAIL {self.label} {category}: {message}")
+
+
+def tensor_ratio(got, ref):
+    """max|got - ref| / max|ref|, in float64; absolute when ref is all zeros."""
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    diff = np.max(np.abs(got - ref)) if got.size else 0.0
+    scale = np.max(np.abs(ref)) if ref.size else 0.0
+    if not np.isfinite(diff):
+        return math.nan
+    return float(diff / scale) if scale > 0 else float(diff)
+
+
+def scalar_ratio(got, ref):
+    if not (math.isfinite(got) and math.isfinite(ref)):
+        return math.nan
+    return abs(got - ref) / abs(ref) if ref != 0 else abs(got - ref)
+
+
+def run_refdump(refdump, shape, isa, out_dir):
+    args = [refdump] if not refdump.endswith(".py") else [sys.executable, refdump]
+    args += ["--out", out_dir]
+    for k, v in shape.items():
+        args += [f"--{k}", str(v)]
+    env = dict(os.environ, CATLIP_ISA=isa)
+    t0 = time.time()
+    p = subprocess.run(args, env=env, capture_output=True, text=True)
+    return p, time.time() - t0, args
+
+
+def load_dump(d):
+    with open(os.path.join(d, "config.json")) as f:
+        config = json.load(f)
+    init, _ = safetensors_io.read(os.path.join(d, "init.safetensors"))
+    batch, _ = safetensors_io.read(os.path.join(d, "batch.safetensors"))
+    step0, _ = safetensors_io.read(os.path.join(d, "step0.safetensors"))
+    train, _ = safetensors_io.read(os.path.join(d, "train.safetensors"))
+    return config, init, batch, step0, train
+
+
+def dump_key(d):
+    """Identifies the inputs of the reference computation, so that paths that made the same
+    weights and batch (they should: the RNG does not depend on the ISA) share one float64 run."""
+    h = hashlib.sha256()
+    for name in ("config.json", "init.safetensors", "batch.safetensors"):
+        with open(os.path.join(d, name), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def reference(config, init, batch):
+    """The float64 PyTorch run on catlip's weights and batch."""
+    model = vit_ref.build_model(config["model"], torch.float64)
+    vit_ref.load_weights(model, init)
+    images = torch.from_numpy(batch["images"]).to(torch.float64)
+    targets = torch.from_numpy(batch["targets"]).to(torch.float64)
+    logits, loss, grads = vit_ref.gradients_at(model, images, targets)
+    trained = vit_ref.train(model, images, targets, config["optim"], int(config["steps"]))
+    return {"logits": logits.numpy(), "loss": loss,
+            "grads": {n: g.numpy() for n, g in grads.items()},
+            "losses": trained["losses"], "lrs": trained["lrs"], "grad_norms": trained["grad_norms"],
+            "ema": {n: t.numpy() for n, t in trained["ema"].items()},
+            "param": {n: t.numpy() for n, t in trained["param"].items()}}
+
+
+def check_config(rep, config, shape, init, batch):
+    """catlip must have built what was asked for; otherwise every later number is moot."""
+    m = config["model"]
+    want = {"image_size": shape["image-size"], "patch_size": shape["patch-size"],
+            "num_classes": shape["classes"]}
+    preset = vit_ref.PRESETS[shape["model"]]
+    want.update({"dim": shape.get("dim", preset[0]), "depth": shape.get("depth", preset[1]),
+                 "heads": shape.get("heads", preset[2])})
+    ok = True
+    for k, v in want.items():
+        if int(m.get(k, -1)) != int(v):
+            rep.fail("config", f"config.json model.{k} = {m.get(k)}, asked for {v}")
+            ok = False
+    for k, v in (("batch", shape["batch"]), ("steps", shape["steps"])):
+        if int(config.get(k, -1)) != int(v):
+            rep.fail("config", f"config.json {k} = {config.get(k)}, asked for {v}")
+            ok = False
+    B, S, V = shape["batch"], shape["image-size"], shape["classes"]
+    for name, want_shape in (("images", (B, 3, S, S)), ("targets", (B, V))):
+        if name not in batch or tuple(batch[name].shape) != want_shape:
+            got = tuple(batch[name].shape) if name in batch else "missing"
+            rep.fail("config", f"batch.safetensors {name}: shape {got}, want {want_shape}")
+            ok = False
+    if ok:
+        t = batch["targets"]
+        if not np.all((t == 0) | (t == 1)) or t.sum() == 0:
+            rep.fail("config", "batch targets are not multi-hot 0/1 with at least one positive")
+            ok = False
+    return ok
+
+
+def compare_tensors(rep, category, got_dict, prefix, ref_dict, key_bias=None):
+    """Per tensor max|diff| / max|ref|. With key_bias = (sum of the run's lrs, its category),
+    the key third of every attn.qkv.bias is held to a drift bound instead (see below)."""
+    for name, ref in ref_dict.items():
+        key = prefix + name
+        if key not in got_dict:
+            rep.fail(category, f"{key} missing from the dump")
+            continue
+        got = got_dict[key]
+        if tuple(got.shape) != tuple(ref.shape):
+            rep.fail(category, f"{key}: shape {tuple(got.shape)}, reference {tuple(ref.shape)}")
+            continue
+        if key_bias is None or not name.endswith("attn.qkv.bias"):
+            rep.check(category, key, tensor_ratio(got, ref), TOL_TENSOR)
+            continue
+        # The key bias adds q.b_k to every score of a query row, which softmax cancels: its
+        # exact gradient is zero, and what either side computes is rounding noise (about
+        # 1e-17 in float64, 1e-9 in float32). AdamW normalises the gradient, so that noise
+        # becomes steps of up to about lr, differently on each side. There is nothing to
+        # compare there; its gradient is still checked against ~0 in "gradients". The query
+        # and value thirds are compared as usual, scaled by the whole tensor's max|ref|.
+        C = ref.shape[0] // 3
+        g = np.asarray(got, np.float64)
+        r = np.asarray(ref, np.float64)
+        qv = np.concatenate([g[:C] - r[:C], g[2 * C:] - r[2 * C:]])
+        scale = np.max(np.abs(r))
+        diff = np.max(np.abs(qv))
+        rep.check(category, key + " (query, value)",
+                  float(diff / scale) if scale > 0 else (float(diff) if np.isfinite(diff) else math.nan),
+                  TOL_TENSOR)
+        # What can still be checked: no step moved it more than AdamW's largest possible step,
+        # lr * (1 - b1) / sqrt(1 - b2), which is what a bounded update means.
+        lr_sum, bound_factor, bias_category = key_bias
+        drift = float(np.max(np.abs(g[C:2 * C] - r[C:2 * C])))
+        rep.check(bias_category, key + " (key) |diff| / (bound * sum lr)",
+                  drift / (bound_factor * lr_sum) if lr_sum > 0 else drift, 1.0)
+
+
+def compare_series(rep, category, got, ref, tol):
+    got = np.asarray(got, dtype=np.float64).reshape(-1)
+    if got.shape[0] != len(ref):
+        rep.fail(category, f"{got.shape[0]} values in the dump, {len(ref)} steps in the reference")
+        return
+    for t, (g, r) in enumerate(zip(got, ref)):
+        rep.check(category, f"step {t} ({g:.9g} vs {r:.9g})", scalar_ratio(float(g), float(r)), tol)
+
+
+def compare(rep, dump, ref):
+    config, init, batch, step0, train = dump
+    compare_tensors(rep, "logits", step0, "", {"logits": ref["logits"]})
+    if "loss" in step0 and step0["loss"].size == 1:
+        got = float(step0["loss"].reshape(-1)[0])
+        rep.check("loss", f"step0 loss ({got:.9g} vs {ref['loss']:.9g})", scalar_ratio(got, ref["loss"]), TOL_SCALAR)
+    else:
+        rep.fail("loss", "step0.safetensors has no scalar 'loss'")
+    compare_tensors(rep, "gradients", step0, "grad.", ref["grads"])
+    for key, cat, tol in (("losses", "step losses", TOL_SCALAR), ("lrs", "learning rates", TOL_LR),
+                          ("grad_norms", "grad norms", TOL_SCALAR)):
+        if key not in train:
+            rep.fail(cat, f"train.safetensors has no '{key}'")
+        else:
+            compare_series(rep, cat, train[key], ref[key], tol)
+    b1, b2 = (float(b) for b in config["optim"]["betas"])
+    key_bias = (float(sum(ref["lrs"])), (1 - b1) / math.sqrt(1 - b2), "key bias bound")
+    compare_tensors(rep, "EMA weights", train, "ema.", ref["ema"], key_bias)
+    compare_tensors(rep, "final weights", train, "param.", ref["param"], key_bias)
+
+
+def print_table(rows):
+    print()
+    print(f"{'shape':<9} {'isa':<7} {'category':<15} {'n':>4} {'worst ratio':>12} {'tol':>6}  "
+          f"{'status':<6} worst at")
+    for shape, isa, rep in rows:
+        if rep is None:
+            print(f"{shape:<9} {isa:<7} {'-':<15} {'':>4} {'':>12} {'':>6}  skipped (CPU lacks it)")
+            continue
+        for cat, (ratio, what, tol, n) in rep.worst.items():
+            status = "ok" if ratio < tol else "FAIL"
+            print(f"{shape:<9} {isa:<7} {cat:<15} {n:>4} {ratio:>12.3e} {tol:>6.0e}  {status:<6} {what}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--refdump", default=os.environ.get("CATLIP_REFDUMP"),
+                    help="path of catlip_refdump (default: $CATLIP_REFDUMP)")
+    ap.add_argument("--shape", action="append", choices=sorted(SHAPES) + ["all"],
+                    help="shape to check; repeatable (default: small)")
+    ap.add_argument("--isa", action="append", choices=ISAS,
+                    help="instruction-set path; repeatable (default: all three)")
+    ap.add_argument("--keep", metavar="DIR", help="keep the dumps under DIR instead of a temp dir")
+    ap.add_argument("--torch-threads", type=int, default=0,
+                    help="torch.set_num_threads for the float64 run (default: torch's own)")
+    a = ap.parse_args()
+
+    if not a.refdump:
+        print("check_reference: error: give --refdump PATH or set CATLIP_REFDUMP", file=sys.stderr)
+        return 2
+    if not (os.path.isfile(a.refdump) and os.access(a.refdump, os.X_OK | os.R_OK)):
+        print(f"check_reference: error: refdump '{a.refdump}' is not an executable file", file=sys.stderr)
+        return 2
+    shapes = a.shape or ["small"]
+    if "all" in shapes:
+        shapes = list(SHAPES)
+    isas = a.isa or list(ISAS)
+    if a.torch_threads > 0:
+        torch.set_num_threads(a.torch_threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); refdump {a.refdump}")
+
+    work = a.keep or tempfile.mkdtemp(prefix="catlip_ref_")
+    rows = []
+    failures = 0
+    try:
+        for shape_name in shapes:
+            shape = SHAPES[shape_name]
+            cache = {}
+            for isa in isas:
+                label = f"{shape_name}/{isa}"
+                out = os.path.join(work, f"{shape_name}_{isa}")
+                shutil.rmtree(out, ignore_errors=True)
+                p, secs, args = run_refdump(a.refdump, shape, isa, out)
+                if p.returncode != 0 and "CPU lacks" in (p.stderr + p.stdout):
+                    print(f"{label}: skipped ({(p.stderr.strip().splitlines() or [''])[-1]})")
+                    rows.append((shape_name, isa, None))
+                    continue
+                rep = Report(label)
+                rows.append((shape_name, isa, rep))
+                if p.returncode != 0:
+                    last = (p.stderr.strip().splitlines() or p.stdout.strip().splitlines() or ["no output"])[-1]
+                    rep.fail("refdump", f"exit {p.returncode}: {last}  (ran: {' '.join(args)})")
+                    failures += rep.failures
+                    continue
+                try:
+                    dump = load_dump(out)
+                except (OSError, ValueError, KeyError) as e:
+                    rep.fail("refdump", f"cannot read its output in {out}: {e}")
+                    failures += rep.failures
+                    continue
+                config, init, batch = dump[0], dump[1], dump[2]
+                if not check_config(rep, config, shape, init, batch):
+                    failures += rep.failures
+                    continue
+                key = dump_key(out)
+                t0 = time.time()
+                if key not in cache:
+                    try:
+                        cache[key] = reference(config, init, batch)
+                    except (KeyError, ValueError) as e:
+                        rep.fail("refdump", f"weights do not fit the model: {e}")
+                        failures += rep.failures
+                        continue
+                ref = cache[key]
+                compare(rep, dump, ref)
+                print(f"{label}: refdump {secs:.1f} s, torch float64 {time.time() - t0:.1f} s, "
+                      f"{rep.failures} failure(s)")
+                failures += rep.failures
+    finally:
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print_table(rows)
+    checked = sum(1 for r in rows if r[2] is not None)
+    if checked == 0:
+        print("\nFAIL: no instruction-set path could be checked")
+        return 1
+    print(f"\n{'FAIL' if failures else 'PASS'}: {failures} failure(s) over {checked} run(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
