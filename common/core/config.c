@@ -37,7 +37,7 @@ static const struct key_spec keys[] = {
     {"model.depth", KEY_INT, NUM(model.depth), 0, 256, "0", "blocks; 0 = preset"},
     {"model.heads", KEY_INT, NUM(model.heads), 0, 256, "0", "attention heads; 0 = preset"},
     {"model.mlp_ratio", KEY_INT, NUM(model.mlp_ratio), 0, 16, "0", "MLP hidden / width; 0 = 4"},
-    {"data.train", KEY_STRING, STR(data.train), 0, 0, "random", "training shards ('data/{00000..00099}.tar') or 'random'"},
+    {"data.train", KEY_STRING, STR(data.train), 0, 0, "synthetic", "training shards (data/{00000..00099}.tar) or synthetic (built-in learnable data)"},
     {"data.val", KEY_STRING, STR(data.val), 0, 0, "", "validation shards"},
     {"data.vocab", KEY_STRING, STR(data.vocab), 0, 0, "", "synset vocabulary TSV"},
     {"data.decode_threads", KEY_INT, NUM(data.decode_threads), 0, 256, "1", "JPEG decode threads per worker"},
@@ -213,6 +213,10 @@ void config_defaults(struct config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < NKEYS; i++) {
         const char *text = keys[i].deflt;
+        if (keys[i].type == KEY_STRING) {
+            strcpy((char *)cfg + keys[i].offset, text);
+            continue;
+        }
         int rc = apply_yaml_text(cfg, (const unsigned char *)text, strlen(text), "defaults",
                                  keys[i].name);
         CATLIP_ASSERT(rc == 0);

@@ -30,7 +30,7 @@ struct config {
     } model;
 
     struct {
-        char train[CONFIG_STRING_MAX];  // shard pattern; "random" for built-in random data
+        char train[CONFIG_STRING_MAX];  // shard pattern; "synthetic": built-in learnable data
         char val[CONFIG_STRING_MAX];
         char vocab[CONFIG_STRING_MAX];  // TSV vocabulary
         int64_t decode_threads;

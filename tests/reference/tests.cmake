@@ -2,6 +2,8 @@
 # (tests/reference/check_reference.py). Needs /usr/bin/python3 with python3-torch and python3-numpy.
 
 # --- catlip_refdump target (lead) ---
+add_executable(catlip_refdump ${CMAKE_CURRENT_LIST_DIR}/catlip_refdump.c)
+target_link_libraries(catlip_refdump PRIVATE catlip_common)
 # --- end ---
 
 # The checker checked: a float32 PyTorch stand-in for catlip_refdump must pass, and each kind of

@@ -1,0 +1,101 @@
+#include "nn/matmul.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+
+#include "core/check.h"
+
+static float *ones_buffer;
+static long ones_length;
+
+const float *matmul_ones(long rows) {
+    if (rows > ones_length) {
+        free(ones_buffer);
+        ones_buffer = xaligned_alloc((size_t)rows * sizeof(float));
+        for (long i = 0; i < rows; i++) ones_buffer[i] = 1.0f;
+        ones_length = rows;
+    }
+    return ones_buffer;
+}
+
+struct forward_task {
+    const struct kernels *k;
+    float *out;
+    const float *inp, *weight, *bias, *residual;
+    long N;
+    int IC, OC;
+    int split_columns;
+};
+
+static void forward_worker(void *arg, int ith, int nth) {
+    struct forward_task *t = arg;
+    long begin, end;
+    if (t->split_columns) {
+        pool_split(t->OC, ith, nth, &begin, &end);
+        int n = (int)(end - begin);
+        if (n <= 0) return;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)t->N, n, t->IC, 1.0f, t->inp,
+                    t->IC, t->weight + begin * t->IC, t->IC, 0.0f, t->out + begin, t->OC);
+        for (long r = 0; r < t->N; r++) {
+            float *row = t->out + r * t->OC + begin;
+            if (t->bias) t->k->add_bias(row, t->bias + begin, 1, n);
+            if (t->residual) t->k->add(row, row, t->residual + r * t->OC + begin, n);
+        }
+    } else {
+        pool_split(t->N, ith, nth, &begin, &end);
+        long n = end - begin;
+        if (n <= 0) return;
+        float *out = t->out + begin * t->OC;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, t->OC, t->IC, 1.0f,
+                    t->inp + begin * t->IC, t->IC, t->weight, t->IC, 0.0f, out, t->OC);
+        if (t->bias) t->k->add_bias(out, t->bias, n, t->OC);
+        if (t->residual) t->k->add(out, out, t->residual + begin * t->OC, n * t->OC);
+    }
+}
+
+void matmul_forward(struct pool *pool, const struct kernels *k, float *out, const float *inp,
+                    const float *weight, const float *bias, const float *residual, long N,
+                    int IC, int OC) {
+    struct forward_task t = {k, out, inp, weight, bias, residual, N, IC, OC, 0};
+    // Few rows and many columns (the head: B x V): give each thread a slice of the weight.
+    t.split_columns = N < 64L * pool_size(pool) && OC >= 64 * pool_size(pool);
+    pool_run(pool, forward_worker, &t);
+}
+
+struct backward_task {
+    float *dinp, *dweight, *dbias;
+    const float *dout, *inp, *weight, *ones;
+    long N;
+    int IC, OC, accumulate_dinp;
+};
+
+static void backward_worker(void *arg, int ith, int nth) {
+    struct backward_task *t = arg;
+    long begin, end;
+    // dinp rows [begin, end) = dout rows · W
+    if (t->dinp) {
+        pool_split(t->N, ith, nth, &begin, &end);
+        if (end > begin)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(end - begin), t->IC,
+                        t->OC, 1.0f, t->dout + begin * t->OC, t->OC, t->weight, t->IC,
+                        t->accumulate_dinp ? 1.0f : 0.0f, t->dinp + begin * t->IC, t->IC);
+    }
+    // dweight rows [begin, end) += dout[:, begin:end]ᵀ · inp ; dbias[begin:end] += column sums
+    pool_split(t->OC, ith, nth, &begin, &end);
+    int n = (int)(end - begin);
+    if (n <= 0) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, t->IC, (int)t->N, 1.0f,
+                t->dout + begin, t->OC, t->inp, t->IC, 1.0f, t->dweight + begin * t->IC, t->IC);
+    if (t->dbias)
+        cblas_sgemv(CblasRowMajor, CblasTrans, (int)t->N, n, 1.0f, t->dout + begin, t->OC,
+                    t->ones, 1, 1.0f, t->dbias + begin, 1);
+}
+
+void matmul_backward(struct pool *pool, float *dinp, float *dweight, float *dbias,
+                     const float *dout, const float *inp, const float *weight, long N, int IC,
+                     int OC, int accumulate_dinp) {
+    struct backward_task t = {dinp, dweight, dbias, dout, inp, weight, NULL, N, IC, OC,
+                              accumulate_dinp};
+    if (dbias) t.ones = matmul_ones(N);
+    pool_run(pool, backward_worker, &t);
+}

@@ -1,0 +1,33 @@
+// Linear layers on OpenBLAS sgemm, split across the compute pool.
+//
+// Weights are PyTorch's (out, in) layout: out = inp · Wᵀ + bias. Each thread makes its own
+// single-threaded sgemm call on a fixed block, so the result depends only on the thread count.
+#pragma once
+#include "core/pool.h"
+#include "nn/kernels.h"
+
+// out = inp · Wᵀ + bias (+ residual when not NULL). Splits rows, or output columns when
+// there are few rows (the head: B rows, V columns).
+void matmul_forward(struct pool *pool, const struct kernels *k,
+                    float *out,             // (N, OC)
+                    const float *inp,       // (N, IC)
+                    const float *weight,    // (OC, IC)
+                    const float *bias,      // (OC) or NULL
+                    const float *residual,  // (N, OC) or NULL
+                    long N, int IC, int OC);
+
+// Backward of out = inp · Wᵀ + bias:
+//   dinp  = dout · W     (overwritten, or += when accumulate_dinp; skipped when dinp is NULL)
+//   dweight += doutᵀ · inp
+//   dbias   += column sums of dout (when dbias is not NULL)
+void matmul_backward(struct pool *pool, float *dinp,  // (N, IC) or NULL
+                     float *dweight,                  // (OC, IC)
+                     float *dbias,                    // (OC) or NULL
+                     const float *dout,               // (N, OC)
+                     const float *inp,                // (N, IC)
+                     const float *weight,             // (OC, IC)
+                     long N, int IC, int OC, int accumulate_dinp);
+
+// A vector of ones long enough for column sums of `rows` rows (grown on demand, never shrunk;
+// call from the thread that owns the pool, outside parallel regions).
+const float *matmul_ones(long rows);

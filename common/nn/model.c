@@ -1,0 +1,161 @@
+#include "nn/model.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "core/rng.h"
+
+struct preset {
+    const char *name;
+    int dim, depth, heads;
+};
+
+static const struct preset presets[] = {
+    {"vit_tiny", 192, 12, 3},   {"vit_small", 384, 12, 6}, {"vit_base", 768, 12, 12},
+    {"vit_large", 1024, 24, 16}, {"vit_huge", 1280, 32, 16},
+};
+
+int vit_config_make(struct vit_config *out, const char *name, int image_size, int patch_size,
+                    int num_classes, int dim, int depth, int heads, int mlp_ratio) {
+    const struct preset *p = NULL;
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (!strcmp(presets[i].name, name)) p = &presets[i];
+    if (!p)
+        return catlip_error_set("model.name '%s' is not a preset (vit_tiny, vit_small, vit_base, "
+                                "vit_large, vit_huge)", name);
+    memset(out, 0, sizeof *out);
+    out->dim = dim > 0 ? dim : p->dim;
+    out->depth = depth > 0 ? depth : p->depth;
+    out->heads = heads > 0 ? heads : p->heads;
+    out->mlp_hidden = (mlp_ratio > 0 ? mlp_ratio : 4) * out->dim;
+    out->image_size = image_size;
+    out->patch_size = patch_size;
+    out->num_classes = num_classes;
+    if (out->dim % out->heads != 0)
+        return catlip_error_set("model width %d is not divisible by %d heads", out->dim, out->heads);
+    if (patch_size <= 0 || image_size <= 0 || image_size % patch_size != 0)
+        return catlip_error_set("model.patch_size %d must divide model.image_size %d", patch_size,
+                                image_size);
+    if (num_classes <= 0)
+        return catlip_error_set("the head needs at least one class (model.num_classes or a "
+                                "vocabulary in data.vocab)");
+    out->head_dim = out->dim / out->heads;
+    out->grid = image_size / patch_size;
+    out->num_patches = out->grid * out->grid;
+    out->tokens = 1 + out->num_patches;
+    return 0;
+}
+
+int vit_config_from_run(struct vit_config *out, const struct config *cfg, int num_classes) {
+    int v = num_classes > 0 ? num_classes : (int)cfg->model.num_classes;
+    return vit_config_make(out, cfg->model.name, (int)cfg->model.image_size,
+                           (int)cfg->model.patch_size, v, (int)cfg->model.dim,
+                           (int)cfg->model.depth, (int)cfg->model.heads,
+                           (int)cfg->model.mlp_ratio);
+}
+
+double vit_forward_macs(const struct vit_config *c) {
+    double C = c->dim, T = c->tokens, N = c->num_patches, Hd = c->mlp_hidden;
+    double patch = N * C * 3.0 * c->patch_size * c->patch_size;
+    double per_block = T * C * 3 * C   // qkv
+                       + 2 * T * T * C  // scores and values, all heads
+                       + T * C * C      // proj
+                       + 2 * T * C * Hd;  // fc1, fc2
+    return patch + c->depth * per_block + (double)C * c->num_classes;
+}
+
+static size_t add_tensor(struct vit_layout *l, int *cap, const char *name, bool decay, int ndim,
+                         int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    if (l->ntensors == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        l->tensors = xrealloc(l->tensors, (size_t)*cap * sizeof *l->tensors);
+    }
+    struct tensor_info *t = &l->tensors[l->ntensors++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    int64_t dims[4] = {d0, d1, d2, d3};
+    t->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = dims[i];
+        t->numel *= (size_t)dims[i];
+    }
+    t->offset = l->total;
+    t->decay = decay;
+    // Keep every tensor 64-byte aligned (16 floats) so SIMD loops start aligned.
+    l->total += (t->numel + 15) & ~(size_t)15;
+    return t->offset;
+}
+
+void vit_layout_init(struct vit_layout *l, const struct vit_config *c) {
+    memset(l, 0, sizeof *l);
+    l->config = *c;
+    int cap = 0;
+    const int64_t C = c->dim, P = c->patch_size;
+    l->cls_token = add_tensor(l, &cap, "cls_token", false, 3, 1, 1, C, 0);
+    l->pos_embed = add_tensor(l, &cap, "pos_embed", false, 3, 1, c->tokens, C, 0);
+    l->patch_w = add_tensor(l, &cap, "patch_embed.proj.weight", true, 4, C, 3, P, P);
+    l->patch_b = add_tensor(l, &cap, "patch_embed.proj.bias", false, 1, C, 0, 0, 0);
+    l->blocks = xcalloc((size_t)c->depth, sizeof *l->blocks);
+    for (int i = 0; i < c->depth; i++) {
+        struct vit_block_offsets *b = &l->blocks[i];
+        char name[64];
+#define BLOCK_TENSOR(field, suffix, decay, ndim, d0, d1)                 \
+    snprintf(name, sizeof name, "blocks.%d.%s", i, suffix);              \
+    b->field = add_tensor(l, &cap, name, decay, ndim, d0, d1, 0, 0);
+        b->begin = l->total;
+        BLOCK_TENSOR(norm1_w, "norm1.weight", false, 1, C, 0)
+        BLOCK_TENSOR(norm1_b, "norm1.bias", false, 1, C, 0)
+        BLOCK_TENSOR(qkv_w, "attn.qkv.weight", true, 2, 3 * C, C)
+        BLOCK_TENSOR(qkv_b, "attn.qkv.bias", false, 1, 3 * C, 0)
+        BLOCK_TENSOR(proj_w, "attn.proj.weight", true, 2, C, C)
+        BLOCK_TENSOR(proj_b, "attn.proj.bias", false, 1, C, 0)
+        BLOCK_TENSOR(norm2_w, "norm2.weight", false, 1, C, 0)
+        BLOCK_TENSOR(norm2_b, "norm2.bias", false, 1, C, 0)
+        BLOCK_TENSOR(fc1_w, "mlp.fc1.weight", true, 2, c->mlp_hidden, C)
+        BLOCK_TENSOR(fc1_b, "mlp.fc1.bias", false, 1, c->mlp_hidden, 0)
+        BLOCK_TENSOR(fc2_w, "mlp.fc2.weight", true, 2, C, c->mlp_hidden)
+        BLOCK_TENSOR(fc2_b, "mlp.fc2.bias", false, 1, C, 0)
+#undef BLOCK_TENSOR
+        b->end = l->total;
+    }
+    l->norm_w = add_tensor(l, &cap, "norm.weight", false, 1, C, 0, 0, 0);
+    l->norm_b = add_tensor(l, &cap, "norm.bias", false, 1, C, 0, 0, 0);
+    l->head_w = add_tensor(l, &cap, "head.weight", true, 2, c->num_classes, C, 0, 0);
+    l->head_b = add_tensor(l, &cap, "head.bias", false, 1, c->num_classes, 0, 0, 0);
+}
+
+void vit_layout_free(struct vit_layout *l) {
+    free(l->tensors);
+    free(l->blocks);
+    memset(l, 0, sizeof *l);
+}
+
+const struct tensor_info *vit_layout_find(const struct vit_layout *l, const char *name) {
+    for (int i = 0; i < l->ntensors; i++)
+        if (!strcmp(l->tensors[i].name, name)) return &l->tensors[i];
+    return NULL;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+void vit_init_params(const struct vit_layout *l, float *params, uint64_t seed) {
+    memset(params, 0, l->total * sizeof *params);
+    for (int i = 0; i < l->ntensors; i++) {
+        const struct tensor_info *t = &l->tensors[i];
+        float *p = params + t->offset;
+        bool is_norm = strstr(t->name, "norm") != NULL && !strstr(t->name, "patch_embed");
+        if (ends_with(t->name, ".bias")) continue;  // zeros
+        if (is_norm) {                              // LayerNorm weight: ones
+            for (size_t j = 0; j < t->numel; j++) p[j] = 1.0f;
+            continue;
+        }
+        struct rng r;
+        rng_init(&r, rng_key(seed, 0x1417, (uint64_t)i, 0));
+        for (size_t j = 0; j < t->numel; j++) p[j] = rng_trunc_normal(&r, 0.02f);
+    }
+}

@@ -1,0 +1,71 @@
+// The ViT + CatLIP head: shapes, the parameter table, initialisation.
+//
+// Parameters live in one float buffer carved into named tensors by a table (llm.c style);
+// gradients, AdamW moments and EMA weights are buffers of the same size and layout, so any
+// tensor is found in all of them at the same offset. Tensor names and order are timm's
+// VisionTransformer state_dict, so an export loads into PyTorch with no renaming.
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+
+struct vit_config {
+    int dim;          // C, embedding width
+    int depth;        // L, number of blocks
+    int heads;        // H
+    int head_dim;     // C / H
+    int mlp_hidden;   // hidden width of the MLP (mlp_ratio * C)
+    int image_size;   // S
+    int patch_size;   // P
+    int grid;         // S / P
+    int num_patches;  // grid^2
+    int tokens;       // T = 1 + num_patches (CLS first)
+    int num_classes;  // V, synsets (or classes) in the head
+};
+
+// Fills `out` from a preset name and overrides. Returns -1 with catlip_error() on bad values.
+int vit_config_make(struct vit_config *out, const char *name, int image_size, int patch_size,
+                    int num_classes, int dim, int depth, int heads, int mlp_ratio);
+// The same from a run configuration (model.*); num_classes overrides model.num_classes when > 0.
+int vit_config_from_run(struct vit_config *out, const struct config *cfg, int num_classes);
+
+// Multiply-accumulates of one image's forward pass through the matmuls (patch embedding,
+// qkv, attention scores and values, projection, MLP, head). A training step costs about
+// 3x this (forward, input gradients, weight gradients), times 2 FLOPs per MAC.
+double vit_forward_macs(const struct vit_config *c);
+
+struct tensor_info {
+    char name[64];     // timm name, e.g. "blocks.3.attn.qkv.weight"
+    int ndim;
+    int64_t shape[4];
+    size_t offset;     // in floats, into the parameter buffer
+    size_t numel;
+    bool decay;        // AdamW weight decay applies (not biases, LayerNorm, pos_embed, cls_token)
+};
+
+// Offsets of one block's tensors in the buffers (in floats).
+struct vit_block_offsets {
+    size_t norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, fc1_w, fc1_b,
+        fc2_w, fc2_b;
+    size_t begin, end;  // the block's whole range, for gradient buckets
+};
+
+struct vit_layout {
+    struct vit_config config;
+    int ntensors;
+    struct tensor_info *tensors;
+    size_t total;  // floats in the parameter buffer
+    size_t cls_token, pos_embed, patch_w, patch_b, norm_w, norm_b, head_w, head_b;
+    struct vit_block_offsets *blocks;  // (depth)
+};
+
+void vit_layout_init(struct vit_layout *layout, const struct vit_config *config);
+void vit_layout_free(struct vit_layout *layout);
+const struct tensor_info *vit_layout_find(const struct vit_layout *layout, const char *name);
+
+// Initialises parameters (as DESIGN.md): truncated normal std 0.02 for linear and conv
+// weights and embeddings, zeros for biases, ones/zeros for LayerNorm. Each tensor's values
+// come from rng_key(seed, tensor index), so they do not depend on thread count or order.
+void vit_init_params(const struct vit_layout *layout, float *params, uint64_t seed);

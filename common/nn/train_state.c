@@ -1,0 +1,57 @@
+#include "nn/train_state.h"
+
+#include <string.h>
+
+#include "core/check.h"
+
+void train_state_create(struct train_state *ts, const struct vit_config *config,
+                        const struct optim_settings *optim, int max_batch, struct pool *pool,
+                        uint64_t seed) {
+    memset(ts, 0, sizeof *ts);
+    vit_layout_init(&ts->model.layout, config);
+    ts->model.pool = pool;
+    ts->model.k = kernels_active();
+    ts->optim = *optim;
+    size_t bytes = ts->model.layout.total * sizeof(float);
+    ts->params = xaligned_alloc(bytes);
+    ts->grads = xaligned_alloc(bytes);
+    ts->adam_m = xaligned_alloc(bytes);
+    ts->adam_v = xaligned_alloc(bytes);
+    ts->ema = optim->ema > 0 ? xaligned_alloc(bytes) : NULL;
+    vit_init_params(&ts->model.layout, ts->params, seed);
+    if (ts->ema) memcpy(ts->ema, ts->params, bytes);
+    vit_acts_create(&ts->acts, config, max_batch, pool_size(pool));
+}
+
+void train_state_free(struct train_state *ts) {
+    vit_acts_free(&ts->acts);
+    free(ts->params);
+    free(ts->grads);
+    free(ts->adam_m);
+    free(ts->adam_v);
+    free(ts->ema);
+    vit_layout_free(&ts->model.layout);
+    memset(ts, 0, sizeof *ts);
+}
+
+double train_forward_backward(struct train_state *ts, const float *images, const float *targets,
+                              int B, int global_batch, vit_grads_ready_fn on_ready,
+                              void *ready_ctx) {
+    memset(ts->grads, 0, ts->model.layout.total * sizeof(float));
+    vit_forward(&ts->model, &ts->acts, ts->params, images, B);
+    double loss = vit_loss_bce(&ts->model, &ts->acts, targets, B, 1.0f / (float)global_batch);
+    vit_backward(&ts->model, &ts->acts, ts->params, ts->grads, B, on_ready, ready_ctx);
+    return loss / global_batch;
+}
+
+void train_apply_update(struct train_state *ts) {
+    const struct kernels *k = ts->model.k;
+    double norm = optim_grad_norm(ts->model.pool, k, ts->grads, ts->model.layout.total);
+    double lr = optim_lr_at(&ts->optim, ts->step);
+    optim_adamw_step(ts->model.pool, k, &ts->model.layout, &ts->optim, ts->params, ts->grads,
+                     ts->adam_m, ts->adam_v, ts->ema, ts->step + 1, lr,
+                     optim_clip_scale(&ts->optim, norm));
+    ts->last_grad_norm = norm;
+    ts->last_lr = lr;
+    ts->step++;
+}

@@ -1,0 +1,36 @@
+// Everything one model replica trains with: parameters, gradients, AdamW moments, EMA,
+// activations, and the step counter. A worker owns one; `bench step` and the reference
+// test drive one directly.
+#pragma once
+#include <stdint.h>
+
+#include "nn/optim.h"
+#include "nn/vit.h"
+
+struct train_state {
+    struct vit_model model;
+    struct vit_acts acts;
+    struct optim_settings optim;
+    float *params, *grads, *adam_m, *adam_v, *ema;  // each layout.total floats
+    int64_t step;  // optimiser steps taken
+    double last_grad_norm, last_lr;
+};
+
+// Sizes every buffer for batches of up to max_batch, initialises parameters from seed,
+// EMA = parameters, moments = 0. The pool is borrowed, not owned.
+void train_state_create(struct train_state *ts, const struct vit_config *config,
+                        const struct optim_settings *optim, int max_batch, struct pool *pool,
+                        uint64_t seed);
+void train_state_free(struct train_state *ts);
+
+// Zeroes gradients, runs forward, loss and backward on a local batch of B images.
+// Gradients are scaled by 1/global_batch (CoreNet's batch_mean over the global batch), so
+// summing them over workers gives the global mean. Returns the loss summed over the local
+// batch and classes, divided by global_batch.
+double train_forward_backward(struct train_state *ts, const float *images, const float *targets,
+                              int B, int global_batch, vit_grads_ready_fn on_ready,
+                              void *ready_ctx);
+
+// After gradients are final (reduced over workers): global grad norm, clipping, AdamW at the
+// scheduled learning rate, EMA; step += 1.
+void train_apply_update(struct train_state *ts);

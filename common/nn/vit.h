@@ -1,0 +1,80 @@
+// ViT forward and backward for a batch, with the CatLIP head and BCE loss.
+//
+// The activation buffers are sized once for a maximum batch (vit_acts_create) and carved
+// into named tensors; nothing is allocated during a step. Forward writes exactly what
+// backward reads. Backward accumulates into the parameter gradients (zero them with one
+// memset of the gradient buffer before a step) and reports, through a callback, each
+// contiguous range of gradients as soon as it is final — head and final norm first, then
+// blocks from last to first, then the embeddings — so a caller can start reducing them
+// across workers while earlier layers are still being differentiated.
+#pragma once
+#include <stddef.h>
+
+#include "core/pool.h"
+#include "nn/kernels.h"
+#include "nn/model.h"
+
+struct vit_block_acts {
+    float *ln1;                   // (B, T, C)  norm1 output
+    float *ln1_mean, *ln1_rstd;   // (B, T)
+    float *qkv;                   // (B, T, 3C)
+    float *att;                   // (B, H, T, T) attention probabilities
+    float *atty;                  // (B, T, C)  heads concatenated, before proj
+    float *res2;                  // (B, T, C)  x + proj(atty): input of norm2
+    float *ln2;                   // (B, T, C)
+    float *ln2_mean, *ln2_rstd;   // (B, T)
+    float *fch;                   // (B, T, hidden) fc1 output, before GELU
+    float *fch_gelu;              // (B, T, hidden)
+    float *out;                   // (B, T, C)  block output
+};
+
+struct vit_acts {
+    int max_batch;
+    struct vit_config config;
+    float *memory;                // the one allocation everything below points into
+    size_t floats;
+    float *patches;               // (B, N, 3·P·P) unfolded pixels, (c, ky, kx) order
+    float *x0;                    // (B, T, C) embeddings: input of block 0
+    struct vit_block_acts *blocks;
+    float *cls;                   // (B, C) token 0 of the last block's output
+    float *lnf;                   // (B, C) final norm output (pooled features)
+    float *lnf_mean, *lnf_rstd;   // (B)
+    float *logits;                // (B, V)
+    // gradient scratch, reused across blocks
+    float *dres;                  // (B, T, C) gradient of the residual stream
+    float *dtmp;                  // (B, T, C)
+    float *dqkv;                  // (B, T, 3C)
+    float *dhidden;               // (B, T, hidden)
+    float *dscores;               // (nthreads, T, T) per-thread attention scratch
+    float *dlogits;               // (B, V)
+    float *dpooled;               // (B, C)
+    float *ln_partials;           // (nthreads, 2C) per-thread LayerNorm dweight/dbias
+    int nthreads;
+};
+
+void vit_acts_create(struct vit_acts *acts, const struct vit_config *config, int max_batch,
+                     int nthreads);
+void vit_acts_free(struct vit_acts *acts);
+
+struct vit_model {
+    struct vit_layout layout;
+    struct pool *pool;
+    const struct kernels *k;
+};
+
+// Forward through the head: fills acts (and acts->logits). images: (B, 3, S, S) normalised.
+void vit_forward(const struct vit_model *model, struct vit_acts *acts, const float *params,
+                 const float *images, int B);
+
+// BCE-with-logits over acts->logits against multi-hot targets (B, V): returns the sum over
+// classes and batch (double); writes acts->dlogits = (sigmoid - y) * grad_scale. For
+// CoreNet's batch_mean pass grad_scale = 1 / global batch.
+double vit_loss_bce(const struct vit_model *model, struct vit_acts *acts, const float *targets,
+                    int B, float grad_scale);
+
+// Called with [begin, end) float offsets of gradients that are final.
+typedef void (*vit_grads_ready_fn)(void *ctx, size_t begin, size_t end);
+
+// Backward from acts->dlogits; grads += d loss / d params. on_ready may be NULL.
+void vit_backward(const struct vit_model *model, struct vit_acts *acts, const float *params,
+                  float *grads, int B, vit_grads_ready_fn on_ready, void *ready_ctx);
