@@ -7,6 +7,12 @@
 #include "nn/kernels.h"
 #include "nn/simd_math.h"
 
+// Only the FMAs written as such: GCC's default (-ffp-contract=fast in gnu11) would fuse a
+// multiply into a later add where it sees fit, which makes the rounding differ from the scalar
+// reference in ways that depend on the compiler (e.g. dnorm - mean(dnorm) in LayerNorm's
+// backward, amplified by rstd, stops being exactly 0 for a constant row).
+#pragma GCC optimize("fp-contract=off")
+
 #define W 8
 
 static inline __m256 load_tail(const float *p, __m256i mask) { return _mm256_maskload_ps(p, mask); }
