@@ -11,7 +11,9 @@
 // multiply into a later add where it sees fit, which makes the rounding differ from the scalar
 // reference in ways that depend on the compiler (e.g. dnorm - mean(dnorm) in LayerNorm's
 // backward, amplified by rstd, stops being exactly 0 for a constant row).
+#if defined(__GNUC__) && !defined(__clang__)  // clang contracts only within one expression
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 #define W 8
 
