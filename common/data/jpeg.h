@@ -43,6 +43,17 @@ int jpeg_scaled_size(int size, int denom);
 int jpeg_decode_rgb(struct jpeg_codec *codec, const void *data, size_t size, int denom,
                     struct image *out);
 
+// Decodes only what covers the region [x0, x1) x [y0, y1) of the image decoded at 1/denom
+// (coordinates in that scaled image, clamped to it), with libjpeg-turbo's libjpeg API: rows
+// above the region are skipped without IDCT, rows below are never decoded, and columns outside
+// it (rounded out to whole iMCUs) skip the IDCT and colour conversion. out holds the decoded
+// rectangle, whose top-left corner is at (*origin_x, *origin_y) of the scaled image; it covers
+// the requested region. Pixels of the region equal jpeg_decode_rgb()'s except within one pixel
+// of a rounded-out edge (chroma upsampling sees no neighbour there), so callers ask for a
+// margin. Data without an end-of-image marker counts as truncated. Same errors as above.
+int jpeg_decode_region(struct jpeg_codec *codec, const void *data, size_t size, int denom,
+                       int x0, int y0, int x1, int y1, struct image *out, int *origin_x, int *origin_y);
+
 // Encodes RGB (4:2:0, given quality 1..100). *jpeg is allocated by TurboJPEG and released
 // with jpeg_free_buffer(). Returns 0, or -1 with catlip_error().
 int jpeg_encode_rgb(struct jpeg_codec *codec, const struct image *img, int quality,

@@ -6,6 +6,10 @@
 
 #include "core/check.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 static double triangle(double x) {
     if (x < 0) x = -x;
     return x < 1.0 ? 1.0 - x : 0.0;
@@ -117,11 +121,47 @@ static void plan_both(struct resample_scratch *s, const struct image *src, doubl
     }
     *col0 = lo;
     *ncols = hi - lo;
-    size_t need = (size_t)out_h * (size_t)*ncols * 3;
+    // Padding: the horizontal pass always runs ksize taps (the extra ones weigh 0) and loads 4
+    // floats at a pixel's 3, so it may read 3 * ksize + 4 floats past the last row. The buffer
+    // is zeroed when allocated and only ever holds finite values, so 0 * padding stays 0.
+    size_t need = (size_t)out_h * (size_t)*ncols * 3 + 3 * (size_t)s->x.ksize + 4;
     if (need > s->rows_capacity) {
         free(s->rows);
-        s->rows = xmalloc(need * sizeof *s->rows);
+        s->rows = xcalloc(need, sizeof *s->rows);
         s->rows_capacity = need;
+    }
+}
+
+// Horizontal pass with normalisation and flip: out[c][y][x'] = sum over `taps` (= ksize; the
+// weights past a pixel's own count are 0) of wx * rows[y][...], scaled and shifted.
+// Inlined with a constant `taps` for the common sizes so the tap loop unrolls.
+static inline __attribute__((always_inline)) void
+horizontal_pass_chw(float *out, const float *rows, const struct resample_axis *ax, int col0, int ncols,
+                    int S, int flip, const float scale[3], const float shift[3], int taps) {
+    size_t plane = (size_t)S * (size_t)S;
+    for (int y = 0; y < S; y++) {
+        const float *row = rows + (size_t)y * (size_t)ncols * 3;
+        float *o0 = out + (size_t)y * S, *o1 = o0 + plane, *o2 = o1 + plane;
+        for (int x = 0; x < S; x++) {
+            const float *w = ax->weights + (size_t)x * (size_t)ax->ksize;
+            const float *p = row + (size_t)(ax->first[x] - col0) * 3;
+            int ox = flip ? S - 1 - x : x;
+#if defined(__SSE2__)
+            // One 4-lane multiply-add per tap covers R, G, B (the 4th lane is ignored).
+            __m128 acc = _mm_setzero_ps();
+            for (int t = 0; t < taps; t++)
+                acc = _mm_add_ps(acc, _mm_mul_ps(_mm_set1_ps(w[t]), _mm_loadu_ps(p + 3 * t)));
+            float v[4];
+            _mm_storeu_ps(v, acc);
+#else
+            float v[3] = {0, 0, 0};
+            for (int t = 0; t < taps; t++)
+                for (int c = 0; c < 3; c++) v[c] += w[t] * p[3 * t + c];
+#endif
+            o0[ox] = v[0] * scale[0] + shift[0];
+            o1[ox] = v[1] * scale[1] + shift[1];
+            o2[ox] = v[2] * scale[2] + shift[2];
+        }
     }
 }
 
@@ -136,24 +176,11 @@ void resample_to_chw(float *out, const struct image *src, double x0, double y0, 
         shift[c] = -mean[c] / std[c];
     }
     const struct resample_axis *ax = &s->x;
-    size_t plane = (size_t)S * (size_t)S;
-    for (int y = 0; y < S; y++) {
-        const float *row = s->rows + (size_t)y * (size_t)ncols * 3;
-        float *o0 = out + (size_t)y * S, *o1 = o0 + plane, *o2 = o1 + plane;
-        for (int x = 0; x < S; x++) {
-            const float *w = ax->weights + (size_t)x * (size_t)ax->ksize;
-            const float *p = row + (size_t)(ax->first[x] - col0) * 3;
-            float r = 0, g = 0, b = 0;
-            for (int t = 0; t < ax->count[x]; t++, p += 3) {
-                r += w[t] * p[0];
-                g += w[t] * p[1];
-                b += w[t] * p[2];
-            }
-            int ox = flip ? S - 1 - x : x;
-            o0[ox] = r * scale[0] + shift[0];
-            o1[ox] = g * scale[1] + shift[1];
-            o2[ox] = b * scale[2] + shift[2];
-        }
+    switch (ax->ksize) {  // fixed tap counts unroll fully
+    case 3: horizontal_pass_chw(out, s->rows, ax, col0, ncols, S, flip, scale, shift, 3); break;
+    case 5: horizontal_pass_chw(out, s->rows, ax, col0, ncols, S, flip, scale, shift, 5); break;
+    case 7: horizontal_pass_chw(out, s->rows, ax, col0, ncols, S, flip, scale, shift, 7); break;
+    default: horizontal_pass_chw(out, s->rows, ax, col0, ncols, S, flip, scale, shift, ax->ksize); break;
     }
 }
 
