@@ -152,8 +152,9 @@ int main(int argc, char **argv) {
         printf("\n");
         fflush(stdout);
     }
-    (void)sink;
-    float **all = (float **)&b;
-    for (size_t i = 0; i < sizeof b / sizeof(float *); i++) free(all[i]);
+    float *all[] = {b.act_in, b.act_out, b.act_dout, b.mean, b.rstd, b.weight, b.bias, b.dweight,
+                    b.dbias, b.hidden_in, b.hidden_out, b.hidden_dout, b.scores, b.probs, b.dprobs,
+                    b.logits, b.targets, b.dlogits, b.w, b.m, b.v, b.grad, b.ema};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
     return 0;
 }

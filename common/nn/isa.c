@@ -1,5 +1,6 @@
 // Run-time choice of the kernel table: the best the CPU (and OS) supports, or the one named by
-// CATLIP_ISA=scalar|avx2|avx512. Chosen once, on the first call, then fixed for the process.
+// CATLIP_ISA=scalar|avx2|avx512 (unset or empty: automatic). Chosen once, on the first call,
+// then fixed for the process.
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>

@@ -756,11 +756,12 @@ static void test_softmax_special_values(void **state) {
     float *rows = buf(4 * cols);
     for (int j = 0; j < cols; j++) {
         rows[0 * cols + j] = 5.0f;                                // all equal: 1/cols each
-        rows[1 * cols + j] = (float)(j % 5);                      // one -1e30 entry: exactly 0
+        rows[1 * cols + j] = (float)(j % 5);                      // -1e30 and -inf entries: 0
         rows[2 * cols + j] = j % 2 ? 1e30f : -1e30f;              // huge scores: no inf - inf
         rows[3 * cols + j] = j == 100 ? 3e38f : -3e38f;           // extremes of float
     }
     rows[1 * cols + 7] = -1e30f;
+    rows[1 * cols + 8] = -INFINITY;  // a masked score
     for (int t = 0; t < count; t++) {
         const char *name = tables[t]->name;
         float *p = buf(4 * cols);
@@ -774,6 +775,7 @@ static void test_softmax_special_values(void **state) {
             if (!(p[3 * cols + j] == (j == 100 ? 1.0f : 0.0f))) fail_msg("softmax [%s]: +-3e38 row gives p%d = %.9g", name, j, p[3 * cols + j]);
         }
         if (p[cols + 7] != 0.0f) fail_msg("softmax [%s]: the -1e30 entry gets %.9g, not 0", name, p[cols + 7]);
+        if (p[cols + 8] != 0.0f) fail_msg("softmax [%s]: the -inf entry gets %.9g, not 0", name, p[cols + 8]);
         // Each p is within a few ulps, and 196 of them add up: 1e-5.
         if (!(fabs(sum1 - 1.0) <= 1e-5)) fail_msg("softmax [%s]: row with -1e30 sums to %.9g", name, sum1);
     }
