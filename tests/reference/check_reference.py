@@ -9,6 +9,9 @@ weights and batch into vit_ref.py in float64 and compares:
   - the loss, each step's loss and pre-clip grad norm: |diff| / |ref| < 1e-4
   - each step's learning rate: |diff| / |ref| < 1e-9 (both sides compute it in double)
   - the final EMA weights and final weights: max|diff| / max|ref| per tensor < 1e-4
+  - a second run with one step, the optimiser alone: catlip's weights and EMA after that step
+    against one float64 AdamW step taken from catlip's own step-0 gradient, < 1e-6 per tensor
+    (a few float32 ulps: each element is a handful of float32 operations on the same inputs)
 A path whose run says the CPU lacks it is skipped. Prints one line per failing value and a
 summary table; exits 1 on any failure, 2 on a usage error.
 
@@ -35,6 +38,7 @@ import vit_ref  # noqa: E402
 TOL_TENSOR = 1e-4   # max|diff| / max|ref| per tensor
 TOL_SCALAR = 1e-4   # |diff| / |ref|
 TOL_LR = 1e-9
+TOL_STEP = 1e-6     # one optimiser step from catlip's own gradient, ~16 float32 ulps
 
 # name: refdump arguments. "small" covers every code path in seconds (T = 17, odd head dim
 # 16, V not a multiple of any SIMD width); "vit_tiny" is the real preset at its real size.
@@ -117,7 +121,11 @@ def dump_key(d):
     """Identifies the inputs of the reference computation, so that paths that made the same
     weights and batch (they should: the RNG does not depend on the ISA) share one float64 run."""
     h = hashlib.sha256()
-    for name in ("config.json", "init.safetensors", "batch.safetensors"):
+    with open(os.path.join(d, "config.json")) as f:
+        config = json.load(f)
+    used = {k: config.get(k) for k in ("model", "batch", "steps", "optim")}
+    h.update(json.dumps(used, sort_keys=True).encode())
+    for name in ("init.safetensors", "batch.safetensors"):
         with open(os.path.join(d, name), "rb") as f:
             h.update(f.read())
     return h.hexdigest()
@@ -138,9 +146,12 @@ def reference(config, init, batch):
             "param": {n: t.numpy() for n, t in trained["param"].items()}}
 
 
-def check_config(rep, config, shape, init, batch):
+def check_config(rep, config, shape, isa, init, batch):
     """catlip must have built what was asked for; otherwise every later number is moot."""
     m = config["model"]
+    if "kernels" in config and config["kernels"] != isa:
+        rep.fail("config", f"CATLIP_ISA={isa} but config.json says kernels {config['kernels']}")
+        return False
     want = {"image_size": shape["image-size"], "patch_size": shape["patch-size"],
             "num_classes": shape["classes"]}
     preset = vit_ref.PRESETS[shape["model"]]
@@ -237,6 +248,111 @@ def compare(rep, dump, ref):
     compare_tensors(rep, "final weights", train, "param.", ref["param"], key_bias)
 
 
+def one_step_reference(config, init, step0):
+    """One AdamW step (clip, decay, moments, EMA) in float64 from catlip's own step-0 gradient,
+    so that the optimiser is checked apart from the forward/backward rounding."""
+    model = vit_ref.build_model(config["model"], torch.float64)
+    vit_ref.load_weights(model, init)
+    for n, p in model.named_parameters():
+        p.grad = torch.from_numpy(np.asarray(step0["grad." + n], dtype=np.float64)).clone()
+    tr = vit_ref.Trainer(model, config["optim"], 1)
+    lr = vit_ref.lr_at(0, config["optim"], 1)
+    for g in tr.opt.param_groups:
+        g["lr"] = lr
+    norm = float(torch.nn.utils.clip_grad_norm_(tr.params, tr.grad_clip)) if tr.grad_clip > 0 else math.nan
+    tr.opt.step()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            tr.ema[n].mul_(1.0 - tr.ema_m).add_(p, alpha=tr.ema_m)
+    return {"lr": lr, "grad_norm": norm,
+            "param": {n: p.detach().numpy() for n, p in model.named_parameters()},
+            "ema": {n: e.numpy() for n, e in tr.ema.items()}}
+
+
+def compare_one_step(rep, dump):
+    """catlip's weights after one step against one float64 AdamW step on catlip's gradient.
+    Each element is a few float32 operations from the same inputs, so the tolerance is a few
+    float32 ulps of the tensor's largest value (2^-24 = 6e-8): TOL_STEP."""
+    config, init, batch, step0, train = dump
+    ref = one_step_reference(config, init, step0)
+    if "grad_norms" in train and train["grad_norms"].size == 1 and not math.isnan(ref["grad_norm"]):
+        got = float(train["grad_norms"][0])
+        rep.check("1-step norm", f"({got:.9g} vs {ref['grad_norm']:.9g})",
+                  scalar_ratio(got, ref["grad_norm"]), TOL_STEP)
+    for prefix, refs in (("param.", ref["param"]), ("ema.", ref["ema"])):
+        for name, r in refs.items():
+            key = prefix + name
+            if key not in train or tuple(train[key].shape) != tuple(r.shape):
+                rep.fail("1-step weights", f"{key} missing or misshapen in the 1-step dump")
+                continue
+            rep.check("1-step weights", key, tensor_ratio(train[key], r), TOL_STEP)
+
+
+def check_path(refdump, shape_name, isa, work, cache):
+    """Runs and checks one (shape, instruction set). Returns its Report, or None if skipped.
+    cache maps dump_key -> float64 reference, shared by the paths of one shape."""
+    shape = SHAPES[shape_name]
+    label = f"{shape_name}/{isa}"
+    out = os.path.join(work, f"{shape_name}_{isa}")
+    shutil.rmtree(out, ignore_errors=True)
+    p, secs, args = run_refdump(refdump, shape, isa, out)
+    if p.returncode != 0 and "CPU lacks" in (p.stderr + p.stdout):
+        print(f"{label}: skipped ({(p.stderr.strip().splitlines() or [''])[-1]})")
+        return None
+    rep = Report(label)
+    dump = read_run(rep, p, args, out)
+    if dump is None:
+        return rep
+    config, init, batch = dump[0], dump[1], dump[2]
+    if not check_config(rep, config, shape, isa, init, batch):
+        return rep
+    key = dump_key(out)
+    t0 = time.time()
+    if key not in cache:
+        try:
+            cache[key] = reference(config, init, batch)
+        except (KeyError, ValueError) as e:
+            rep.fail("refdump", f"weights do not fit the model: {e}")
+            return rep
+    compare(rep, dump, cache[key])
+    t_ref = time.time() - t0
+
+    # The same again with one step: the optimiser on its own, at a tight tolerance.
+    out1 = out + "_1step"
+    shutil.rmtree(out1, ignore_errors=True)
+    p, secs1, args = run_refdump(refdump, dict(shape, steps=1), isa, out1)
+    dump1 = read_run(rep, p, args, out1)
+    if dump1 is not None:
+        if not same_inputs(out, out1):
+            rep.fail("1-step weights", "the 1-step run made other weights or another batch than the 10-step run")
+        else:
+            compare_one_step(rep, dump1)
+    print(f"{label}: refdump {secs:.1f} + {secs1:.1f} s, torch float64 {t_ref:.1f} s, "
+          f"{rep.failures} failure(s)")
+    return rep
+
+
+def same_inputs(d1, d2):
+    for name in ("init.safetensors", "batch.safetensors"):
+        with open(os.path.join(d1, name), "rb") as f1, open(os.path.join(d2, name), "rb") as f2:
+            if f1.read() != f2.read():
+                return False
+    return True
+
+
+def read_run(rep, p, args, out):
+    """The dump of a finished refdump run, or None after recording why not."""
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or p.stdout.strip().splitlines() or ["no output"])[-1]
+        rep.fail("refdump", f"exit {p.returncode}: {last}  (ran: {' '.join(args)})")
+        return None
+    try:
+        return load_dump(out)
+    except (OSError, ValueError, KeyError) as e:
+        rep.fail("refdump", f"cannot read its output in {out}: {e}")
+        return None
+
+
 def print_table(rows):
     print()
     print(f"{'shape':<9} {'isa':<7} {'category':<15} {'n':>4} {'worst ratio':>12} {'tol':>6}  "
@@ -278,52 +394,16 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); refdump {a.refdump}")
 
     work = a.keep or tempfile.mkdtemp(prefix="catlip_ref_")
+    os.makedirs(work, exist_ok=True)
     rows = []
     failures = 0
     try:
         for shape_name in shapes:
-            shape = SHAPES[shape_name]
             cache = {}
             for isa in isas:
-                label = f"{shape_name}/{isa}"
-                out = os.path.join(work, f"{shape_name}_{isa}")
-                shutil.rmtree(out, ignore_errors=True)
-                p, secs, args = run_refdump(a.refdump, shape, isa, out)
-                if p.returncode != 0 and "CPU lacks" in (p.stderr + p.stdout):
-                    print(f"{label}: skipped ({(p.stderr.strip().splitlines() or [''])[-1]})")
-                    rows.append((shape_name, isa, None))
-                    continue
-                rep = Report(label)
+                rep = check_path(a.refdump, shape_name, isa, work, cache)
                 rows.append((shape_name, isa, rep))
-                if p.returncode != 0:
-                    last = (p.stderr.strip().splitlines() or p.stdout.strip().splitlines() or ["no output"])[-1]
-                    rep.fail("refdump", f"exit {p.returncode}: {last}  (ran: {' '.join(args)})")
-                    failures += rep.failures
-                    continue
-                try:
-                    dump = load_dump(out)
-                except (OSError, ValueError, KeyError) as e:
-                    rep.fail("refdump", f"cannot read its output in {out}: {e}")
-                    failures += rep.failures
-                    continue
-                config, init, batch = dump[0], dump[1], dump[2]
-                if not check_config(rep, config, shape, init, batch):
-                    failures += rep.failures
-                    continue
-                key = dump_key(out)
-                t0 = time.time()
-                if key not in cache:
-                    try:
-                        cache[key] = reference(config, init, batch)
-                    except (KeyError, ValueError) as e:
-                        rep.fail("refdump", f"weights do not fit the model: {e}")
-                        failures += rep.failures
-                        continue
-                ref = cache[key]
-                compare(rep, dump, ref)
-                print(f"{label}: refdump {secs:.1f} s, torch float64 {time.time() - t0:.1f} s, "
-                      f"{rep.failures} failure(s)")
-                failures += rep.failures
+                failures += rep.failures if rep else 0
     finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -4,7 +4,9 @@
 It lets check_reference.py be tested on its own: a float32 dump must pass the float64 check
 (this is what a correct float32 implementation looks like), and a dump with one deliberately
 wrong number (--corrupt WHAT) must fail it. WHAT is one of: grad, logits, loss, step-loss,
-lr, grad-norm, ema, param.
+lr, grad-norm, ema, param (one number changed by 1e-3 of its tensor's scale, in runs of more
+than one step only), or step-size: every AdamW step 1e-5 too large (while the lrs written are
+right), as when (1 - beta2) is rounded to float32 but the bias correction is not.
 """
 import argparse
 import json
@@ -60,7 +62,13 @@ def main():
     step0 = {"logits": logits.numpy(), "loss": np.array([loss], dtype=np.float64)}
     step0.update({"grad." + n: g.numpy() for n, g in grads.items()})
 
-    r = vit_ref.train(model, images, targets, OPTIM, a.steps)
+    optim = dict(OPTIM)
+    if a.corrupt == "step-size":
+        for k in ("lr", "min_lr", "warmup_init_lr"):
+            optim[k] = OPTIM[k] * (1 + 1e-5)
+    r = vit_ref.train(model, images, targets, optim, a.steps)
+    if a.corrupt == "step-size":
+        r["lrs"] = [vit_ref.lr_at(t, OPTIM, a.steps) for t in range(a.steps)]
     train = {"losses": np.array(r["losses"], dtype=np.float64),
              "lrs": np.array(r["lrs"], dtype=np.float64),
              "grad_norms": np.array(r["grad_norms"], dtype=np.float64)}
@@ -68,8 +76,10 @@ def main():
     train.update({"param." + n: t.numpy() for n, t in r["param"].items()})
 
     # One wrong number, well above the tolerance, to prove the check can fail.
-    c = a.corrupt
-    if c == "grad":
+    c = a.corrupt if a.steps > 1 else None
+    if c == "step-size":
+        pass
+    elif c == "grad":
         step0["grad.blocks.0.attn.qkv.weight"].flat[7] += 1e-3 * np.abs(step0["grad.blocks.0.attn.qkv.weight"]).max()
     elif c == "logits":
         step0["logits"].flat[0] += 1e-3 * np.abs(step0["logits"]).max()

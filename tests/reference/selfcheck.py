@@ -24,6 +24,10 @@ CORRUPTIONS = {
     "ema": "FAIL small/scalar EMA weights ema.pos_embed",
     "param": "FAIL small/scalar final weights param.head.bias",
 }
+# kinds that may fail several values, all in one category
+CORRUPTIONS_MANY = {
+    "step-size": "FAIL small/scalar 1-step weights",
+}
 
 
 def run(extra_env, *args):
@@ -96,6 +100,13 @@ def main():
             problems.append(f"--corrupt {kind}: rc {rc}, want 1 and exactly one line '{line} ...'\n{out}")
         else:
             print(f"ok: --corrupt {kind} caught: {fails[0]}")
+    for kind, line in CORRUPTIONS_MANY.items():
+        rc, out = run({"FAKE_REFDUMP_CORRUPT": kind}, "--refdump", FAKE, "--shape", "small", "--isa", "scalar")
+        fails = [l for l in out.splitlines() if l.startswith("FAIL small/")]
+        if rc != 1 or not fails or not all(l.startswith(line) for l in fails):
+            problems.append(f"--corrupt {kind}: rc {rc}, want 1 and only '{line} ...' lines\n{out}")
+        else:
+            print(f"ok: --corrupt {kind} caught: {len(fails)} values, e.g. {fails[0]}")
 
     rc, out = run({"FAKE_REFDUMP_LACKS": "scalar"}, "--refdump", FAKE, "--shape", "small", "--isa", "scalar")
     if rc != 1 or "no instruction-set path could be checked" not in out:
