@@ -13,6 +13,8 @@ struct command {
 static const struct command commands[] = {
     {"train", cmd_train, "pre-train (or fine-tune) a ViT; see catlip train --help"},
     {"bench step", cmd_bench_step, "time full training steps on random data"},
+    {"vocab build", cmd_vocab_build, "count caption synsets over shards into a vocabulary TSV (MPI)"},
+    {"vocab label", cmd_vocab_label, "print the WordNet synsets of captions"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -106,7 +106,7 @@ static size_t decode_entities(char *out, const char *in, size_t len) {
             continue;
         }
         size_t j = i + 1;
-        while (j < len && j - i <= 10 && in[j] != ';' && in[j] != '&' && in[j] != ' ') j++;
+        while (j < len && j - i <= 32 && in[j] != ';' && in[j] != '&' && in[j] != ' ') j++;
         if (j >= len || in[j] != ';' || j == i + 1) {
             out[o++] = in[i];
             continue;

@@ -104,11 +104,76 @@ static const struct wordnet_entry *noun_base(const struct wordnet *wn, const cha
     int n = wordnet_morph(wn, w, len, WORDNET_NOUN, base, 4);
     if (n == 0) return NULL;
     if (base[0]->len == len && n > 1) {
-        for (int k = 1; k < n; k++)
-            if (base[k]->count[WORDNET_NOUN] > PLURAL_LEMMA_RATIO * (uint64_t)base[0]->count[WORDNET_NOUN])
-                return base[k];
+        // An irregular plural from noun.exc ("oxen") goes to its base unless it is the more
+        // frequent lemma itself.
+        int irregular = base[0]->exc_count[WORDNET_NOUN] > 0;
+        for (int k = 1; k < n; k++) {
+            uint64_t b = base[k]->count[WORDNET_NOUN], f = base[0]->count[WORDNET_NOUN];
+            if (b > PLURAL_LEMMA_RATIO * f || (irregular && b >= f)) return base[k];
+        }
     }
     return base[0];
+}
+
+// Keys still alive in the compound search: each is a noun lemma or the prefix of one.
+#define COMPOUND_KEYS 4
+struct compound_key {
+    char text[WORDNET_WORD_MAX];
+    size_t len;
+};
+
+// The longest WordNet noun made of words i, i+1, ... (joined by '_', or by '-' where WordNet
+// hyphenates: "ice-cream_cone"; "valentine's day" also as "valentine's_day"). Returns the
+// number of words matched (1: none) and the lemma in *match.
+static int match_compound(const struct wordnet *wn, const char *text, const struct token *tok, int ntok,
+                          int i, const char *const *lookup, const size_t *lookup_len, const uint8_t *closed,
+                          const struct wordnet_entry **match) {
+    struct compound_key keys[COMPOUND_KEYS], next[COMPOUND_KEYS];
+    int nkeys = 1, span = 1;
+    memcpy(keys[0].text, lookup[i], lookup_len[i]);
+    keys[0].len = lookup_len[i];
+    // A hyphenated first word also as written ("ice-cream" of "ice-cream_cone").
+    if ((tok[i].flags & TOKEN_HYPHEN) && tok[i].len < WORDNET_WORD_MAX &&
+        (tok[i].len != lookup_len[i] || memcmp(text + tok[i].start, lookup[i], tok[i].len))) {
+        memcpy(keys[1].text, text + tok[i].start, tok[i].len);
+        keys[1].len = tok[i].len;
+        nkeys = 2;
+    }
+    for (int k = 1; k < COMPOUND_MAX_WORDS && i + k < ntok && nkeys > 0; k++) {
+        int j = i + k;
+        if ((tok[j].flags & TOKEN_BOUNDARY_BEFORE) || closed[j] || !lookup[j]) break;
+        int nnext = 0, found = 0;
+        for (int c = 0; c < nkeys; c++) {
+            for (int variant = 0; variant < 2; variant++) {
+                struct compound_key base = keys[c];
+                if (variant == 1) {  // the possessive written out
+                    if (!(tok[j - 1].flags & TOKEN_POSSESSIVE) || base.len + 2 >= WORDNET_WORD_MAX) continue;
+                    memcpy(base.text + base.len, "'s", 2);
+                    base.len += 2;
+                }
+                const struct wordnet_entry *p = wordnet_lookup(wn, base.text, base.len);
+                if (!p || !(p->flags & WORDNET_PREFIX) || base.len + 1 + lookup_len[j] >= WORDNET_WORD_MAX)
+                    continue;
+                for (const char *joiner = "_-"; *joiner; joiner++) {
+                    struct compound_key key = base;
+                    key.text[key.len] = *joiner;
+                    memcpy(key.text + key.len + 1, lookup[j], lookup_len[j]);
+                    key.len += 1 + lookup_len[j];
+                    const struct wordnet_entry *e = noun_base(wn, key.text, key.len);
+                    const struct wordnet_entry *q = wordnet_lookup(wn, key.text, key.len);
+                    if (e && !found) {
+                        *match = e;
+                        span = k + 1;
+                        found = 1;
+                    }
+                    if ((e || (q && (q->flags & WORDNET_PREFIX))) && nnext < COMPOUND_KEYS) next[nnext++] = key;
+                }
+            }
+        }
+        memcpy(keys, next, (size_t)nnext * sizeof *next);
+        nkeys = nnext;
+    }
+    return span;
 }
 
 static int label_corenet(const struct wordnet *wn, const char *text, const struct token *tok, int ntok,
@@ -164,41 +229,7 @@ int labeler_label_info(struct labeler *labeler, const char *caption, size_t len,
     for (int i = 0; i < ntok;) {
         int span = 1;
         const struct wordnet_entry *match = NULL;
-        if (lookup[i]) {
-            char key[WORDNET_WORD_MAX];
-            size_t key_len = lookup_len[i];
-            memcpy(key, lookup[i], key_len);
-            const struct wordnet_entry *prefix = wordnet_lookup(wn, key, key_len);
-            for (int k = 1; k < COMPOUND_MAX_WORDS && i + k < ntok; k++) {
-                int j = i + k;
-                if ((tok[j].flags & TOKEN_BOUNDARY_BEFORE) || closed[j] || !lookup[j]) break;
-                // "valentine's day": WordNet has both valentine's_day and valentine_day forms.
-                if ((tok[j - 1].flags & TOKEN_POSSESSIVE) && key_len + 2 < WORDNET_WORD_MAX) {
-                    memcpy(key + key_len, "'s", 2);
-                    const struct wordnet_entry *p = wordnet_lookup(wn, key, key_len + 2);
-                    if (p && (p->flags & WORDNET_PREFIX)) key_len += 2, prefix = p;
-                }
-                if (!prefix || !(prefix->flags & WORDNET_PREFIX)) break;
-                if (key_len + 1 + lookup_len[j] >= WORDNET_WORD_MAX) break;
-                // Words are joined by '_', or by '-' where WordNet hyphenates ("ice-cream_cone").
-                size_t stem = key_len;
-                int extended = 0;
-                for (const char *joiner = "_-"; *joiner && !extended; joiner++) {
-                    key[stem] = *joiner;
-                    memcpy(key + stem + 1, lookup[j], lookup_len[j]);
-                    size_t len_j = stem + 1 + lookup_len[j];
-                    const struct wordnet_entry *e = noun_base(wn, key, len_j);
-                    const struct wordnet_entry *p = wordnet_lookup(wn, key, len_j);
-                    if (e || (p && (p->flags & WORDNET_PREFIX))) {
-                        extended = 1;
-                        key_len = len_j;
-                        prefix = p;
-                        if (e) match = e, span = k + 1;
-                    }
-                }
-                if (!extended) break;
-            }
-        }
+        if (lookup[i]) span = match_compound(wn, text, tok, ntok, i, lookup, lookup_len, closed, &match);
         struct noun_word *w = &words[nwords];
         w->text = text + tok[i].start;
         w->len = tok[i].len;
