@@ -38,7 +38,8 @@
 // Buffers and random inputs
 
 // A float buffer of n values that starts 4 bytes past malloc's alignment and ends exactly at the
-// end of its allocation. Freed all at once by bufs_free().
+// end of its allocation, filled with NaN so that an output a kernel fails to write shows up.
+// Freed all at once by bufs_free().
 static void *allocations[256];
 static int allocation_count;
 
@@ -46,6 +47,7 @@ static float *buf(long n) {
     CATLIP_ASSERT(allocation_count < 256);
     float *base = xmalloc(((size_t)n + 1) * sizeof(float));
     allocations[allocation_count++] = base;
+    for (long i = 0; i <= n; i++) base[i] = NAN;
     return base + 1;
 }
 
