@@ -15,6 +15,8 @@ static const struct command commands[] = {
     {"bench step", cmd_bench_step, "time full training steps on random data"},
     {"vocab build", cmd_vocab_build, "count caption synsets over shards into a vocabulary TSV (MPI)"},
     {"vocab label", cmd_vocab_label, "print the WordNet synsets of captions"},
+    {"shards make", cmd_shards_make, "write WebDataset shards from a TSV of images and captions/classes"},
+    {"shards index", cmd_shards_index, "build the per-shard indexes (threads; MPI ranks under mpirun)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
