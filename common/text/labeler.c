@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/check.h"
 #include "text/nouns.h"
@@ -188,7 +189,8 @@ static int label_corenet(const struct wordnet *wn, const char *text, const struc
         for (int k = 1; k < nb; k++)
             if (base[k]->len < lemma->len) lemma = base[k];
         const char *head = wordnet_synset_word(wn, lemma->noun_offset);
-        if (head && !strcmp(head, lemma->lemma)) n = emit_hit(wn, lemma, out, n, max_out);
+        // NLTK lowercases synset names: "Frisbee" names frisbee.n.01, "Kenya" kenya.n.01.
+        if (head && !strcasecmp(head, lemma->lemma)) n = emit_hit(wn, lemma, out, n, max_out);
     }
     return n;
 }

@@ -13,11 +13,13 @@
 //                    part-of-speech filter, no compounds), lemmatised as a noun the way NLTK's
 //                    WordNetLemmatizer does (shortest base form), kept only when its first noun
 //                    synset is named after the word itself (NLTK name `word.n.01`, i.e. the
-//                    synset's head word is exactly the lemma).
+//                    synset's head word is the lemma, ignoring case as NLTK's lowercased
+//                    names do: "Frisbee" counts for frisbee). Cross-checked against NLTK by
+//                    tests/text/nltk_crosscheck.py.
 //
 // Thread safety: a labeler is read-only after labeler_create; any number of threads may call
 // labeler_label on the same labeler at once (all scratch space is on the caller's stack,
-// ~40 kB).
+// ~70 kB).
 //
 // Example:
 //     struct labeler *lab = labeler_create(NULL, LABELER_NOUNS);

@@ -226,6 +226,14 @@ static int load_counts(struct wordnet *wn, const char *dir) {
     return 0;
 }
 
+static void exc_push(struct wordnet *wn, uint32_t entry) {
+    if (wn->exc_count == wn->exc_capacity) {
+        wn->exc_capacity = wn->exc_capacity ? 2 * wn->exc_capacity : 4096;
+        wn->exc = xrealloc(wn->exc, (size_t)wn->exc_capacity * sizeof *wn->exc);
+    }
+    wn->exc[wn->exc_count++] = entry;
+}
+
 static int load_exceptions(struct wordnet *wn, const char *dir, const char *name, enum wordnet_pos pos) {
     size_t size;
     char *buf = read_whole(wn, dir, name, &size);
@@ -238,20 +246,19 @@ static int load_exceptions(struct wordnet *wn, const char *dir, const char *name
         size_t form_len, base_len;
         if (next_field(&p, end, &form, &form_len) && form_len < WORDNET_WORD_MAX) {
             int fi = find_or_add(wn, form, form_len, NULL);
-            if (!wn->entries[fi].exc_count[pos]) {
-                int first = wn->exc_count;
-                while (next_field(&p, end, &base, &base_len)) {
-                    int bi = find_index(wn, base, base_len, word_hash(base, base_len));
-                    if (bi < 0 || !wn->entries[bi].senses[pos]) continue;
-                    if (wn->exc_count == wn->exc_capacity) {
-                        wn->exc_capacity = wn->exc_capacity ? 2 * wn->exc_capacity : 4096;
-                        wn->exc = xrealloc(wn->exc, (size_t)wn->exc_capacity * sizeof *wn->exc);
-                    }
-                    wn->exc[wn->exc_count++] = (uint32_t)bi;
-                }
-                wn->entries[fi].exc_first[pos] = (uint32_t)first;
-                wn->entries[fi].exc_count[pos] = (uint16_t)(wn->exc_count - first);
+            struct wordnet_entry *fe = &wn->entries[fi];
+            // A form on several lines ("involucra involucre", "involucra involucrum"): its
+            // earlier bases are moved to the end so that all of them stay contiguous.
+            int first = wn->exc_count, earlier = fe->exc_count[pos];
+            for (int k = 0; k < earlier; k++) exc_push(wn, wn->exc[fe->exc_first[pos] + k]);
+            while (next_field(&p, end, &base, &base_len)) {
+                int bi = find_index(wn, base, base_len, word_hash(base, base_len));
+                if (bi >= 0 && wn->entries[bi].senses[pos]) exc_push(wn, (uint32_t)bi);
             }
+            fe = &wn->entries[fi];
+            fe->exc_first[pos] = (uint32_t)first;
+            fe->exc_count[pos] = (uint16_t)(wn->exc_count - first);
+            fe->exc_forms |= (uint8_t)(1u << pos);
         }
         line = end + 1;
     }
@@ -372,7 +379,7 @@ int wordnet_morph(const struct wordnet *wn, const char *word, size_t len, enum w
     int n = 0;
     const struct wordnet_entry *self = wordnet_lookup(wn, word, len);
     if (self && self->senses[pos]) n = add_unique(out, n, max, self);
-    if (self && self->exc_count[pos]) {  // an exception form: its bases replace the rules
+    if (self && (self->exc_forms & (1u << pos))) {  // an exception form: its bases replace the rules
         for (int k = 0; k < self->exc_count[pos]; k++)
             n = add_unique(out, n, max, &wn->entries[wn->exc[self->exc_first[pos] + k]]);
         return n;
@@ -386,7 +393,7 @@ int wordnet_morph(const struct wordnet *wn, const char *word, size_t len, enum w
     memcpy(buf, word, last);
     if (last > 0) {
         const struct wordnet_entry *t = wordnet_lookup(wn, tail, tail_len);
-        if (t && t->exc_count[pos]) {
+        if (t && (t->exc_forms & (1u << pos))) {
             for (int k = 0; k < t->exc_count[pos]; k++) {
                 const struct wordnet_entry *b = &wn->entries[wn->exc[t->exc_first[pos] + k]];
                 if (last + b->len >= WORDNET_WORD_MAX) continue;

@@ -40,6 +40,8 @@ struct wordnet_entry {
     uint32_t exc_first[4];   // exception-list bases of this form, per POS: exc_first..+exc_count
     uint16_t exc_count[4];   //   (indices into the table's exception array)
     uint8_t flags;           // WORDNET_PREFIX
+    uint8_t exc_forms;       // bit pos set: this form has a line in that POS's exception list
+                             //   (then only its listed bases are its base forms, as in morphy)
 };
 
 struct wordnet;
