@@ -8,3 +8,4 @@ int cmd_vocab_build(int argc, char **argv);
 int cmd_vocab_label(int argc, char **argv);
 int cmd_shards_make(int argc, char **argv);
 int cmd_shards_index(int argc, char **argv);
+int cmd_bench_data(int argc, char **argv);

@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"vocab label", cmd_vocab_label, "print the WordNet synsets of captions"},
     {"shards make", cmd_shards_make, "write WebDataset shards from a TSV of images and captions/classes"},
     {"shards index", cmd_shards_index, "build the per-shard indexes (threads; MPI ranks under mpirun)"},
+    {"bench data", cmd_bench_data, "time JPEG decode + augmentation per thread against torchvision"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

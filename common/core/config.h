@@ -44,6 +44,9 @@ struct config {
         int64_t epochs;
         int64_t global_batch;
         int64_t threads;  // compute threads per worker; 0: the cores the launcher gave us
+        double bucket_mb;         // gradient allreduce bucket size
+        bool overlap;             // start bucket allreduces during backward
+        double worker_timeout;    // seconds without progress before the job is aborted
     } train;
 
     struct {

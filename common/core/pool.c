@@ -113,7 +113,9 @@ int pool_available_cores(void) {
     return n > 0 ? n : 1;
 }
 
-struct pool *pool_create(int nthreads, int bind) {
+struct pool *pool_create(int nthreads, int bind) { return pool_create_at(nthreads, bind, 0); }
+
+struct pool *pool_create_at(int nthreads, int bind, int first_core) {
     struct pool *pool = xcalloc(1, sizeof *pool);
     hwloc_topology_init(&pool->topology);
     hwloc_topology_load(pool->topology);
@@ -135,9 +137,10 @@ struct pool *pool_create(int nthreads, int bind) {
             pool->core_sets = xcalloc((size_t)nthreads, sizeof *pool->core_sets);
             w += snprintf(pool->description + w, sizeof pool->description - (size_t)w, " bound to PUs");
             for (int i = 0; i < nthreads; i++) {
-                pool->core_sets[i] = hwloc_bitmap_dup(cores[i]);
+                int core = (first_core + i) % ncores;
+                pool->core_sets[i] = hwloc_bitmap_dup(cores[core]);
                 char buf[64];
-                hwloc_bitmap_list_snprintf(buf, sizeof buf, cores[i]);
+                hwloc_bitmap_list_snprintf(buf, sizeof buf, cores[core]);
                 w += snprintf(pool->description + w, sizeof pool->description - (size_t)w,
                               "%s%s", i ? "," : " ", buf);
                 if (w >= (int)sizeof pool->description) w = (int)sizeof pool->description - 1;

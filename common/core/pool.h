@@ -15,6 +15,10 @@ typedef void (*pool_task_fn)(void *ctx, int ith, int nth);
 // taskset), or SLURM_CPUS_PER_TASK when that is set and smaller.
 // bind: pin thread i to the i-th core of that cpuset.
 struct pool *pool_create(int nthreads, int bind);
+// The same, starting at core `first_core` of the cpuset (modulo its size): ranks that share a
+// node and a cpuset pass their local index times their thread count, so they take different
+// cores instead of all piling onto the first ones.
+struct pool *pool_create_at(int nthreads, int bind, int first_core);
 void pool_destroy(struct pool *pool);
 int pool_size(const struct pool *pool);
 void pool_run(struct pool *pool, pool_task_fn fn, void *ctx);

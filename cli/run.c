@@ -1,0 +1,8 @@
+#include "cli/run.h"
+
+int run_checkpoint_due(const struct run *run, int64_t steps_done) {
+    if (steps_done == run->total_steps) return 1;
+    if (run->cfg.checkpoint.every_steps > 0 && steps_done % run->cfg.checkpoint.every_steps == 0)
+        return 1;
+    return run->steps_per_epoch > 0 && steps_done % run->steps_per_epoch == 0;
+}

@@ -1,0 +1,324 @@
+#include "worker/worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "catlip.pb-c.h"
+#include "coordinator/coordinator.h"
+#include "core/check.h"
+#include "core/log.h"
+#include "data/synthetic.h"
+#include "io/checkpoint.h"
+#include "nn/train_state.h"
+#include "worker/grad_sync.h"
+
+volatile sig_atomic_t worker_stop_requested;
+
+struct worker {
+    struct run *run;
+    struct train_state ts;
+    struct pool *pool;
+    struct grad_sync sync;
+    struct synthetic_data synthetic;
+    float *images, *targets;
+    int local_batch;      // this worker's slice of the global batch
+    int slice_begin;      // its first position within the global batch
+    int64_t samples;      // samples this worker trained on
+    uint8_t *pack_buffer;
+    size_t pack_capacity;
+};
+
+// ---------------------------------------------------------------------------------------
+// sending to the coordinator (over MPI, or by a direct call in single-process mode)
+
+static void send_packed(struct worker *w, int tag, const uint8_t *data, size_t len) {
+    if (w->run->single_process) {
+        struct coordinator *c = w->run->coordinator;
+        if (tag == TAG_PROGRESS) coordinator_on_progress_packed(c, data, len);
+        else if (tag == TAG_CKPT_RECORD) coordinator_on_checkpoint_record(c, data, len);
+        return;
+    }
+    MPI_Send(data, (int)len, MPI_BYTE, 0, tag, MPI_COMM_WORLD);
+}
+
+static const uint8_t *pack_message(struct worker *w, const ProtobufCMessage *m, size_t *len) {
+    *len = protobuf_c_message_get_packed_size(m);
+    if (*len > w->pack_capacity) {
+        w->pack_capacity = *len + 1024;
+        w->pack_buffer = xrealloc(w->pack_buffer, w->pack_capacity);
+    }
+    protobuf_c_message_pack(m, w->pack_buffer);
+    return w->pack_buffer;
+}
+
+// ---------------------------------------------------------------------------------------
+// checkpoint state out and in
+
+static int send_record(void *ctx, const uint8_t *record, size_t len) {
+    send_packed(ctx, TAG_CKPT_RECORD, record, len);
+    return 0;
+}
+
+static const float *state_buffer(const struct train_state *ts, int kind) {
+    switch (kind) {
+    case CATLIP__TENSOR_CHUNK__KIND__PARAM: return ts->params;
+    case CATLIP__TENSOR_CHUNK__KIND__ADAM_M: return ts->adam_m;
+    case CATLIP__TENSOR_CHUNK__KIND__ADAM_V: return ts->adam_v;
+    case CATLIP__TENSOR_CHUNK__KIND__EMA: return ts->ema;
+    }
+    return NULL;
+}
+
+static void fill_model_config(Catlip__ModelConfig *m, const struct run *run) {
+    m->name = (char *)run->cfg.model.name;
+    m->dim = run->model.dim;
+    m->depth = run->model.depth;
+    m->heads = run->model.heads;
+    m->mlp_hidden = run->model.mlp_hidden;
+    m->image_size = run->model.image_size;
+    m->patch_size = run->model.patch_size;
+    m->num_classes = run->model.num_classes;
+}
+
+// Worker 0 streams the whole training state; every worker holds the same state, so one copy
+// is enough. The coordinator writes the records as they arrive.
+static void stream_checkpoint(struct worker *w, int64_t steps_done) {
+    const struct run *run = w->run;
+    const struct vit_layout *l = &w->ts.model.layout;
+    int kinds = w->ts.ema ? 4 : 3;
+    char *yaml = config_to_yaml(&run->cfg);
+    Catlip__ModelConfig model = CATLIP__MODEL_CONFIG__INIT;
+    fill_model_config(&model, run);
+    Catlip__DataPosition pos = CATLIP__DATA_POSITION__INIT;
+    pos.step = steps_done;
+    pos.epoch = run->steps_per_epoch > 0 ? steps_done / run->steps_per_epoch : 0;
+    pos.samples_seen = steps_done * run->cfg.train.global_batch;
+    Catlip__CheckpointHeader h = CATLIP__CHECKPOINT_HEADER__INIT;
+    h.format_version = CKPT_FORMAT_VERSION;
+    h.run_id = (char *)run->run_id;
+    h.model = &model;
+    h.vocab_hash = 0;
+    h.position = &pos;
+    h.seed = (uint64_t)run->cfg.seed;
+    h.config_yaml = yaml;
+    h.worker_count = run->nworkers;
+    h.tensor_count = (uint32_t)(l->ntensors * kinds);
+    h.unix_time = time_unix();
+    h.has_ema = w->ts.ema != NULL;
+    size_t len;
+    const uint8_t *data = pack_message(w, &h.base, &len);
+    if (run->single_process) coordinator_on_checkpoint_begin(run->coordinator, data, len);
+    else MPI_Send(data, (int)len, MPI_BYTE, 0, TAG_CKPT_BEGIN, MPI_COMM_WORLD);
+    free(yaml);
+    for (int kind = 0; kind < kinds; kind++) {
+        const float *buf = state_buffer(&w->ts, kind);
+        for (int i = 0; i < l->ntensors; i++) {
+            const struct tensor_info *t = &l->tensors[i];
+            if (ckpt_tensor_records((Catlip__TensorChunk__Kind)kind, t->name, t->shape, t->ndim,
+                                    buf + t->offset, send_record, w) != 0)
+                catlip_die("%s", catlip_error());
+        }
+    }
+    if (run->single_process) {
+        coordinator_on_checkpoint_end(run->coordinator, steps_done);
+    } else {
+        int64_t step = steps_done;
+        MPI_Send(&step, 1, MPI_INT64_T, 0, TAG_CKPT_END, MPI_COMM_WORLD);
+    }
+}
+
+// Loads parameters, moments and EMA from a checkpoint whose header the coordinator already
+// checked against this model. Every tensor of the layout must be covered exactly.
+static int load_checkpoint(struct worker *w, const char *path) {
+    struct ckpt_reader *r;
+    if (ckpt_reader_open(&r, path) != 0) return -1;
+    const struct vit_layout *l = &w->ts.model.layout;
+    int kinds = w->ts.ema ? 4 : 3;
+    size_t *filled = xcalloc((size_t)l->ntensors * 4, sizeof *filled);
+    const Catlip__TensorChunk *c;
+    int rc;
+    while ((rc = ckpt_reader_next(r, &c)) == 1) {
+        if ((int)c->kind >= kinds) continue;  // EMA in the file, EMA off now
+        const struct tensor_info *t = vit_layout_find(l, c->name);
+        size_t n = c->data.len / sizeof(float);
+        if (!t) {
+            rc = catlip_error_set("%s: tensor '%s' is not part of this model", path, c->name);
+            break;
+        }
+        int shape_ok = (int)c->n_shape == t->ndim;
+        for (int d = 0; shape_ok && d < t->ndim; d++) shape_ok = c->shape[d] == t->shape[d];
+        if (!shape_ok || c->offset + n > t->numel) {
+            rc = catlip_error_set("%s: tensor '%s' has a different shape than this model", path,
+                                  c->name);
+            break;
+        }
+        float *dst = (float *)state_buffer(&w->ts, (int)c->kind) + t->offset + c->offset;
+        memcpy(dst, c->data.data, c->data.len);
+        filled[(size_t)(t - l->tensors) * 4 + c->kind] += n;
+    }
+    for (int i = 0; rc == 0 && i < l->ntensors; i++)
+        for (int k = 0; k < kinds; k++)
+            if (filled[(size_t)i * 4 + k] != l->tensors[i].numel) {
+                rc = catlip_error_set("%s: tensor '%s' (kind %d) is missing or incomplete", path,
+                                      l->tensors[i].name, k);
+                break;
+            }
+    free(filled);
+    ckpt_reader_close(r);
+    return rc == 0 ? 0 : -1;
+}
+
+// ---------------------------------------------------------------------------------------
+// the training loop
+
+static void fill_batch(struct worker *w, int64_t step) {
+    const int64_t G = w->run->cfg.train.global_batch;
+    synthetic_batch(&w->synthetic, step * G + w->slice_begin, w->local_batch, w->images,
+                    w->targets);
+}
+
+// The coordinator's commands arrive as Catlip__Command messages; returns the highest kind
+// pending (CONTINUE when none).
+static int poll_commands(struct worker *w) {
+    int kind = CATLIP__COMMAND__KIND__CONTINUE;
+    if (w->run->single_process) return coordinator_pending_command(w->run->coordinator);
+    for (;;) {
+        int flag;
+        MPI_Status st;
+        MPI_Iprobe(0, TAG_COMMAND, MPI_COMM_WORLD, &flag, &st);
+        if (!flag) break;
+        int len;
+        MPI_Get_count(&st, MPI_BYTE, &len);
+        uint8_t *buf = xmalloc((size_t)len + 1);
+        MPI_Recv(buf, len, MPI_BYTE, 0, TAG_COMMAND, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        Catlip__Command *cmd = catlip__command__unpack(NULL, (size_t)len, buf);
+        if (cmd) {
+            if ((int)cmd->kind > kind) kind = (int)cmd->kind;
+            catlip__command__free_unpacked(cmd, NULL);
+        }
+        free(buf);
+    }
+    return kind;
+}
+
+static void send_progress(struct worker *w, int64_t steps_done, double loss, double data_s,
+                          double compute_s, double allreduce_s) {
+    Catlip__Progress p = CATLIP__PROGRESS__INIT;
+    p.worker = w->run->worker_index;
+    p.step = steps_done;
+    p.loss = loss;
+    p.lr = w->ts.last_lr;
+    p.grad_norm = w->ts.last_grad_norm;
+    p.samples = w->samples;
+    p.data_wait_seconds = data_s;
+    p.compute_seconds = compute_s;
+    p.allreduce_seconds = allreduce_s;
+    double total = data_s + compute_s;
+    p.images_per_second = total > 0 ? w->local_batch / total : 0.0;
+    size_t len;
+    const uint8_t *data = pack_message(w, &p.base, &len);
+    send_packed(w, TAG_PROGRESS, data, len);
+}
+
+int worker_run(struct run *run) {
+    struct worker w;
+    memset(&w, 0, sizeof w);
+    w.run = run;
+    const struct config *cfg = &run->cfg;
+    const int G = (int)cfg->train.global_batch;
+    long begin, end;
+    pool_split(G, run->worker_index, run->nworkers, &begin, &end);
+    w.slice_begin = (int)begin;
+    w.local_batch = (int)(end - begin);
+    if (w.local_batch < 1)
+        catlip_die("train.global_batch %d is smaller than the %d workers", G, run->nworkers);
+
+    // Ranks sharing a node spread over its cores: local rank r starts at core r·threads
+    // (the coordinator, local rank 0 on its node, is mostly asleep and binds nothing).
+    int threads = (int)cfg->train.threads;
+    if (threads <= 0) threads = pool_available_cores();
+    const char *slurm_cpus = getenv("SLURM_CPUS_PER_TASK");
+    if (cfg->train.threads <= 0 && slurm_cpus && atoi(slurm_cpus) > 0 && atoi(slurm_cpus) < threads)
+        threads = atoi(slurm_cpus);
+    w.pool = pool_create_at(threads, 1, run->local_rank * threads);
+    struct optim_settings os;
+    optim_settings_from_run(&os, cfg, run->total_steps);
+    train_state_create(&w.ts, &run->model, &os, w.local_batch, w.pool, (uint64_t)cfg->seed);
+    if (run->resume_path[0]) {
+        if (load_checkpoint(&w, run->resume_path) != 0) catlip_die("%s", catlip_error());
+        w.ts.step = run->start_step;
+    }
+    log_info("worker %d: %s, kernels %s, samples %d..%d of each global batch of %d",
+             run->worker_index, pool_describe(w.pool), w.ts.model.k->name, w.slice_begin,
+             w.slice_begin + w.local_batch - 1, G);
+    synthetic_create(&w.synthetic, (uint64_t)cfg->seed, run->model.image_size,
+                     run->model.num_classes, run->epoch_samples);
+    w.images = xaligned_alloc((size_t)w.local_batch * 3 * run->model.image_size *
+                              run->model.image_size * sizeof(float));
+    w.targets = xaligned_alloc((size_t)w.local_batch * run->model.num_classes * sizeof(float));
+    if (run->nworkers > 1)
+        grad_sync_init(&w.sync, run->workers, w.ts.grads,
+                       (size_t)(cfg->train.bucket_mb * 1048576.0 / sizeof(float)),
+                       cfg->train.overlap);
+    w.samples = run->start_step * w.local_batch;
+
+    int status = 0;
+    for (int64_t step = run->start_step; step < run->total_steps; step++) {
+        double t0 = time_now();
+        fill_batch(&w, step);
+        double t1 = time_now();
+        double loss;
+        if (run->nworkers > 1) {
+            grad_sync_begin(&w.sync);
+            loss = train_forward_backward(&w.ts, w.images, w.targets, w.local_batch, G,
+                                          grad_sync_ready, &w.sync);
+            grad_sync_finish(&w.sync);
+        } else {
+            loss = train_forward_backward(&w.ts, w.images, w.targets, w.local_batch, G, NULL,
+                                          NULL);
+        }
+        train_apply_update(&w.ts);
+        w.samples += w.local_batch;
+        // Agree on the loss and on what to do at this step boundary: every worker adds its
+        // loss share and takes the highest command any of them saw (signal or coordinator).
+        int command = poll_commands(&w);
+        if (worker_stop_requested && command < CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP)
+            command = CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP;
+        double allreduce_s = run->nworkers > 1 ? w.sync.wait_seconds : 0.0;
+        if (run->nworkers > 1) {
+            double t = time_now();
+            MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, run->workers);
+            MPI_Allreduce(MPI_IN_PLACE, &command, 1, MPI_INT, MPI_MAX, run->workers);
+            allreduce_s += time_now() - t;
+        }
+        double t2 = time_now();
+        int64_t done = step + 1;
+        send_progress(&w, done, loss, t1 - t0, t2 - t1 - allreduce_s, allreduce_s);
+        int stop = command == CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP ||
+                   command == CATLIP__COMMAND__KIND__STOP;
+        int save = command == CATLIP__COMMAND__KIND__CHECKPOINT ||
+                   command == CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP ||
+                   run_checkpoint_due(run, done);
+        if (save && run->worker_index == 0) stream_checkpoint(&w, done);
+        if (stop) {
+            if (run->worker_index == 0) log_info("stopping after step %lld", (long long)done);
+            break;
+        }
+    }
+
+    // A digest of the final weights: equal on every worker, and equal across runs that
+    // should be bit-identical (tests compare them).
+    uint64_t digest = 1469598103934665603ULL;
+    const uint8_t *bytes = (const uint8_t *)w.ts.params;
+    for (size_t i = 0; i < w.ts.model.layout.total * sizeof(float); i++)
+        digest = (digest ^ bytes[i]) * 1099511628211ULL;
+    log_info("worker %d: step %lld, weights digest %016llx", run->worker_index,
+             (long long)w.ts.step, (unsigned long long)digest);
+    if (!run->single_process) MPI_Send(&status, 1, MPI_INT, 0, TAG_DONE, MPI_COMM_WORLD);
+    if (run->nworkers > 1) grad_sync_free(&w.sync);
+    free(w.images), free(w.targets), free(w.pack_buffer);
+    synthetic_free(&w.synthetic);
+    train_state_free(&w.ts);
+    pool_destroy(w.pool);
+    return status;
+}
