@@ -79,7 +79,7 @@ static int find_peer(char *out, size_t size) {
         snprintf(out, size, "%s/bench/data_torchvision.py", src);
         if (access(out, R_OK) == 0) return 0;
     }
-    char exe[PATH_MAX];
+    char exe[PATH_MAX - 64];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = '\0';
