@@ -284,7 +284,7 @@ def main():
 
     print()
     print(f"{'threads':>7} {'catlip img/s':>12} {'torch img/s':>11} {'ratio':>6} {'catlip MB':>9} "
-          f"{'torch MB':>8} {'sgemm share':>11} {'torch GFLOP/s':>13} {'of catlip sgemm':>15}")
+          f"{'torch MB':>8} {'sgemm share':>11} {'catlip GFLOP/s':>14} {'torch GFLOP/s':>13} {'of catlip sgemm':>15}")
     for t in threads:
         c, p = runs[t]["catlip"], runs[t]["torch"]
         c_ips = median([v["images_per_second"] for v in c])
@@ -296,13 +296,15 @@ def main():
         sg = median([v["sgemm_gflops"] for v in c])
         print(f"{t:>7} {c_ips:>12.2f} {p_ips:>11.2f} {c_ips / p_ips:>6.2f} "
               f"{median([v['rss_mb'] for v in c]):>9.0f} {median([v['rss_mb'] for v in p]):>8.0f} "
-              f"{median([v['sgemm_share'] for v in c]):>11.2f} {p_gflops:>13.1f} {p_gflops / sg:>15.2f}")
+              f"{median([v['sgemm_share'] for v in c]):>11.2f} {median([v['gflops'] for v in c]):>14.1f} "
+              f"{p_gflops:>13.1f} {p_gflops / sg:>15.2f}")
     if any(runs[t]["catlip"] for t in threads):
         c_all = [v["gflops"] * 1e9 / v["images_per_second"] for t in threads for v in runs[t]["catlip"]
                  if v["images_per_second"] > 0]
         print(f"\nFLOPs/image: catlip counts {median(c_all) / 1e9:.3f} GFLOP, this script {flops_img / 1e9:.3f} GFLOP")
-    print("img/s and MB are medians over runs; ratio = catlip / PyTorch img/s; sgemm share = catlip's time "
-          "in sgemm / step time;\n'of catlip sgemm' = PyTorch's GFLOP/s over catlip's measured sgemm GFLOP/s.")
+    print("img/s and MB are medians over runs (MB: each child's peak RSS); ratio = catlip / PyTorch img/s;\n"
+          "sgemm share = catlip's step GFLOP/s over the sgemm GFLOP/s it measured on this machine with the same "
+          "threads;\n'of catlip sgemm' = PyTorch's step GFLOP/s (same FLOP count) over that same sgemm rate.")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"config": vars(a), "flops_per_image": flops_img,
