@@ -108,7 +108,8 @@ static int rules_chunk(struct chunk_rules *r, const char *what, const Catlip__Te
         return catlip_error_set("%s: tensor '%s' has a chunk of %zu bytes (must be a positive "
                                 "multiple of 4, at most %u)",
                                 what, c->name, c->data.len, CKPT_CHUNK_BYTES);
-    bool same = r->open && r->kind == (int)c->kind && !strcmp(r->name, c->name);
+    bool same = r->open && r->filled < r->elements && r->kind == (int)c->kind &&
+                !strcmp(r->name, c->name);
     if (same) {
         if (c->n_shape != r->ndim ||
             (r->ndim && memcmp(c->shape, r->shape, r->ndim * sizeof(int64_t))))
@@ -604,6 +605,20 @@ static int reader_record(struct ckpt_reader *r, Catlip__CheckpointRecord **out) 
                                 "parse as a CheckpointRecord (corrupt file)",
                                 r->path, r->records + 1, start, r->frame.len);
     if (rec->record_case == CATLIP__CHECKPOINT_RECORD__RECORD_FOOTER) {
+        // The checksum does not cover the footer, so its bytes must be exactly what the writer
+        // makes of its values: a flipped bit that parses to the same values (a uint32 varint's
+        // ignored high bits, a padded varint) is still corruption.
+        uint8_t canonical[FRAME_VARINT_MAX + 64];
+        size_t len = catlip__checkpoint_record__get_packed_size(rec);
+        size_t n = frame_varint_encode(canonical, r->frame.len);
+        if (len != r->frame.len || len > 64 || n != prefix_len ||
+            (catlip__checkpoint_record__pack(rec, canonical + n),
+             memcmp(canonical + n, r->frame.data, len) != 0)) {
+            catlip__checkpoint_record__free_unpacked(rec, NULL);
+            return catlip_error_set("%s: the footer at byte %" PRIu64 " is not encoded as "
+                                    "written (corrupt file)",
+                                    r->path, start);
+        }
         const Catlip__CheckpointFooter *f = rec->footer;
         if (f->crc32c != r->crc || f->records != r->records || f->bytes != start) {
             catlip_error_set("%s: footer does not match the data: CRC-32C 0x%08x vs computed "
