@@ -17,3 +17,7 @@ add_test(NAME text.nltk_crosscheck COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST
 # vocab build: 1 process and mpirun -n 3 write identical files.
 add_test(NAME text.vocab_build_mpi COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/vocab_build_mpi.sh $<TARGET_FILE:catlip>)
 set_tests_properties(text.vocab_build_mpi PROPERTIES TIMEOUT 120)
+# Speed (not a ctest: timings on shared CI machines are noise). Run:
+#   build/tests/text_bench_labeler tests/text/captions.tsv 3 1
+add_executable(text_bench_labeler ${CMAKE_CURRENT_LIST_DIR}/bench_labeler.c)
+target_link_libraries(text_bench_labeler PRIVATE catlip_common)
