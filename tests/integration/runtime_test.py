@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Integration tests of `catlip train` under mpirun: data parallelism, determinism,
+kill/resume, signals, and resuming on a different worker count.
+
+  runtime_test.py --catlip build/catlip workers|kill|signals|elastic|errors
+
+Every run uses a small model on built-in synthetic data so that a step takes milliseconds
+and the tests exercise the runtime, not the math (the math has its own reference test).
+"""
+import argparse
+import glob
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SMALL = [
+    "model.name=vit_tiny", "model.image_size=32", "model.patch_size=8", "model.dim=48",
+    "model.depth=2", "model.heads=3", "model.num_classes=40", "data.train=synthetic",
+    "train.global_batch=12", "train.threads=1", "optim.lr=0.002", "optim.warmup_steps=3",
+    "optim.weight_decay=0.05", "log.every_steps=1", "seed=3",
+]
+
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_btl_vader_single_copy_mechanism="none")
+failures = []
+
+
+def check(cond, what):
+    print(("ok    " if cond else "FAIL  ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def command(catlip, workers, run_dir, extra, resume=None):
+    args = [catlip, "train", "--set", f"run_dir={run_dir}"]
+    for s in SMALL + extra:
+        args += ["--set", s]
+    if resume:
+        args += ["--resume", resume]
+    if workers == 0:  # single process, no launcher
+        return args
+    return ["mpirun", "--oversubscribe", "-n", str(workers + 1)] + args
+
+
+def run(catlip, workers, run_dir, extra, resume=None, timeout=300):
+    p = subprocess.run(command(catlip, workers, run_dir, extra, resume), env=ENV,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout
+
+
+def digests(log):
+    return re.findall(r"worker (\d+): step (\d+), weights digest ([0-9a-f]{16})", log)
+
+
+def losses(run_dir):
+    out = {}
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        for line in f:
+            rec = json.loads(line)
+            out[rec["step"]] = rec["loss"]
+    return out
+
+
+def test_workers(catlip, tmp):
+    steps = ["train.steps=30", "checkpoint.every_steps=0"]
+    results = {}
+    for n in (1, 2, 3):
+        d = os.path.join(tmp, f"w{n}")
+        rc, log = run(catlip, n, d, steps)
+        check(rc == 0, f"{n} worker(s): exit status 0 (got {rc})")
+        dg = digests(log)
+        check(len(dg) == n, f"{n} worker(s): every worker reported its final weights ({len(dg)})")
+        check(len({x[2] for x in dg}) == 1, f"{n} worker(s): all workers hold identical weights")
+        ls = losses(d)
+        first = sum(ls[s] for s in (1, 2, 3)) / 3
+        last = sum(ls[s] for s in (28, 29, 30)) / 3
+        check(last < 0.5 * first, f"{n} worker(s): loss falls ({first:.3f} -> {last:.3f})")
+        check(os.path.exists(os.path.join(d, "checkpoints", "ckpt-0000000030.pb")),
+              f"{n} worker(s): final checkpoint written")
+        results[n] = ls
+    # Same global batch, same samples: 2 and 3 workers compute the 1-worker step up to the
+    # order of float sums (the split of the batch and the allreduce).
+    for n in (2, 3):
+        worst = max(abs(results[n][s] - results[1][s]) / abs(results[1][s]) for s in results[1])
+        check(worst < 1e-3, f"{n} workers follow the 1-worker loss curve (worst rel diff {worst:.2e})")
+    rc, log = run(catlip, 0, os.path.join(tmp, "single"), steps)
+    dg = digests(log)
+    check(rc == 0 and len(dg) == 1, "single process (no launcher) trains")
+    s1 = losses(os.path.join(tmp, "single"))
+    check(all(abs(s1[s] - results[1][s]) == 0 for s in s1),
+          "single process equals mpirun with 1 worker, loss for loss")
+
+
+def reference_digest(catlip, tmp, workers, extra, name):
+    rc, log = run(catlip, workers, os.path.join(tmp, name), extra)
+    dg = digests(log)
+    check(rc == 0 and dg, f"uninterrupted {workers}-worker run ({name}) completes")
+    return dg[0][2] if dg else None
+
+
+def kill_tree(p):
+    """SIGKILL the launcher and every catlip process it started."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait()
+    subprocess.run(["pkill", "-KILL", "-f", "catlip train --set run_dir=" + p.run_dir], env=ENV)
+
+
+def test_kill(catlip, tmp):
+    total = 400
+    extra = [f"train.steps={total}", "checkpoint.every_steps=5", "checkpoint.keep=2",
+             "model.num_classes=4000"]  # a bigger head: checkpoints take long enough to hit
+    want = reference_digest(catlip, tmp, 2, extra, "kill_ref")
+    d = os.path.join(tmp, "kill")
+    rng = random.Random(11)
+    kills = during_write = 0
+    final = None
+    for attempt in range(40):
+        p = subprocess.Popen(command(catlip, 2, d, extra, "auto"), env=ENV, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        p.run_dir = d
+        if kills < 6:
+            # Half the kills wait for a checkpoint being written (.tmp present), half are random.
+            deadline = time.time() + rng.uniform(1.0, 3.0)
+            want_write = kills % 2 == 0
+            while time.time() < deadline and p.poll() is None:
+                if want_write and glob.glob(os.path.join(d, "checkpoints", "*.tmp")):
+                    during_write += 1
+                    break
+                time.sleep(0.002)
+            if p.poll() is None:
+                kill_tree(p)
+                kills += 1
+                continue
+        out = p.communicate(timeout=300)[0]
+        dg = digests(out)
+        if p.returncode == 0 and dg:
+            final = dg[0][2]
+            break
+    check(kills >= 5, f"killed with SIGKILL {kills} times ({during_write} during a checkpoint write)")
+    check(during_write >= 1, "at least one kill landed while a checkpoint was being written")
+    check(final == want, f"resumed run ends bit-identical to the uninterrupted one ({final} vs {want})")
+
+
+def test_signals(catlip, tmp):
+    total = 200
+    extra = [f"train.steps={total}", "checkpoint.every_steps=0", "model.num_classes=2000"]
+    for workers, how in ((0, "SIGTERM to the process"), (2, "SIGTERM to every rank"),
+                         (2, "SIGUSR1 to mpirun")):
+        name = f"sig{workers}_{how.split()[0]}"
+        want = reference_digest(catlip, tmp, workers, extra, name + "_ref")
+        d = os.path.join(tmp, name)
+        p = subprocess.Popen(command(catlip, workers, d, extra), env=ENV, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        # Wait until training is under way (a few steps logged), then signal.
+        metrics = os.path.join(d, "metrics.jsonl")
+        deadline = time.time() + 60
+        while time.time() < deadline and (not os.path.exists(metrics) or
+                                          sum(1 for _ in open(metrics)) < 5):
+            time.sleep(0.01)
+        if how.startswith("SIGUSR1"):
+            os.kill(p.pid, signal.SIGUSR1)
+        else:
+            # The ranks only (as SLURM signals tasks), not mpirun, whose own command line
+            # also names catlip.
+            subprocess.run(["pkill", "-TERM", "-f", "^" + catlip + " train --set run_dir=" + d + " "])
+        out = p.communicate(timeout=120)[0]
+        check(p.returncode == 0, f"{how}: exit status 0 (got {p.returncode})")
+        ckpts = sorted(glob.glob(os.path.join(d, "checkpoints", "ckpt-*.pb")))
+        step = int(re.search(r"ckpt-(\d+)", ckpts[-1]).group(1)) if ckpts else -1
+        check(0 < step < total, f"{how}: checkpointed mid-run (step {step} of {total})")
+        rc, log = run(catlip, workers, d, extra, "auto")
+        dg = digests(log)
+        check(rc == 0 and dg and dg[0][2] == want,
+              f"{how}: resume ends bit-identical to an uninterrupted run")
+
+
+def test_elastic(catlip, tmp):
+    extra = ["train.steps=24", "checkpoint.every_steps=12"]
+    ref = os.path.join(tmp, "el_ref")
+    rc, _ = run(catlip, 2, ref, extra)
+    check(rc == 0, "2-worker reference run completes")
+    ref_losses = losses(ref)
+    # Take the step-12 checkpoint of a 2-worker run and continue from it to step 24 on 1 and on
+    # 3 workers; the losses must be those of the 2-worker run (same samples, same schedule).
+    for n in (1, 3):
+        d = os.path.join(tmp, f"el{n}")
+        rc, _ = run(catlip, 2, d, extra)
+        ck = os.path.join(d, "checkpoints", "ckpt-0000000012.pb")
+        check(os.path.exists(ck), f"checkpoint at step 12 of the 2-worker run exists")
+        os.remove(os.path.join(d, "metrics.jsonl"))
+        rc, log = run(catlip, n, d, extra, ck)
+        check(rc == 0, f"resume on {n} worker(s) from a 2-worker checkpoint: exit 0")
+        check("written by 2 workers, now %d" % n in log, f"resume on {n}: logged the worker change")
+        ls = losses(d)
+        worst = max(abs(ls[s] - ref_losses[s]) / abs(ref_losses[s]) for s in range(13, 25))
+        check(sorted(ls) == list(range(13, 25)), f"resume on {n}: continues at step 13 and ends at 24")
+        check(worst < 1e-3, f"resume on {n}: same samples, same losses as 2 workers (worst rel {worst:.2e})")
+
+
+def test_errors(catlip, tmp):
+    rc, out = run(catlip, 2, os.path.join(tmp, "e1"), ["model.patch_size=5"])
+    check(rc != 0 and out.count("must divide") == 1, "bad config under mpirun: one error line, non-zero exit")
+    d = os.path.join(tmp, "e2")
+    rc, _ = run(catlip, 0, d, ["train.steps=4"])
+    rc, out = run(catlip, 0, d, ["train.steps=8", "model.dim=96"], "auto")
+    check(rc != 0 and "different model" in out, "resume with a different model: clear error")
+    rc, out = run(catlip, 0, d, ["train.steps=8"], os.path.join(d, "nonexistent.pb"))
+    check(rc != 0 and "nonexistent.pb" in out, "resume from a missing file: error naming it")
+    # A worker that dies: the job must end (non-zero) and name the rank, not hang.
+    d = os.path.join(tmp, "e3")
+    p = subprocess.Popen(command(catlip, 2, d, ["train.steps=100000", "model.num_classes=2000"]),
+                         env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    time.sleep(3)
+    pids = subprocess.run(["pgrep", "-f", "^" + catlip + " train --set run_dir=" + d + " "],
+                          stdout=subprocess.PIPE, text=True).stdout.split()
+    if len(pids) >= 3:
+        os.kill(int(sorted(pids, key=int)[-1]), signal.SIGKILL)
+    try:
+        out = p.communicate(timeout=60)[0]
+        check(p.returncode != 0, f"a killed worker ends the job with a non-zero status ({p.returncode})")
+        check(re.search(r"rank \d", out) is not None, "the job's output names the rank that died")
+    except subprocess.TimeoutExpired:
+        kill_tree(p)
+        check(False, "a killed worker ends the job instead of hanging")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--catlip", required=True)
+    ap.add_argument("test", choices=["workers", "kill", "signals", "elastic", "errors"])
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="catlip_rt_")
+    try:
+        globals()["test_" + a.test](os.path.abspath(a.catlip), tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{a.test}: {len(failures)} failure(s)")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
