@@ -1,10 +1,11 @@
 // Precision and recall of the noun labeller on the hand-labelled caption set.
 //
-// usage: eval_captions CAPTIONS.TSV [--min-precision P] [--min-recall R] [--verbose]
+// usage: eval_captions CAPTIONS.TSV [--min-precision P] [--min-recall R] [--min-captions N] [--verbose]
 // Reads `caption<TAB>lemmas<TAB>ids` lines ('#' comments), labels each caption with
 // LABELER_NOUNS, and counts synsets: true positives (produced and expected), false positives
 // (produced, not expected), false negatives (expected, not produced). Prints micro-averaged
-// precision and recall; exits 1 when either is below its minimum.
+// precision and recall; exits 1 when either is below its minimum, or when the file holds fewer
+// than N captions (default 200).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +15,16 @@
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: eval_captions CAPTIONS.TSV [--min-precision P] [--min-recall R] [--verbose]\n");
+        fprintf(stderr, "usage: eval_captions CAPTIONS.TSV [--min-precision P] [--min-recall R] [--min-captions N] [--verbose]\n");
         return 2;
     }
     double min_p = 0, min_r = 0;
     int verbose = 0;
+    long min_captions = 200;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--min-precision") && i + 1 < argc) min_p = atof(argv[++i]);
         else if (!strcmp(argv[i], "--min-recall") && i + 1 < argc) min_r = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--min-captions") && i + 1 < argc) min_captions = atol(argv[++i]);
         else if (!strcmp(argv[i], "--verbose")) verbose = 1;
         else catlip_die("unknown argument '%s'", argv[i]);
     }
@@ -75,8 +78,8 @@ int main(int argc, char **argv) {
     double recall = tp + fn ? (double)tp / (double)(tp + fn) : 0;
     printf("captions %ld  synsets expected %ld produced %ld correct %ld  precision %.3f  recall %.3f\n",
            captions, tp + fn, tp + fp, tp, precision, recall);
-    if (captions < 200) {
-        printf("FAIL: only %ld captions (the set must hold at least 200)\n", captions);
+    if (captions < min_captions) {
+        printf("FAIL: only %ld captions (the set must hold at least %ld)\n", captions, min_captions);
         return 1;
     }
     if (precision < min_p || recall < min_r) {
