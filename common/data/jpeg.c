@@ -59,12 +59,22 @@ void jpeg_codec_destroy(struct jpeg_codec *c) {
     free(c);
 }
 
+// After some errors a TurboJPEG 2.1 handle keeps failing on good data: start a fresh one.
+static void reset_decoder(struct jpeg_codec *c) {
+    tjDestroy(c->decoder);
+    c->decoder = tjInitDecompress();
+    if (!c->decoder) catlip_die("cannot initialise TurboJPEG: %s", tjGetErrorStr2(NULL));
+}
+
 int jpeg_read_info(struct jpeg_codec *c, const void *data, size_t size, struct jpeg_info *info) {
     if (size == 0) return catlip_error_set("empty image (0 bytes)");
     if (size > (size_t)0xffffffffUL) return catlip_error_set("image of %zu bytes is too large", size);
     int w, h, subsamp, colorspace;
-    if (tjDecompressHeader3(c->decoder, data, (unsigned long)size, &w, &h, &subsamp, &colorspace) != 0)
-        return catlip_error_set("not a readable JPEG: %s", tjGetErrorStr2(c->decoder));
+    if (tjDecompressHeader3(c->decoder, data, (unsigned long)size, &w, &h, &subsamp, &colorspace) != 0) {
+        catlip_error_set("not a readable JPEG: %s", tjGetErrorStr2(c->decoder));
+        reset_decoder(c);
+        return -1;
+    }
     if (w <= 0 || h <= 0) return catlip_error_set("JPEG has no pixels (%dx%d)", w, h);
     info->width = w;
     info->height = h;
@@ -98,8 +108,11 @@ int jpeg_decode_rgb(struct jpeg_codec *c, const void *data, size_t size, int den
     image_reserve(out, w, h);
     if (info.components != 4) {
         if (tjDecompress2(c->decoder, data, (unsigned long)size, out->pixels, w, w * 3, h, TJPF_RGB, 0) != 0 &&
-            warning_is_fatal(c->decoder))
-            return catlip_error_set("JPEG decode failed: %s", tjGetErrorStr2(c->decoder));
+            warning_is_fatal(c->decoder)) {
+            catlip_error_set("JPEG decode failed: %s", tjGetErrorStr2(c->decoder));
+            reset_decoder(c);
+            return -1;
+        }
         return 0;
     }
     size_t need = (size_t)w * (size_t)h * 4;
@@ -109,8 +122,11 @@ int jpeg_decode_rgb(struct jpeg_codec *c, const void *data, size_t size, int den
         c->cmyk_capacity = need;
     }
     if (tjDecompress2(c->decoder, data, (unsigned long)size, c->cmyk, w, w * 4, h, TJPF_CMYK, 0) != 0 &&
-        warning_is_fatal(c->decoder))
-        return catlip_error_set("CMYK JPEG decode failed: %s", tjGetErrorStr2(c->decoder));
+        warning_is_fatal(c->decoder)) {
+        catlip_error_set("CMYK JPEG decode failed: %s", tjGetErrorStr2(c->decoder));
+        reset_decoder(c);
+        return -1;
+    }
     // TurboJPEG returns the stored (Adobe-inverted) values s = 255 - ink, so
     // R = (255 - C)(255 - K)/255 = sC * sK / 255, rounded as PIL's MULDIV255.
     const unsigned char *src = c->cmyk;

@@ -132,6 +132,15 @@ def jpegs(out):
         path = os.path.join(out, name + ".jpg")
         img.save(path, **kw)
         save_ppm(Image.open(path), os.path.join(out, name + ".ppm"))
+    # PIL's draft mode asks libjpeg for a DCT-scaled decode: the reference for 1/2 scale.
+    im = Image.open(os.path.join(out, "large.jpg"))
+    im.draft("RGB", (500, 360))
+    assert im.size == (500, 360)
+    save_ppm(im, os.path.join(out, "large_half.ppm"))
+    # A smooth image (for encode round trips).
+    smooth = Image.new("RGB", (160, 120))
+    smooth.putdata([(x, y * 2, (x + y) // 2) for y in range(120) for x in range(160)])
+    save_ppm(smooth, os.path.join(out, "smooth.ppm"))
     good = open(os.path.join(out, "rgb420.jpg"), "rb").read()
     corrupt = bytearray(good)
     for i in range(200, len(corrupt) - 10, 7):
