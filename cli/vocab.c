@@ -235,9 +235,13 @@ int cmd_vocab_build(int argc, char **argv) {
         MPI_Finalize();
         return 2;
     }
+    // WordNet could be missing on one node only: agree before counting, so no rank waits forever.
     struct labeler *lab = labeler_create(wordnet_dir, (enum labeler_mode)mode);
-    if (!lab) {
-        if (rank == 0) fprintf(stderr, "catlip: error: %s\n", catlip_error());
+    int ready = lab != NULL;
+    if (!lab) fprintf(stderr, "catlip: error: %s\n", catlip_error());
+    MPI_Allreduce(MPI_IN_PLACE, &ready, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!ready) {
+        labeler_free(lab);
         shardlist_free(&shards);
         MPI_Finalize();
         return 2;
