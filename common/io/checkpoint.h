@@ -124,7 +124,9 @@ const Catlip__CheckpointHeader *ckpt_reader_header(const struct ckpt_reader *r);
 uint64_t ckpt_reader_record_count(const struct ckpt_reader *r);
 uint64_t ckpt_reader_byte_count(const struct ckpt_reader *r);
 
-// Delivers the next tensor chunk: returns 1 with *chunk valid until the next call or close,
+// Delivers the next tensor chunk: returns 1 with *chunk valid until the next call or close
+// (chunk->data holds chunk->data.len / 4 little-endian floats for elements chunk->offset...;
+// copy them out with memcpy, the bytes carry no alignment promise),
 // 0 at the footer (the file was read a second time and matched its checksum again), or -1
 // with catlip_error() (the file changed under us, or a read error).
 int ckpt_reader_next(struct ckpt_reader *r, const Catlip__TensorChunk **chunk);
