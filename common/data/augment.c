@@ -8,7 +8,7 @@
 enum { AUGMENT_STREAM = 0x61756721 };
 
 void augment_options_defaults(struct augment_options *opt) {
-    if (opt->resize_size <= 0) opt->resize_size = (int)lround(opt->image_size * 256.0 / 224.0);
+    if (opt->resize_size <= 0) opt->resize_size = (int)(long)nearbyint(opt->image_size * 256.0 / 224.0);
     if (opt->scale_min <= 0 && opt->scale_max <= 0) {
         opt->scale_min = 0.08f;
         opt->scale_max = 1.0f;
@@ -22,7 +22,8 @@ void augment_options_defaults(struct augment_options *opt) {
 
 static double uniform(struct rng *r, double lo, double hi) { return lo + (hi - lo) * rng_uniform(r); }
 
-// torchvision.transforms.RandomResizedCrop.get_params, on integer pixel boxes.
+// torchvision.transforms.RandomResizedCrop.get_params, on integer pixel boxes. Python's round()
+// rounds halves to even, as nearbyint() does in the default rounding mode.
 static void random_resized_crop(const struct augment_options *opt, int W, int H, struct rng *r,
                                 struct crop_box *box) {
     double area = (double)W * H;
@@ -30,8 +31,8 @@ static void random_resized_crop(const struct augment_options *opt, int W, int H,
     for (int attempt = 0; attempt < 10; attempt++) {
         double target = area * uniform(r, opt->scale_min, opt->scale_max);
         double aspect = exp(uniform(r, log_lo, log_hi));
-        long w = lround(sqrt(target * aspect));
-        long h = lround(sqrt(target / aspect));
+        long w = (long)nearbyint(sqrt(target * aspect));
+        long h = (long)nearbyint(sqrt(target / aspect));
         if (w > 0 && w <= W && h > 0 && h <= H) {
             long i = (long)rng_below(r, (uint64_t)(H - h + 1));
             long j = (long)rng_below(r, (uint64_t)(W - w + 1));
@@ -46,10 +47,10 @@ static void random_resized_crop(const struct augment_options *opt, int W, int H,
     long w, h;
     if (in_ratio < opt->ratio_min) {
         w = W;
-        h = lround(w / opt->ratio_min);
+        h = (long)nearbyint(w / opt->ratio_min);
     } else if (in_ratio > opt->ratio_max) {
         h = H;
-        w = lround(h * opt->ratio_max);
+        w = (long)nearbyint(h * opt->ratio_max);
     } else {
         w = W;
         h = H;
@@ -78,7 +79,7 @@ static void resize_center_crop(const struct augment_options *opt, int W, int H, 
     }
     if (ow < S) ow = S;
     if (oh < S) oh = S;
-    long top = lround((oh - S) / 2.0), left = lround((ow - S) / 2.0);
+    long top = (long)nearbyint((oh - S) / 2.0), left = (long)nearbyint((ow - S) / 2.0);
     double sx = (double)W / ow, sy = (double)H / oh;
     box->x0 = left * sx;
     box->x1 = (left + S) * sx;
