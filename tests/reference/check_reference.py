@@ -366,7 +366,7 @@ def print_table(rows):
             print(f"{shape:<9} {isa:<7} {cat:<15} {n:>4} {ratio:>12.3e} {tol:>6.0e}  {status:<6} {what}")
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--refdump", default=os.environ.get("CATLIP_REFDUMP"),
                     help="path of catlip_refdump (default: $CATLIP_REFDUMP)")
@@ -377,7 +377,7 @@ def main():
     ap.add_argument("--keep", metavar="DIR", help="keep the dumps under DIR instead of a temp dir")
     ap.add_argument("--torch-threads", type=int, default=0,
                     help="torch.set_num_threads for the float64 run (default: torch's own)")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
 
     if not a.refdump:
         print("check_reference: error: give --refdump PATH or set CATLIP_REFDUMP", file=sys.stderr)

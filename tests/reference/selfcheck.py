@@ -5,12 +5,13 @@
   - a path the CPU lacks is skipped, not failed; a missing refdump is a usage error.
 Exits 1 if any of these does not hold.
 """
+import contextlib
+import io
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CHECK = os.path.join(HERE, "check_reference.py")
+sys.path.insert(0, HERE)
 FAKE = os.path.join(HERE, "fake_refdump.py")
 
 # --corrupt kind -> the line check_reference.py must print
@@ -31,12 +32,25 @@ CORRUPTIONS_MANY = {
 
 
 def run(extra_env, *args):
-    env = dict(os.environ)
-    env.pop("FAKE_REFDUMP_CORRUPT", None)
-    env.pop("FAKE_REFDUMP_LACKS", None)
-    env.update(extra_env)
-    p = subprocess.run([sys.executable, CHECK, *args], env=env, capture_output=True, text=True)
-    return p.returncode, p.stdout + p.stderr
+    """check_reference.main(args) in this process (saves a torch import per run), with
+    extra_env seen by the fake refdump it starts. Returns (exit code, stdout + stderr)."""
+    import check_reference
+
+    saved = dict(os.environ)
+    os.environ.pop("FAKE_REFDUMP_CORRUPT", None)
+    os.environ.pop("FAKE_REFDUMP_LACKS", None)
+    os.environ.update(extra_env)
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            try:
+                rc = check_reference.main(list(args))
+            except SystemExit as e:
+                rc = e.code
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return rc, buf.getvalue()
 
 
 def check_model_pieces():
