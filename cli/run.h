@@ -28,6 +28,7 @@ struct run {
     MPI_Comm workers;         // the workers' communicator (MPI_COMM_NULL when single)
     char run_id[64];
     struct vit_config model;
+    uint64_t vocab_hash;      // of data.vocab (0 for synthetic data)
     int64_t epoch_samples, steps_per_epoch, total_steps;
     int64_t start_step;       // 0, or the step of the checkpoint resumed from
     char resume_path[CONFIG_STRING_MAX + 64];  // checkpoint to load, or ""

@@ -21,8 +21,11 @@
 #include "core/check.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "data/shard_index.h"
+#include "data/shardlist.h"
 #include "io/checkpoint.h"
 #include "nn/blas_info.h"
+#include "text/vocab.h"
 #include "worker/worker.h"
 
 static void usage(FILE *out) {
@@ -113,6 +116,14 @@ static int plan_run(struct run *run, const char *resume) {
             ckpt_reader_close(reader);
             return rc;
         }
+        if (h->vocab_hash != run->vocab_hash) {
+            ckpt_reader_close(reader);
+            return catlip_error_set("checkpoint %s was trained with a different vocabulary "
+                                    "(hash %016llx) than %s (hash %016llx)", run->resume_path,
+                                    (unsigned long long)h->vocab_hash,
+                                    cfg->data.vocab[0] ? cfg->data.vocab : "synthetic data",
+                                    (unsigned long long)run->vocab_hash);
+        }
         if (h->seed != (uint64_t)cfg->seed)
             log_warn("checkpoint seed %llu differs from seed %lld: the data order changes",
                      (unsigned long long)h->seed, (long long)cfg->seed);
@@ -136,12 +147,82 @@ static int plan_run(struct run *run, const char *resume) {
 
 // Rank 0 tells everyone whether planning worked and, if so, the plan.
 static int share_plan(struct run *run, int planned_ok) {
-    int64_t header[2] = {planned_ok, run->start_step};
-    MPI_Bcast(header, 2, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    int64_t header[5] = {planned_ok, run->start_step, run->epoch_samples, run->steps_per_epoch,
+                         run->total_steps};
+    MPI_Bcast(header, 5, MPI_INT64_T, 0, MPI_COMM_WORLD);
     MPI_Bcast(run->run_id, sizeof run->run_id, MPI_CHAR, 0, MPI_COMM_WORLD);
     MPI_Bcast(run->resume_path, sizeof run->resume_path, MPI_CHAR, 0, MPI_COMM_WORLD);
     run->start_step = header[1];
+    run->epoch_samples = header[2];
+    run->steps_per_epoch = header[3];
+    run->total_steps = header[4];
     return (int)header[0];
+}
+
+// Every rank: the head's width (the vocabulary's size for pre-training on shards) and the
+// model shape. Loading a 24k-line vocabulary takes milliseconds, so each rank reads it.
+static int resolve_classes(struct run *run) {
+    struct config *cfg = &run->cfg;
+    if (!strcmp(cfg->task, "classify"))
+        return catlip_error_set("task: classify (fine-tuning, linear probe) is not implemented yet");
+    int classes = (int)cfg->model.num_classes;
+    if (!strcmp(cfg->data.train, "synthetic")) {
+        if (classes <= 0) return catlip_error_set("model.num_classes must be set (> 0) for synthetic data");
+        run->vocab_hash = 0;
+    } else {
+        if (!cfg->data.vocab[0])
+            return catlip_error_set("data.vocab must name a vocabulary TSV (catlip vocab build) "
+                                    "to pre-train on %s", cfg->data.train);
+        struct vocab *v = vocab_load(cfg->data.vocab);
+        if (!v) return -1;
+        int size = vocab_size(v);
+        run->vocab_hash = vocab_hash(v);
+        vocab_free(v);
+        if (classes > 0 && classes != size)
+            return catlip_error_set("model.num_classes %d differs from the %d synsets of %s", classes,
+                                    size, cfg->data.vocab);
+        classes = size;
+    }
+    return vit_config_from_run(&run->model, cfg, classes);
+}
+
+// Rank 0: samples in an epoch and the step count. For shards this loads (or builds and
+// caches) every shard's index, so the workers then find them ready.
+static int count_samples(struct run *run) {
+    const struct config *cfg = &run->cfg;
+    const int64_t G = cfg->train.global_batch;
+    if (!strcmp(cfg->data.train, "synthetic")) {
+        run->epoch_samples = 4096;  // one synthetic epoch: 4096 generated samples
+    } else {
+        struct shard_list shards;
+        if (shardlist_expand(cfg->data.train, &shards) != 0) return -1;
+        double t0 = time_now();
+        uint64_t total = 0;
+        for (size_t i = 0; i < shards.count; i++) {
+            struct shard_index index;
+            if (shard_index_load(shards.paths[i], NULL, &index, NULL) != 0) {
+                if (!cfg->data.skip_missing_shards) {
+                    shardlist_free(&shards);
+                    return -1;
+                }
+                log_warn("%s (data.skip_missing_shards: skipped)", catlip_error());
+                continue;
+            }
+            total += index.count;
+            shard_index_free(&index);
+        }
+        log_info("data: %zu shards, %llu samples (indexes ready in %.1f s)", shards.count,
+                 (unsigned long long)total, time_now() - t0);
+        shardlist_free(&shards);
+        run->epoch_samples = (int64_t)total;
+    }
+    run->steps_per_epoch = run->epoch_samples / G;
+    if (run->steps_per_epoch < 1)
+        return catlip_error_set("the data has %lld samples, fewer than one global batch of %lld",
+                                (long long)run->epoch_samples, (long long)G);
+    run->total_steps = cfg->train.steps > 0 ? cfg->train.steps : cfg->train.epochs * run->steps_per_epoch;
+    if (run->total_steps <= 0) return catlip_error_set("set train.steps or train.epochs to a positive number");
+    return 0;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -191,31 +272,16 @@ int cmd_train(int argc, char **argv) {
 
     // Everything a rank can check on its own: every rank gets the same verdict.
     int config_ok = config_validate(cfg) == 0;
-    if (config_ok && strcmp(cfg->data.train, "synthetic") != 0)
-        config_ok = catlip_error_set("data.train '%s': reading shards is not wired into "
-                                     "training yet; use data.train=synthetic", cfg->data.train) == 0;
-    if (config_ok && cfg->model.num_classes <= 0)
-        config_ok = catlip_error_set("model.num_classes must be set (> 0) for synthetic data") == 0;
-    if (config_ok) config_ok = vit_config_from_run(&run.model, cfg, 0) == 0;
+    if (config_ok) config_ok = resolve_classes(&run) == 0;
     if (!config_ok) {
         if (run.world_rank == 0) fprintf(stderr, "catlip: error: %s\n", catlip_error());
         if (!run.single_process || launched_by_mpi()) MPI_Finalize();
         return 2;
     }
     const int64_t G = cfg->train.global_batch;
-    run.epoch_samples = 4096;  // synthetic data: one epoch is 4096 generated samples
-    run.steps_per_epoch = run.epoch_samples / G > 0 ? run.epoch_samples / G : 1;
-    run.total_steps = cfg->train.steps > 0 ? cfg->train.steps : cfg->train.epochs * run.steps_per_epoch;
-    if (run.total_steps <= 0) {
-        if (run.world_rank == 0)
-            fprintf(stderr, "catlip: error: set train.steps or train.epochs to a positive number\n");
-        if (launched_by_mpi()) MPI_Finalize();
-        return 2;
-    }
-
     int planned_ok = 1;
     if (run.world_rank == 0) {
-        planned_ok = plan_run(&run, resume) == 0;
+        planned_ok = count_samples(&run) == 0 && plan_run(&run, resume) == 0;
         if (!planned_ok) fprintf(stderr, "catlip: error: %s\n", catlip_error());
     }
     if (!run.single_process) planned_ok = share_plan(&run, planned_ok);

@@ -13,10 +13,19 @@
 
 enum { MPI_POLL_MS = 2 };
 
+enum { MAX_SKIP_REASONS = 32 };
+
+struct skip_row {
+    char reason[32];
+    uint64_t count;
+};
+
 struct worker_row {
     int64_t step;
     double images_per_second, data_wait_ratio, last_seen;
     int done;
+    struct skip_row skips[MAX_SKIP_REASONS];  // cumulative, as the worker last reported
+    int nskips;
 };
 
 struct coordinator {
@@ -75,6 +84,35 @@ void coordinator_destroy(struct coordinator *c) {
 // ---------------------------------------------------------------------------------------
 // progress
 
+// Skipped samples summed over workers, as "reason=count reason=count" (text) and as a JSON
+// object (json); both "" / "{}" when nothing was skipped.
+static void format_skips(const struct coordinator *c, char *text, size_t text_size, char *json,
+                         size_t json_size) {
+    struct skip_row total[MAX_SKIP_REASONS];
+    int n = 0;
+    for (int w = 0; w < c->run->nworkers; w++)
+        for (int i = 0; i < c->workers[w].nskips; i++) {
+            const struct skip_row *r = &c->workers[w].skips[i];
+            int j = 0;
+            while (j < n && strcmp(total[j].reason, r->reason) != 0) j++;
+            if (j == n) {
+                if (n == MAX_SKIP_REASONS) continue;
+                total[n++] = *r;
+            } else {
+                total[j].count += r->count;
+            }
+        }
+    size_t t = 0, k = (size_t)snprintf(json, json_size, "{");
+    text[0] = '\0';
+    for (int j = 0; j < n; j++) {
+        t += (size_t)snprintf(text + t, t < text_size ? text_size - t : 0, "%s%s=%llu",
+                              j ? " " : "", total[j].reason, (unsigned long long)total[j].count);
+        k += (size_t)snprintf(json + k, k < json_size ? json_size - k : 0, "%s\"%s\": %llu",
+                              j ? ", " : "", total[j].reason, (unsigned long long)total[j].count);
+    }
+    snprintf(json + k, k < json_size ? json_size - k : 0, "}");
+}
+
 static void log_interval(struct coordinator *c, const Catlip__Progress *p) {
     const struct run *run = c->run;
     double now = time_now();
@@ -84,14 +122,16 @@ static void log_interval(struct coordinator *c, const Catlip__Progress *p) {
     char eta[32];
     format_duration(eta, sizeof eta, ips > 0 ? (double)(run->total_steps - p->step) * G / ips : 0);
     int64_t epoch = run->steps_per_epoch > 0 ? (p->step - 1) / run->steps_per_epoch : 0;
-    log_info("step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  grad_norm %.3f  %.1f img/s  ETA %s",
+    char skips[512], skips_json[768];
+    format_skips(c, skips, sizeof skips, skips_json, sizeof skips_json);
+    log_info("step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  grad_norm %.3f  %.1f img/s  ETA %s%s%s",
              (long long)p->step, (long long)run->total_steps, (long long)epoch, loss, p->lr,
-             p->grad_norm, ips, eta);
+             p->grad_norm, ips, eta, skips[0] ? "  skipped " : "", skips);
     fprintf(c->metrics,
             "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
-            "\"images_per_second\": %.3f, \"samples\": %lld, \"time\": %.3f}\n",
+            "\"images_per_second\": %.3f, \"samples\": %lld, \"time\": %.3f, \"skipped\": %s}\n",
             (long long)p->step, (long long)epoch, loss, p->lr, p->grad_norm, ips,
-            (long long)(p->step * G), time_unix());
+            (long long)(p->step * G), time_unix(), skips_json);
     fflush(c->metrics);
     c->interval_start = now;
     c->interval_steps = 0;
@@ -110,6 +150,12 @@ static void on_progress(struct coordinator *c, const Catlip__Progress *p) {
     double total = p->data_wait_seconds + p->compute_seconds + p->allreduce_seconds;
     row->data_wait_ratio = total > 0 ? p->data_wait_seconds / total : 0.0;
     row->last_seen = time_now();
+    row->nskips = 0;
+    for (size_t i = 0; i < p->n_skipped && row->nskips < MAX_SKIP_REASONS; i++) {
+        struct skip_row *r = &row->skips[row->nskips++];
+        snprintf(r->reason, sizeof r->reason, "%s", p->skipped[i]->reason ? p->skipped[i]->reason : "?");
+        r->count = p->skipped[i]->count;
+    }
     if (p->worker != 0) return;  // the loss is global: worker 0's report carries it
     c->interval_steps++;
     c->interval_loss += p->loss;

@@ -7,9 +7,10 @@
 #include "coordinator/coordinator.h"
 #include "core/check.h"
 #include "core/log.h"
-#include "data/synthetic.h"
+#include "data/order.h"
 #include "io/checkpoint.h"
 #include "nn/train_state.h"
+#include "worker/batch_source.h"
 #include "worker/grad_sync.h"
 
 volatile sig_atomic_t worker_stop_requested;
@@ -19,8 +20,7 @@ struct worker {
     struct train_state ts;
     struct pool *pool;
     struct grad_sync sync;
-    struct synthetic_data synthetic;
-    float *images, *targets;
+    struct batch_source *data;
     int local_batch;      // this worker's slice of the global batch
     int slice_begin;      // its first position within the global batch
     int64_t samples;      // samples this worker trained on
@@ -97,7 +97,7 @@ static void stream_checkpoint(struct worker *w, int64_t steps_done) {
     h.format_version = CKPT_FORMAT_VERSION;
     h.run_id = (char *)run->run_id;
     h.model = &model;
-    h.vocab_hash = 0;
+    h.vocab_hash = run->vocab_hash;
     h.position = &pos;
     h.seed = (uint64_t)run->cfg.seed;
     h.config_yaml = yaml;
@@ -171,12 +171,6 @@ static int load_checkpoint(struct worker *w, const char *path) {
 // ---------------------------------------------------------------------------------------
 // the training loop
 
-static void fill_batch(struct worker *w, int64_t step) {
-    const int64_t G = w->run->cfg.train.global_batch;
-    synthetic_batch(&w->synthetic, step * G + w->slice_begin, w->local_batch, w->images,
-                    w->targets);
-}
-
 // The coordinator's commands arrive as Catlip__Command messages; returns the highest kind
 // pending (CONTINUE when none).
 static int poll_commands(struct worker *w) {
@@ -215,6 +209,7 @@ static void send_progress(struct worker *w, int64_t steps_done, double loss, dou
     p.allreduce_seconds = allreduce_s;
     double total = data_s + compute_s;
     p.images_per_second = total > 0 ? w->local_batch / total : 0.0;
+    p.n_skipped = batch_source_skips(w->data, &p.skipped);
     size_t len;
     const uint8_t *data = pack_message(w, &p.base, &len);
     send_packed(w, TAG_PROGRESS, data, len);
@@ -226,8 +221,8 @@ int worker_run(struct run *run) {
     w.run = run;
     const struct config *cfg = &run->cfg;
     const int G = (int)cfg->train.global_batch;
-    long begin, end;
-    pool_split(G, run->worker_index, run->nworkers, &begin, &end);
+    uint64_t begin, end;
+    plan_worker_slice((uint64_t)G, run->worker_index, run->nworkers, &begin, &end);
     w.slice_begin = (int)begin;
     w.local_batch = (int)(end - begin);
     if (w.local_batch < 1)
@@ -251,11 +246,9 @@ int worker_run(struct run *run) {
     log_info("worker %d: %s, kernels %s, samples %d..%d of each global batch of %d",
              run->worker_index, pool_describe(w.pool), w.ts.model.k->name, w.slice_begin,
              w.slice_begin + w.local_batch - 1, G);
-    synthetic_create(&w.synthetic, (uint64_t)cfg->seed, run->model.image_size,
-                     run->model.num_classes, run->epoch_samples);
-    w.images = xaligned_alloc((size_t)w.local_batch * 3 * run->model.image_size *
-                              run->model.image_size * sizeof(float));
-    w.targets = xaligned_alloc((size_t)w.local_batch * run->model.num_classes * sizeof(float));
+    w.data = batch_source_create(run, pool_size(w.pool));
+    if (!w.data) catlip_die("%s", catlip_error());
+    if (run->worker_index == 0) log_info("data: %s", batch_source_describe(w.data));
     if (run->nworkers > 1)
         grad_sync_init(&w.sync, run->workers, w.ts.grads,
                        (size_t)(cfg->train.bucket_mb * 1048576.0 / sizeof(float)),
@@ -265,20 +258,27 @@ int worker_run(struct run *run) {
     int status = 0;
     for (int64_t step = run->start_step; step < run->total_steps; step++) {
         double t0 = time_now();
-        fill_batch(&w, step);
+        struct local_batch batch;
+        if (batch_source_next(w.data, step, &batch) != 0) catlip_die("%s", catlip_error());
         double t1 = time_now();
+        // Skipped samples shrink the batch: the loss is the mean over the samples actually
+        // used by all workers (CoreNet's batch_mean), so agree on that count first.
+        int used = batch.count;
+        if (run->nworkers > 1)
+            MPI_Allreduce(MPI_IN_PLACE, &used, 1, MPI_INT, MPI_SUM, run->workers);
+        if (used == 0) catlip_die("step %lld: every sample of the global batch was skipped", (long long)step);
         double loss;
         if (run->nworkers > 1) {
             grad_sync_begin(&w.sync);
-            loss = train_forward_backward(&w.ts, w.images, w.targets, w.local_batch, G,
+            loss = train_forward_backward(&w.ts, batch.images, batch.targets, batch.count, used,
                                           grad_sync_ready, &w.sync);
             grad_sync_finish(&w.sync);
         } else {
-            loss = train_forward_backward(&w.ts, w.images, w.targets, w.local_batch, G, NULL,
-                                          NULL);
+            loss = train_forward_backward(&w.ts, batch.images, batch.targets, batch.count, used,
+                                          NULL, NULL);
         }
         train_apply_update(&w.ts);
-        w.samples += w.local_batch;
+        w.samples += batch.count;
         // Agree on the loss and on what to do at this step boundary: every worker adds its
         // loss share and takes the highest command any of them saw (signal or coordinator).
         int command = poll_commands(&w);
@@ -316,8 +316,8 @@ int worker_run(struct run *run) {
              (long long)w.ts.step, (unsigned long long)digest);
     if (!run->single_process) MPI_Send(&status, 1, MPI_INT, 0, TAG_DONE, MPI_COMM_WORLD);
     if (run->nworkers > 1) grad_sync_free(&w.sync);
-    free(w.images), free(w.targets), free(w.pack_buffer);
-    synthetic_free(&w.synthetic);
+    free(w.pack_buffer);
+    batch_source_destroy(w.data);
     train_state_free(&w.ts);
     pool_destroy(w.pool);
     return status;

@@ -1,0 +1,156 @@
+#include "worker/batch_source.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "data/order.h"
+#include "data/pipeline.h"
+#include "data/shardlist.h"
+#include "data/synthetic.h"
+#include "text/labeler.h"
+#include "text/vocab.h"
+
+struct batch_source {
+    const struct run *run;
+    // synthetic
+    struct synthetic_data synthetic;
+    float *images, *targets;
+    int slice_begin, slice_size;
+    // shards
+    struct shard_list shards;
+    struct pipeline *pipeline;
+    struct labeler *labeler;
+    struct vocab *vocab;
+    Catlip__SkipCount skip_rows[PIPELINE_SKIP_COUNT];
+    Catlip__SkipCount *skip_ptrs[PIPELINE_SKIP_COUNT];
+    char description[512];
+};
+
+struct label_context {
+    struct labeler *labeler;
+    const struct vocab *vocab;
+};
+static struct label_context label_ctx;
+
+// Caption -> vocabulary indices of its synsets (thread-safe: the labeller is, the vocabulary
+// is read-only).
+static int label_caption(void *ctx, const char *caption, size_t len, int32_t *out, int max) {
+    struct label_context *lc = ctx;
+    struct synset_hit hits[64];
+    int n = labeler_label(lc->labeler, caption, len, hits, 64);
+    if (n < 0) return -1;
+    int count = 0;
+    for (int i = 0; i < n && count < max; i++) {
+        int index = vocab_index_offset(lc->vocab, hits[i].offset);
+        if (index < 0) continue;
+        int seen = 0;
+        for (int j = 0; j < count; j++) seen |= out[j] == index;
+        if (!seen) out[count++] = index;
+    }
+    return count;
+}
+
+struct batch_source *batch_source_create(const struct run *run, int compute_threads) {
+    struct batch_source *s = xcalloc(1, sizeof *s);
+    s->run = run;
+    const struct config *cfg = &run->cfg;
+    uint64_t begin, end;
+    plan_worker_slice((uint64_t)cfg->train.global_batch, run->worker_index, run->nworkers, &begin, &end);
+    s->slice_begin = (int)begin;
+    s->slice_size = (int)(end - begin);
+    if (!strcmp(cfg->data.train, "synthetic")) {
+        synthetic_create(&s->synthetic, (uint64_t)cfg->seed, run->model.image_size,
+                         run->model.num_classes, run->epoch_samples);
+        s->images = xaligned_alloc((size_t)s->slice_size * 3 * run->model.image_size *
+                                   run->model.image_size * sizeof(float));
+        s->targets = xaligned_alloc((size_t)s->slice_size * run->model.num_classes * sizeof(float));
+        snprintf(s->description, sizeof s->description, "synthetic data, %lld samples an epoch",
+                 (long long)run->epoch_samples);
+        return s;
+    }
+    if (shardlist_expand(cfg->data.train, &s->shards) != 0) goto fail;
+    if (!strcmp(cfg->task, "pretrain")) {
+        s->vocab = vocab_load(cfg->data.vocab);
+        if (!s->vocab) goto fail;
+        s->labeler = labeler_create(NULL, LABELER_NOUNS);
+        if (!s->labeler) goto fail;
+        label_ctx.labeler = s->labeler;
+        label_ctx.vocab = s->vocab;
+    }
+    struct pipeline_options opt = {
+        .shards = (const char *const *)s->shards.paths, .nshards = s->shards.count,
+        .skip_missing_shards = cfg->data.skip_missing_shards, .seed = (uint64_t)cfg->seed,
+        .start_step = (uint64_t)run->start_step, .global_batch = (uint64_t)cfg->train.global_batch,
+        .worker = run->worker_index, .nworkers = run->nworkers, .train = 1,
+        .image_size = run->model.image_size, .num_classes = run->model.num_classes,
+        .label = s->labeler ? label_caption : NULL, .label_ctx = s->labeler ? &label_ctx : NULL,
+        .decode_threads = (int)cfg->data.decode_threads, .compute_threads = compute_threads,
+    };
+    for (int c = 0; c < 3; c++) {
+        opt.mean[c] = (float)cfg->data.mean[c];
+        opt.std[c] = (float)cfg->data.std[c];
+    }
+    s->pipeline = pipeline_create(&opt);
+    if (!s->pipeline) goto fail;
+    snprintf(s->description, sizeof s->description, "%zu shards, %llu samples; %s",
+             s->shards.count, (unsigned long long)pipeline_samples(s->pipeline),
+             pipeline_describe(s->pipeline));
+    return s;
+fail:
+    batch_source_destroy(s);
+    return NULL;
+}
+
+void batch_source_destroy(struct batch_source *s) {
+    if (!s) return;
+    if (s->pipeline) pipeline_destroy(s->pipeline);
+    if (s->labeler) labeler_free(s->labeler);
+    if (s->vocab) vocab_free(s->vocab);
+    if (s->shards.paths) shardlist_free(&s->shards);
+    if (s->synthetic.prototypes) synthetic_free(&s->synthetic);
+    free(s->images);
+    free(s->targets);
+    free(s);
+}
+
+int batch_source_next(struct batch_source *s, int64_t step, struct local_batch *out) {
+    if (!s->pipeline) {
+        const int64_t G = s->run->cfg.train.global_batch;
+        synthetic_batch(&s->synthetic, step * G + s->slice_begin, s->slice_size, s->images,
+                        s->targets);
+        out->images = s->images;
+        out->targets = s->targets;
+        out->count = s->slice_size;
+        return 0;
+    }
+    struct batch b;
+    if (pipeline_next(s->pipeline, &b) != 1)
+        return catlip_error_set("the data pipeline ended before step %lld", (long long)step);
+    if ((int64_t)b.step != step)
+        return catlip_error_set("the data pipeline is at step %llu, training at %lld",
+                                (unsigned long long)b.step, (long long)step);
+    out->images = b.images;
+    out->targets = b.targets;
+    out->count = b.count;
+    return 0;
+}
+
+size_t batch_source_skips(struct batch_source *s, Catlip__SkipCount ***out) {
+    *out = s->skip_ptrs;
+    if (!s->pipeline) return 0;
+    uint64_t counts[PIPELINE_SKIP_COUNT];
+    pipeline_skips(s->pipeline, counts);
+    size_t n = 0;
+    for (int i = 0; i < PIPELINE_SKIP_COUNT; i++) {
+        if (!counts[i]) continue;
+        catlip__skip_count__init(&s->skip_rows[n]);
+        s->skip_rows[n].reason = (char *)pipeline_skip_names[i];
+        s->skip_rows[n].count = counts[i];
+        s->skip_ptrs[n] = &s->skip_rows[n];
+        n++;
+    }
+    return n;
+}
+
+const char *batch_source_describe(const struct batch_source *s) { return s->description; }

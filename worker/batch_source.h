@@ -1,0 +1,25 @@
+// Where a worker's batches come from: WebDataset shards through the prefetching pipeline
+// (captions labelled through WordNet and the vocabulary, or .cls classes), or the built-in
+// synthetic data. Either way a step's batch is a pure function of (seed, step, worker slice).
+#pragma once
+#include <stdint.h>
+
+#include "catlip.pb-c.h"
+#include "cli/run.h"
+
+struct batch_source;
+
+struct local_batch {
+    const float *images;   // (count, 3, S, S)
+    const float *targets;  // (count, V)
+    int count;             // usable rows (its slice minus skipped samples)
+};
+
+// NULL with catlip_error() when the shards or the vocabulary cannot be used.
+struct batch_source *batch_source_create(const struct run *run, int compute_threads);
+void batch_source_destroy(struct batch_source *source);
+// The batch of global step `step` for this worker (steps are taken in order).
+int batch_source_next(struct batch_source *source, int64_t step, struct local_batch *out);
+// Skipped samples by reason so far, for Progress messages; the array stays owned by source.
+size_t batch_source_skips(struct batch_source *source, Catlip__SkipCount ***out);
+const char *batch_source_describe(const struct batch_source *source);
