@@ -585,7 +585,7 @@ struct ckpt_reader {
     Catlip__CheckpointRecord *current;  // the chunk last delivered
     Catlip__CheckpointFooter footer;    // a copy, from the verify pass
     struct chunk_rules rules;
-    bool done;
+    int status;           // 1: delivering, 0: delivered up to the footer, -1: failed
 };
 
 // Reads one record. Returns 1 with *out (a non-footer record; checksum and counts advanced),
@@ -741,6 +741,7 @@ int ckpt_reader_open(struct ckpt_reader **out, const char *path) {
     }
     // Pass 2 starts: deliver from just after the header.
     if (reader_start(r) < 0) goto fail;
+    r->status = 1;
     *out = r;
     return 0;
 fail:
@@ -759,16 +760,15 @@ int ckpt_reader_next(struct ckpt_reader *r, const Catlip__TensorChunk **chunk) {
     *chunk = NULL;
     if (r->current) catlip__checkpoint_record__free_unpacked(r->current, NULL);
     r->current = NULL;
-    if (r->done) return 0;
+    if (r->status != 1) {
+        if (r->status < 0) catlip_error_set("%s: reading failed earlier", r->path);
+        return r->status;
+    }
     Catlip__CheckpointRecord *rec = NULL;
     int rc = reader_chunk(r, &rec);
-    if (rc < 0) {
-        r->done = true;
-        return -1;
-    }
-    if (rc == 0) {
-        r->done = true;
-        return 0;
+    if (rc <= 0) {
+        r->status = rc;
+        return rc;
     }
     r->current = rec;
     *chunk = rec->tensor;

@@ -63,7 +63,9 @@ void frame_buffer_append_message(struct frame_buffer *b, const ProtobufCMessage 
 void frame_buffer_free(struct frame_buffer *b);
 
 // Writes one frame (prefix + len bytes) to fd, retrying short writes and EINTR. name says
-// what fd is, for the error message. Returns 0, or -1 with catlip_error() set.
+// what fd is, for the error message. Returns 0, or -1 with catlip_error() set. On a socket
+// whose peer may go away, ignore SIGPIPE first (writev cannot take MSG_NOSIGNAL), so that the
+// write fails with EPIPE instead of killing the process.
 int frame_write_fd(int fd, const char *name, const void *msg, size_t len);
 // The same for a stdio stream (written with fwrite; the caller flushes).
 int frame_write_file(FILE *f, const char *name, const void *msg, size_t len);

@@ -123,9 +123,9 @@ static void write_checkpoint(const char *dir, int64_t step, const struct tspec *
 }
 
 static char *ckpt_path(const char *dir, int64_t step) {
-    char *p = xmalloc(strlen(dir) + 32);
-    sprintf(p, "%s/ckpt-%010lld.pb", dir, (long long)step);
-    return p;
+    char p[600];
+    snprintf(p, sizeof p, "%s/ckpt-%010lld.pb", dir, (long long)step);
+    return xstrdup(p);
 }
 
 static bool exists(const char *path) {
@@ -154,10 +154,10 @@ static void write_all_bytes(const char *path, const void *b, size_t n) {
 
 static char *make_dir(void) {
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    char *d = xmalloc(strlen(base) + 32);
-    sprintf(d, "%s/catlip_ckpt_XXXXXX", base);
+    char d[512];
+    snprintf(d, sizeof d, "%s/catlip_ckpt_XXXXXX", base);
     assert_non_null(mkdtemp(d));
-    return d;
+    return xstrdup(d);
 }
 
 static void remove_dir(char *dir) {
@@ -166,10 +166,9 @@ static void remove_dir(char *dir) {
         struct dirent *e;
         while ((e = readdir(d))) {
             if (e->d_name[0] == '.') continue;
-            char *p = xmalloc(strlen(dir) + strlen(e->d_name) + 2);
-            sprintf(p, "%s/%s", dir, e->d_name);
+            char p[1024];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
             unlink(p);
-            free(p);
         }
         closedir(d);
     }
@@ -392,9 +391,10 @@ static void garbage_and_missing_footer(void **state) {
     assert_int_equal(ckpt_writer_commit(w, 0), -1);
     assert_non_null(strstr(catlip_error(), "promises 2 tensors, 1 were written"));
     char *p9 = ckpt_path(dir, 9);
+    char tmp9[700];
+    snprintf(tmp9, sizeof tmp9, "%s.tmp", p9);
     assert_false(exists(p9));
-    strcat(p9, ".tmp");
-    assert_false(exists(p9));
+    assert_false(exists(tmp9));
     free(p9);
     free(big);
     free(b);
@@ -503,9 +503,10 @@ static void io_errors_name_the_path(void **state) {
     assert_non_null(strstr(catlip_error(), "ckpt-0000000002.pb.tmp: write failed: File too large"));
     assert_int_equal(ckpt_writer_commit(w, 1), -1);  // commit after a failure aborts
     char *p = ckpt_path(dir, 2);
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp", p);
     assert_false(exists(p));
-    strcat(p, ".tmp");
-    assert_false(exists(p));
+    assert_false(exists(tmp));
     free(p);
     free(v);
     remove_dir(dir);
@@ -575,6 +576,39 @@ static void latest_falls_back_to_valid(void **state) {
     assert_non_null(strstr(catlip_error(), p10));
     free(b);
     free(p10), free(p20), free(p30);
+    remove_dir(dir);
+}
+
+// The file is changed in place after open verified it (beyond what stdio has buffered):
+// delivery ends in -1, not 0, and stays failed.
+static const struct tspec medium_set[] = {
+    {CATLIP__TENSOR_CHUNK__KIND__PARAM, "a", 1, {300000}},
+    {CATLIP__TENSOR_CHUNK__KIND__PARAM, "b", 1, {300000}},
+};
+
+static void reader_detects_change_between_passes(void **state) {
+    char *dir = make_dir();
+    write_checkpoint(dir, 3, medium_set, 2, 0);
+    char *p = ckpt_path(dir, 3);
+    size_t size;
+    uint8_t *b = read_all(p, &size);
+    struct ckpt_reader *r;
+    assert_int_equal(ckpt_reader_open(&r, p), 0);
+    b[size - 1000] ^= 0x01;  // inside tensor b's float data, past the first MiB
+    FILE *f = fopen(p, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, size, f), size);
+    fclose(f);
+    const Catlip__TensorChunk *c;
+    int rc, chunks = 0;
+    while ((rc = ckpt_reader_next(r, &c)) == 1) chunks++;
+    assert_int_equal(rc, -1);
+    assert_int_equal(chunks, 2);
+    assert_non_null(strstr(catlip_error(), "footer does not match the data"));
+    assert_int_equal(ckpt_reader_next(r, &c), -1);  // stays failed
+    ckpt_reader_close(r);
+    free(b);
+    free(p);
     remove_dir(dir);
 }
 
@@ -653,6 +687,7 @@ int main(void) {
         cmocka_unit_test(garbage_and_missing_footer),
         cmocka_unit_test(writer_refuses_bad_sequences),
         cmocka_unit_test(io_errors_name_the_path),
+        cmocka_unit_test(reader_detects_change_between_passes),
         cmocka_unit_test(latest_falls_back_to_valid),
         cmocka_unit_test(keep_prunes_old_checkpoints),
     };
