@@ -15,7 +15,7 @@ weights and batch into vit_ref.py in float64 and compares:
 A path whose run says the CPU lacks it is skipped. Prints one line per failing value and a
 summary table; exits 1 on any failure, 2 on a usage error.
 
-  check_reference.py --refdump build/tests/reference/catlip_refdump --shape small
+  check_reference.py --refdump build/tests/catlip_refdump --shape small --shape vit_tiny
 """
 import argparse
 import hashlib
@@ -40,8 +40,9 @@ TOL_SCALAR = 1e-4   # |diff| / |ref|
 TOL_LR = 1e-9
 TOL_STEP = 1e-6     # one optimiser step from catlip's own gradient, ~16 float32 ulps
 
-# name: refdump arguments. "small" covers every code path in seconds (T = 17, odd head dim
-# 16, V not a multiple of any SIMD width); "vit_tiny" is the real preset at its real size.
+# name: refdump arguments. "small" covers every code path in seconds (T = 17 tokens and V = 37
+# classes, neither a multiple of any SIMD width; head dim 16); "vit_tiny" is the real preset at
+# its real image size.
 SHAPES = {
     "small": {"model": "vit_tiny", "image-size": 32, "patch-size": 8, "dim": 48, "depth": 2,
               "heads": 3, "classes": 37, "batch": 3, "steps": 10, "seed": 1234},
@@ -49,6 +50,8 @@ SHAPES = {
                  "batch": 4, "steps": 10, "seed": 1234},
 }
 ISAS = ("scalar", "avx2", "avx512")
+# What a dump with the wrong structure raises while it is read; reported as a failure.
+MALFORMED = (KeyError, ValueError, TypeError, AttributeError, IndexError)
 
 
 class Report:
@@ -304,17 +307,25 @@ def check_path(refdump, shape_name, isa, work, cache):
     if dump is None:
         return rep
     config, init, batch = dump[0], dump[1], dump[2]
-    if not check_config(rep, config, shape, isa, init, batch):
+    try:
+        if not check_config(rep, config, shape, isa, init, batch):
+            return rep
+    except MALFORMED as e:
+        rep.fail("refdump", f"malformed config.json or batch in {out}: {e!r}")
         return rep
     key = dump_key(out)
     t0 = time.time()
     if key not in cache:
         try:
             cache[key] = reference(config, init, batch)
-        except (KeyError, ValueError) as e:
+        except MALFORMED as e:
             rep.fail("refdump", f"weights do not fit the model: {e}")
             return rep
-    compare(rep, dump, cache[key])
+    try:
+        compare(rep, dump, cache[key])
+    except MALFORMED as e:
+        rep.fail("refdump", f"malformed dump in {out}: {e!r}")
+        return rep
     t_ref = time.time() - t0
 
     # The same again with one step: the optimiser on its own, at a tight tolerance.
@@ -326,7 +337,10 @@ def check_path(refdump, shape_name, isa, work, cache):
         if not same_inputs(out, out1):
             rep.fail("1-step weights", "the 1-step run made other weights or another batch than the 10-step run")
         else:
-            compare_one_step(rep, dump1)
+            try:
+                compare_one_step(rep, dump1)
+            except MALFORMED as e:
+                rep.fail("refdump", f"malformed dump in {out1}: {e!r}")
     print(f"{label}: refdump {secs:.1f} + {secs1:.1f} s, torch float64 {t_ref:.1f} s, "
           f"{rep.failures} failure(s)")
     return rep
