@@ -238,6 +238,7 @@ int frame_decoder_feed(struct frame_decoder *d, const void *bytes, size_t n, fra
             d->have_length = true;
             d->frame_len = len;
             d->body_len = 0;
+            if (n == 0) break;
         }
         // Collect a body that spans feeds. Grow the buffer as bytes arrive, not to the claimed
         // length: a peer that announces a large frame and sends nothing costs no memory.

@@ -17,3 +17,15 @@ else()
   message(WARNING "protoc not found: io.checkpoint_python_crosscheck is not registered "
                   "(apt-get install protobuf-compiler)")
 endif()
+
+# Under -DCATLIP_SANITIZE=ON, make any UBSan finding in the io tests fail them (UBSan only
+# prints by default).
+if(CATLIP_SANITIZE)
+  foreach(t unit.test_io_framing unit.test_io_crc32c unit.test_io_checkpoint
+            unit.test_io_checkpoint_kill io.checkpoint_python_crosscheck)
+    if(TEST ${t})
+      set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT
+                   "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+    endif()
+  endforeach()
+endif()
