@@ -302,6 +302,7 @@ int cmd_train(int argc, char **argv) {
     if (run.single_process) {
         install_worker_signals();
         run.coordinator = coordinator_create(&run);
+        if (coordinator_start_loop_thread(run.coordinator) != 0) catlip_die("%s", catlip_error());
         status = worker_run(&run);
         coordinator_destroy(run.coordinator);
     } else {

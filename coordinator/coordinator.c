@@ -1,6 +1,8 @@
 #include "coordinator/coordinator.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -34,7 +36,24 @@ struct coordinator {
     uv_timer_t poll_timer;
     uv_signal_t sig_term, sig_usr1, sig_int;
     int interrupts;
-    int pending_command;  // Catlip__Command__Kind requested by a signal or a client
+    atomic_int pending_command;  // Catlip__Command__Kind requested by a signal or a client
+    pthread_mutex_t lock;        // guards what status clients read (single-process mode)
+    pthread_t loop_thread;
+    int loop_thread_running;
+    uv_async_t stop_async;
+    int state;                   // Catlip__StatusReply__State
+    double last_loss, last_lr, last_ips, last_grad_norm;
+    int64_t last_step;
+    // logged intervals, a ring of COORDINATOR_HISTORY
+    int64_t hist_step[COORDINATOR_HISTORY];
+    double hist_loss[COORDINATOR_HISTORY], hist_lr[COORDINATOR_HISTORY], hist_ips[COORDINATOR_HISTORY];
+    int hist_count, hist_next;
+    // storage behind coordinator_fill_status's reply
+    Catlip__WorkerStatus *status_workers;
+    Catlip__WorkerStatus **status_worker_ptrs;
+    Catlip__SkipCount *status_skips;
+    Catlip__SkipCount **status_skip_ptrs;
+    char status_config[CONFIG_STRING_MAX + 512];
     int command_sent;
     FILE *metrics;
     struct worker_row *workers;
@@ -69,11 +88,59 @@ struct coordinator *coordinator_create(struct run *run) {
     c->start_time = c->interval_start = time_now();
     c->last_logged_step = run->start_step;
     for (int i = 0; i < run->nworkers; i++) c->workers[i].last_seen = c->start_time;
+    pthread_mutex_init(&c->lock, NULL);
+    atomic_init(&c->pending_command, 0);
+    uv_loop_init(&c->loop);
+    c->state = CATLIP__STATUS_REPLY__STATE__STARTING;
+    c->last_step = run->start_step;
+    c->status_workers = xcalloc((size_t)run->nworkers, sizeof *c->status_workers);
+    c->status_worker_ptrs = xcalloc((size_t)run->nworkers, sizeof *c->status_worker_ptrs);
+    c->status_skips = xcalloc((size_t)run->nworkers * MAX_SKIP_REASONS, sizeof *c->status_skips);
+    c->status_skip_ptrs = xcalloc((size_t)run->nworkers * MAX_SKIP_REASONS, sizeof *c->status_skip_ptrs);
+    snprintf(c->status_config, sizeof c->status_config,
+             "%s dim %d depth %d heads %d, image %d patch %d, %d classes; %d worker%s, global "
+             "batch %lld, lr %g, data %s", run->cfg.model.name, run->model.dim, run->model.depth,
+             run->model.heads, run->model.image_size, run->model.patch_size,
+             run->model.num_classes, run->nworkers, run->nworkers == 1 ? "" : "s",
+             (long long)run->cfg.train.global_batch, run->cfg.optim.lr, run->cfg.data.train);
     return c;
+}
+
+static void on_stop_async(uv_async_t *handle) { uv_stop(handle->loop); }
+
+static void *loop_thread_main(void *arg) {
+    struct coordinator *c = arg;
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+int coordinator_start_loop_thread(struct coordinator *c) {
+    uv_async_init(&c->loop, &c->stop_async, on_stop_async);
+    if (pthread_create(&c->loop_thread, NULL, loop_thread_main, c) != 0)
+        return catlip_error_set("cannot start the coordinator's status thread");
+    c->loop_thread_running = 1;
+    return 0;
+}
+
+static void close_handle(uv_handle_t *handle, void *arg) {
+    if (!uv_is_closing(handle)) uv_close(handle, NULL);
 }
 
 void coordinator_destroy(struct coordinator *c) {
     if (!c) return;
+    if (c->loop_thread_running) {
+        uv_async_send(&c->stop_async);
+        pthread_join(c->loop_thread, NULL);
+    }
+    // STATUS_SERVER_STOP: status listeners close here (before the loop's handles).
+    uv_walk(&c->loop, close_handle, NULL);
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&c->loop);
+    pthread_mutex_destroy(&c->lock);
+    free(c->status_workers);
+    free(c->status_worker_ptrs);
+    free(c->status_skips);
+    free(c->status_skip_ptrs);
     if (c->ckpt) ckpt_writer_abort(c->ckpt);
     if (c->metrics) fclose(c->metrics);
     free(c->workers);
@@ -133,6 +200,14 @@ static void log_interval(struct coordinator *c, const Catlip__Progress *p) {
             (long long)p->step, (long long)epoch, loss, p->lr, p->grad_norm, ips,
             (long long)(p->step * G), time_unix(), skips_json);
     fflush(c->metrics);
+    c->hist_step[c->hist_next] = p->step;
+    c->hist_loss[c->hist_next] = loss;
+    c->hist_lr[c->hist_next] = p->lr;
+    c->hist_ips[c->hist_next] = ips;
+    c->hist_next = (c->hist_next + 1) % COORDINATOR_HISTORY;
+    if (c->hist_count < COORDINATOR_HISTORY) c->hist_count++;
+    c->last_loss = loss;
+    c->last_ips = ips;
     c->interval_start = now;
     c->interval_steps = 0;
     c->interval_loss = 0.0;
@@ -143,6 +218,12 @@ static void on_progress(struct coordinator *c, const Catlip__Progress *p) {
     if (p->worker < 0 || p->worker >= c->run->nworkers) {
         log_warn("progress from unknown worker %d ignored", p->worker);
         return;
+    }
+    if (c->state == CATLIP__STATUS_REPLY__STATE__STARTING) c->state = CATLIP__STATUS_REPLY__STATE__TRAINING;
+    if (p->worker == 0) {
+        c->last_step = p->step;
+        c->last_lr = p->lr;
+        c->last_grad_norm = p->grad_norm;
     }
     struct worker_row *row = &c->workers[p->worker];
     row->step = p->step;
@@ -169,7 +250,9 @@ void coordinator_on_progress_packed(struct coordinator *c, const uint8_t *data, 
         log_warn("unreadable progress message (%zu bytes) ignored", len);
         return;
     }
+    pthread_mutex_lock(&c->lock);
     on_progress(c, p);
+    pthread_mutex_unlock(&c->lock);
     catlip__progress__free_unpacked(p, NULL);
 }
 
@@ -186,6 +269,9 @@ void coordinator_on_checkpoint_begin(struct coordinator *c, const uint8_t *data,
         return;
     }
     c->ckpt_step = h->position ? h->position->step : 0;
+    pthread_mutex_lock(&c->lock);
+    c->state = CATLIP__STATUS_REPLY__STATE__CHECKPOINTING;
+    pthread_mutex_unlock(&c->lock);
     char dir[CONFIG_STRING_MAX + 32];
     snprintf(dir, sizeof dir, "%s/checkpoints", c->run->cfg.run_dir);
     c->ckpt_start = time_now();
@@ -225,22 +311,104 @@ void coordinator_on_checkpoint_end(struct coordinator *c, int64_t step) {
     } else {
         log_info("checkpoint %s (step %lld, %.2f s)", path, (long long)step,
                  time_now() - c->ckpt_start);
+        pthread_mutex_lock(&c->lock);
         snprintf(c->last_checkpoint, sizeof c->last_checkpoint, "%s", path);
         c->last_checkpoint_step = step;
+        pthread_mutex_unlock(&c->lock);
     }
+    pthread_mutex_lock(&c->lock);
+    c->state = step >= c->run->total_steps ? CATLIP__STATUS_REPLY__STATE__FINISHED
+                                           : CATLIP__STATUS_REPLY__STATE__TRAINING;
+    if (c->exit_status) c->state = CATLIP__STATUS_REPLY__STATE__FAILED;
+    pthread_mutex_unlock(&c->lock);
     c->ckpt = NULL;
 }
 
-int coordinator_pending_command(struct coordinator *c) { return c->pending_command; }
+int coordinator_pending_command(struct coordinator *c) {
+    return atomic_exchange(&c->pending_command, 0);  // acted on once
+}
+
+struct uv_loop_s *coordinator_loop(struct coordinator *c) { return &c->loop; }
+
+int coordinator_history(struct coordinator *c, int64_t *steps, double *loss, double *lr,
+                        double *ips, int max) {
+    pthread_mutex_lock(&c->lock);
+    int n = c->hist_count < max ? c->hist_count : max;
+    int first = (c->hist_next - n + COORDINATOR_HISTORY) % COORDINATOR_HISTORY;
+    for (int i = 0; i < n; i++) {
+        int j = (first + i) % COORDINATOR_HISTORY;
+        steps[i] = c->hist_step[j];
+        loss[i] = c->hist_loss[j];
+        lr[i] = c->hist_lr[j];
+        ips[i] = c->hist_ips[j];
+    }
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+void coordinator_fill_status(struct coordinator *c, Catlip__StatusReply *r, int include_workers) {
+    const struct run *run = c->run;
+    pthread_mutex_lock(&c->lock);
+    r->run_id = (char *)run->run_id;
+    r->state = (Catlip__StatusReply__State)c->state;
+    r->step = c->last_step;
+    r->total_steps = run->total_steps;
+    r->epoch = run->steps_per_epoch > 0 ? c->last_step / run->steps_per_epoch : 0;
+    r->samples_seen = c->last_step * run->cfg.train.global_batch;
+    r->loss = c->last_loss;
+    r->learning_rate = c->last_lr;
+    r->images_per_second = c->last_ips;
+    r->eta_seconds = c->last_ips > 0 ? (double)(run->total_steps - c->last_step) *
+                                           run->cfg.train.global_batch / c->last_ips : 0.0;
+    r->last_checkpoint_path = c->last_checkpoint;
+    r->last_checkpoint_step = c->last_checkpoint_step;
+    r->start_unix_time = time_unix() - (time_now() - c->start_time);
+    r->config_summary = c->status_config;
+    // Skips summed over workers, and the per-worker rows.
+    size_t nskips = 0;
+    for (int w = 0; w < run->nworkers; w++) {
+        const struct worker_row *row = &c->workers[w];
+        for (int i = 0; i < row->nskips; i++) {
+            size_t j = 0;
+            while (j < nskips && strcmp(c->status_skips[j].reason, row->skips[i].reason) != 0) j++;
+            if (j == nskips) {
+                catlip__skip_count__init(&c->status_skips[j]);
+                c->status_skips[j].reason = (char *)row->skips[i].reason;
+                c->status_skip_ptrs[j] = &c->status_skips[j];
+                nskips++;
+            }
+            c->status_skips[j].count += row->skips[i].count;
+        }
+    }
+    r->n_skipped = nskips;
+    r->skipped = c->status_skip_ptrs;
+    r->n_workers = 0;
+    if (include_workers) {
+        for (int w = 0; w < run->nworkers; w++) {
+            Catlip__WorkerStatus *ws = &c->status_workers[w];
+            catlip__worker_status__init(ws);
+            ws->worker = w;
+            ws->step = c->workers[w].step;
+            ws->images_per_second = c->workers[w].images_per_second;
+            ws->data_wait_ratio = c->workers[w].data_wait_ratio;
+            c->status_worker_ptrs[w] = ws;
+        }
+        r->n_workers = (size_t)run->nworkers;
+        r->workers = c->status_worker_ptrs;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
 
 // ---------------------------------------------------------------------------------------
 // the launched-job loop
 
 static void request_command(struct coordinator *c, int kind) {
-    if (kind > c->pending_command) c->pending_command = kind;
+    int now = atomic_load(&c->pending_command);
+    while (kind > now && !atomic_compare_exchange_weak(&c->pending_command, &now, kind)) {
+    }
     if (c->run->single_process) return;
     Catlip__Command cmd = CATLIP__COMMAND__INIT;
-    cmd.kind = (Catlip__Command__Kind)c->pending_command;
+    cmd.kind = (Catlip__Command__Kind)atomic_load(&c->pending_command);
     uint8_t buf[64];
     size_t len = catlip__command__pack(&cmd, buf);
     for (int r = 1; r < c->run->world_size; r++)
@@ -301,6 +469,10 @@ static void on_poll(uv_timer_t *timer) {
     struct coordinator *c = timer->data;
     drain_mpi(c);
     if (c->workers_done == c->run->nworkers) {
+        pthread_mutex_lock(&c->lock);
+        c->state = c->exit_status ? CATLIP__STATUS_REPLY__STATE__FAILED
+                                  : CATLIP__STATUS_REPLY__STATE__FINISHED;
+        pthread_mutex_unlock(&c->lock);
         uv_stop(&c->loop);
         return;
     }
@@ -316,8 +488,13 @@ static void on_poll(uv_timer_t *timer) {
     }
 }
 
+void coordinator_control(struct coordinator *c, int stop) {
+    log_info("status client: %s", stop ? "checkpoint and stop" : "checkpoint now");
+    request_command(c, stop ? CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP
+                            : CATLIP__COMMAND__KIND__CHECKPOINT);
+}
+
 int coordinator_serve(struct coordinator *c) {
-    uv_loop_init(&c->loop);
     uv_timer_init(&c->loop, &c->poll_timer);
     c->poll_timer.data = c;
     uv_timer_start(&c->poll_timer, on_poll, 0, MPI_POLL_MS);
@@ -331,9 +508,5 @@ int coordinator_serve(struct coordinator *c) {
     uv_run(&c->loop, UV_RUN_DEFAULT);
     uv_timer_stop(&c->poll_timer);
     for (int i = 0; i < 3; i++) uv_signal_stop(sigs[i]);
-    uv_close((uv_handle_t *)&c->poll_timer, NULL);
-    for (int i = 0; i < 3; i++) uv_close((uv_handle_t *)sigs[i], NULL);
-    uv_run(&c->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&c->loop);
     return c->exit_status;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "catlip.pb-c.h"
 #include "cli/run.h"
 
 struct coordinator *coordinator_create(struct run *run);
@@ -25,3 +26,24 @@ void coordinator_on_checkpoint_record(struct coordinator *c, const uint8_t *data
 void coordinator_on_checkpoint_end(struct coordinator *c, int64_t step);
 // Single-process mode: the command the worker should act on at this step boundary.
 int coordinator_pending_command(struct coordinator *c);
+
+// ---------------------------------------------------------------------------------------
+// for the status server (coordinator/status_server.h), called on the coordinator's loop
+// thread. In a launched job that loop is coordinator_serve's; in single-process mode it runs
+// on a thread of its own (coordinator_start_loop_thread), so these take the coordinator's lock.
+
+// The coordinator's libuv loop: status listeners attach to it.
+struct uv_loop_s *coordinator_loop(struct coordinator *c);
+// Fills a StatusReply (with workers when include_workers). Strings and sub-messages point
+// into storage owned by the coordinator, valid until the next call on this thread.
+void coordinator_fill_status(struct coordinator *c, Catlip__StatusReply *reply, int include_workers);
+// A client asked to checkpoint now (stop = 0) or to checkpoint and stop (stop = 1).
+void coordinator_control(struct coordinator *c, int stop);
+// Logged intervals so far, oldest first (at most the last COORDINATOR_HISTORY): copies up to
+// max points into the arrays and returns how many.
+#define COORDINATOR_HISTORY 2048
+int coordinator_history(struct coordinator *c, int64_t *steps, double *loss, double *lr,
+                        double *images_per_second, int max);
+// Single-process mode: runs the loop (status listeners, signals stay with the worker) on a
+// background thread until coordinator_destroy.
+int coordinator_start_loop_thread(struct coordinator *c);
