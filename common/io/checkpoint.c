@@ -607,11 +607,12 @@ static int reader_record(struct ckpt_reader *r, Catlip__CheckpointRecord **out) 
     if (rec->record_case == CATLIP__CHECKPOINT_RECORD__RECORD_FOOTER) {
         // The checksum does not cover the footer, so its bytes must be exactly what the writer
         // makes of its values: a flipped bit that parses to the same values (a uint32 varint's
-        // ignored high bits, a padded varint) is still corruption.
+        // ignored high bits, a padded varint, an unknown field) is still corruption.
         uint8_t canonical[FRAME_VARINT_MAX + 64];
         size_t len = catlip__checkpoint_record__get_packed_size(rec);
         size_t n = frame_varint_encode(canonical, r->frame.len);
-        if (len != r->frame.len || len > 64 || n != prefix_len ||
+        if (len != r->frame.len || len > 64 || n != prefix_len || rec->base.n_unknown_fields ||
+            rec->footer->base.n_unknown_fields ||
             (catlip__checkpoint_record__pack(rec, canonical + n),
              memcmp(canonical + n, r->frame.data, len) != 0)) {
             catlip__checkpoint_record__free_unpacked(rec, NULL);

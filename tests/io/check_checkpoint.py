@@ -245,6 +245,78 @@ def python_written_checkpoint(pb, tool, work):
         print("ok: %s refused: %s" % (what, err))
 
 
+def build_file(pb, records, footer_extra=b""):
+    """A checkpoint of the given records (messages or raw payload bytes) with a correct
+    CRC-32C footer, so that only the rule being tested is broken."""
+    out, crc = bytearray(), 0
+    for rec in records:
+        b = rec if isinstance(rec, (bytes, bytearray)) else rec.SerializeToString()
+        framed = varint(len(b)) + b
+        crc = crc32c(framed, crc)
+        out.extend(framed)
+    f = pb.CheckpointRecord()
+    f.footer.crc32c, f.footer.records, f.footer.bytes = crc, len(records), len(out)
+    b = f.SerializeToString() + footer_extra
+    out.extend(varint(len(b)) + b)
+    return bytes(out)
+
+
+def crafted_files(pb, tool, work):
+    """Files whose checksum is right but whose content breaks a rule: each refused."""
+    def header(count=1, version=1):
+        r = pb.CheckpointRecord()
+        r.header.format_version = version
+        r.header.tensor_count = count
+        return r
+
+    def chunk(name="w", shape=(4,), offset=0, n=4, kind=0, nbytes=None):
+        r = pb.CheckpointRecord()
+        r.tensor.kind, r.tensor.name, r.tensor.offset = kind, name, offset
+        r.tensor.shape.extend(shape)
+        r.tensor.data = b"\0" * (4 * n if nbytes is None else nbytes)
+        return r
+
+    footer = pb.CheckpointRecord()
+    footer.footer.records = 0
+    cases = {
+        "valid control": ([header(), chunk()], None),
+        "format version 2": ([header(version=2), chunk()], "format version 2"),
+        "no header": ([chunk()], "first record is not a checkpoint header"),
+        "second header": ([header(), header(), chunk()], "second header"),
+        "empty record": ([header(), b"", chunk()], "empty or of an unknown type"),
+        "unknown kind": ([header(), chunk(kind=7)], "unknown kind 7"),
+        "negative dimension": ([header(), chunk(shape=(4, -1))], "bad shape"),
+        "shape overflowing 64 bits": ([header(), chunk(shape=(1 << 40, 1 << 40))], "bad shape"),
+        "chunk not whole floats": ([header(), chunk(nbytes=6)], "positive multiple of 4"),
+        "empty chunk": ([header(), chunk(nbytes=0)], "positive multiple of 4"),
+        "gap between chunks": ([header(), chunk(n=2), chunk(offset=3, n=1)], "does not follow"),
+        "chunk past the end": ([header(), chunk(n=5)], "does not follow"),
+        "incomplete tensor": ([header(), chunk(n=3)], "incomplete: 3 of 4"),
+        "tensor twice": ([header(2), chunk(), chunk()], "appears twice"),
+        "fewer tensors than promised": ([header(3), chunk()], "promises 3 tensors"),
+        "shape changes": ([header(), chunk(shape=(4,), n=2), chunk(shape=(2, 2), offset=2, n=2)], "changes shape"),
+    }
+    path = os.path.join(work, "crafted.pb")
+    for what, (records, expect) in cases.items():
+        open(path, "wb").write(build_file(pb, records))
+        res = subprocess.run([tool, "dump", path], capture_output=True, text=True)
+        err = res.stderr.strip()
+        if expect is None:
+            check(res.returncode == 0, "%s: refused: %s" % (what, err))
+            continue
+        check(res.returncode == 1 and expect in err and path in err and "\n" not in err,
+              "%s: expected one line naming the file with %r, got rc %d %r" % (what, expect, res.returncode, err))
+    # A footer with an extra (unknown) field: same values, different bytes.
+    open(path, "wb").write(build_file(pb, [header(), chunk()], footer_extra=b"\x28\x01"))
+    res = subprocess.run([tool, "dump", path], capture_output=True, text=True)
+    check(res.returncode == 1 and "not encoded as written" in res.stderr, "footer with an unknown field: %r" % res.stderr)
+    # A length prefix of 4 GiB: refused before anything is allocated.
+    open(path, "wb").write(varint(4 << 30) + b"\0" * 16)
+    res = subprocess.run([tool, "dump", path], capture_output=True, text=True)
+    check(res.returncode == 1 and "4294967296 bytes, over the limit" in res.stderr, "4 GiB prefix: %r" % res.stderr)
+    print("ok: %d crafted files with valid checksums but broken rules refused, one line each" % (len(cases) + 1))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tool", required=True)
@@ -262,6 +334,7 @@ def main():
         pb = importlib.import_module("catlip_pb2")
         c_written_checkpoint(pb, args.tool, work)
         python_written_checkpoint(pb, args.tool, work)
+        crafted_files(pb, args.tool, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("PASS")
