@@ -136,7 +136,13 @@ void ckpt_reader_close(struct ckpt_reader *r);
 int ckpt_verify(const char *path);
 
 // ---------------------------------------------------------------------------------------
-// finding the checkpoint to resume from
+// the checkpoint directory (checkpoint_dir.c)
+
+// Makes checkpoint_dir/file_name (a ckpt-<step>.pb already renamed into place) the latest:
+// fsyncs the directory, replaces `latest` (temp file, fsync, rename, directory fsync), then
+// prunes as described at ckpt_writer_commit. ckpt_writer_commit ends with this. Returns 0, or
+// -1 with catlip_error() naming the path and errno text (pruning failures are only warnings).
+int ckpt_publish(const char *checkpoint_dir, const char *file_name, int keep);
 
 // For `--resume auto`: tries the file named in checkpoint_dir/latest; when that is missing or
 // fails verification, logs a warning naming it and tries every ckpt-<step>.pb from the newest

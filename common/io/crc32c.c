@@ -22,7 +22,8 @@ static void table_build(void) {
         table[0][b] = c;
     }
     for (uint32_t b = 0; b < 256; b++)
-        for (int k = 1; k < 8; k++) table[k][b] = (table[k - 1][b] >> 8) ^ table[0][table[k - 1][b] & 0xff];
+        for (int k = 1; k < 8; k++)
+            table[k][b] = (table[k - 1][b] >> 8) ^ table[0][table[k - 1][b] & 0xff];
 }
 
 uint32_t crc32c_update_table(uint32_t crc, const void *data, size_t n) {

@@ -329,7 +329,8 @@ static void bit_flips_rejected(void **state) {
             b[i] ^= (uint8_t)(1u << bit);
             write_all_bytes(bad, b, size);
             b[i] ^= (uint8_t)(1u << bit);
-            if (ckpt_verify(bad) != -1) fail_msg("flipping bit %d of byte %zu was not detected", bit, i);
+            if (ckpt_verify(bad) != -1)
+                fail_msg("flipping bit %d of byte %zu was not detected", bit, i);
             assert_non_null(strstr(catlip_error(), bad));
             tried++;
         }
@@ -408,7 +409,8 @@ static void writer_refuses_bad_sequences(void **state) {
     float x[4] = {1, 2, 3, 4};
     int64_t shape[1] = {4};
     assert_int_equal(ckpt_writer_open(&w, dir, 5), 0);
-    assert_int_equal(ckpt_writer_tensor(w, CATLIP__TENSOR_CHUNK__KIND__PARAM, "x", shape, 1, x), -1);
+    assert_int_equal(
+        ckpt_writer_tensor(w, CATLIP__TENSOR_CHUNK__KIND__PARAM, "x", shape, 1, x), -1);
     assert_non_null(strstr(catlip_error(), "before the header"));
     Catlip__CheckpointHeader h;
     Catlip__ModelConfig m;
@@ -440,7 +442,8 @@ static void writer_refuses_bad_sequences(void **state) {
     assert_int_equal(ckpt_writer_record(w, buf, len), -1);
     assert_non_null(strstr(catlip_error(), "does not follow"));
     int64_t bad_shape[2] = {4, -1};
-    assert_int_equal(ckpt_writer_tensor(w, CATLIP__TENSOR_CHUNK__KIND__PARAM, "y", bad_shape, 2, x), -1);
+    assert_int_equal(
+        ckpt_writer_tensor(w, CATLIP__TENSOR_CHUNK__KIND__PARAM, "y", bad_shape, 2, x), -1);
     assert_non_null(strstr(catlip_error(), "bad shape"));
     // The first half of x, then the same tensor again from 0: incomplete, then a duplicate.
     c.offset = 0;

@@ -28,7 +28,8 @@
 // Writes checkpoint `step` without cmocka (it also runs in a forked child). Returns 0 or -1.
 static int write_step(const char *dir, int64_t step) {
     float *big = xmalloc((size_t)BIG_ELEMENTS * sizeof(float));
-    for (size_t i = 0; i < BIG_ELEMENTS; i++) big[i] = (float)((i * 2654435761u + (uint64_t)step) & 0xffff);
+    for (size_t i = 0; i < BIG_ELEMENTS; i++)
+        big[i] = (float)((i * 2654435761u + (uint64_t)step) & 0xffff);
     float bias[16];
     for (int i = 0; i < 16; i++) bias[i] = (float)(step + i);
     int64_t big_shape[2] = {BIG_ELEMENTS / 1024, 1024}, bias_shape[1] = {16};
@@ -38,18 +39,18 @@ static int write_step(const char *dir, int64_t step) {
     h.position = &pos;
     h.run_id = "kill-test";
     h.tensor_count = 2;
+    const Catlip__TensorChunk__Kind param = CATLIP__TENSOR_CHUNK__KIND__PARAM;
     struct ckpt_writer *w;
     int rc = ckpt_writer_open(&w, dir, step);
-    if (rc == 0) {
-        if (ckpt_writer_header(w, &h) < 0 ||
-            ckpt_writer_tensor(w, CATLIP__TENSOR_CHUNK__KIND__PARAM, "w", big_shape, 2, big) < 0 ||
-            ckpt_writer_tensor(w, CATLIP__TENSOR_CHUNK__KIND__PARAM, "b", bias_shape, 1, bias) < 0) {
-            ckpt_writer_abort(w);
-            rc = -1;
-        } else {
-            rc = ckpt_writer_commit(w, 3);
-        }
+    if (rc < 0) {
+        free(big);
+        return -1;
     }
+    if (rc == 0) rc = ckpt_writer_header(w, &h);
+    if (rc == 0) rc = ckpt_writer_tensor(w, param, "w", big_shape, 2, big);
+    if (rc == 0) rc = ckpt_writer_tensor(w, param, "b", bias_shape, 1, bias);
+    if (rc == 0) rc = ckpt_writer_commit(w, 3);  // frees w
+    else ckpt_writer_abort(w);
     free(big);
     return rc;
 }
@@ -74,7 +75,8 @@ static void remove_dir(const char *dir) {
 
 static void kill_during_write_keeps_previous(void **state) {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/catlip_ckpt_kill_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(dir, sizeof dir, "%s/catlip_ckpt_kill_XXXXXX", base);
     assert_non_null(mkdtemp(dir));
     // The first checkpoint, written in full; its duration sets the range of kill times.
     double t0 = time_now();

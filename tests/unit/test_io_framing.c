@@ -153,7 +153,8 @@ static void decoder_rejects_4gib_prefix_without_allocating(void **state) {
         struct collect c = {0};
         int rc = 0;
         if (bytewise)
-            for (size_t i = 0; i < n && rc == 0; i++) rc = frame_decoder_feed(&d, prefix + i, 1, on_frame, &c);
+            for (size_t i = 0; i < n && rc == 0; i++)
+                rc = frame_decoder_feed(&d, prefix + i, 1, on_frame, &c);
         else
             rc = frame_decoder_feed(&d, prefix, n, on_frame, &c);
         assert_int_equal(rc, -1);
