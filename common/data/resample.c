@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "data/resample_passes.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -165,17 +166,44 @@ horizontal_pass_chw(float *out, const float *rows, const struct resample_axis *a
     }
 }
 
+// AVX2 + FMA when the CPU has them, unless CATLIP_ISA=scalar (the switch the nn kernels use).
+static int use_avx2(void) {
+    static _Atomic int chosen = -1;  // decode threads may race here; they all store the same value
+    int c = chosen;
+    if (c < 0) {
+        const char *forced = getenv("CATLIP_ISA");
+        __builtin_cpu_init();
+        c = !(forced && !strcmp(forced, "scalar")) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        chosen = c;
+    }
+    return c;
+}
+
 void resample_to_chw(float *out, const struct image *src, double x0, double y0, double x1, double y1,
                      int S, int flip, const float mean[3], const float std[3], struct resample_scratch *s) {
     int col0, ncols;
     plan_both(s, src, x0, y0, x1, y1, S, S, &col0, &ncols);
-    vertical_pass(s->rows, src, &s->y, col0, ncols);
+    int avx2 = use_avx2();
     float scale[3], shift[3];
     for (int c = 0; c < 3; c++) {
         scale[c] = 1.0f / (255.0f * std[c]);
         shift[c] = -mean[c] / std[c];
     }
+    if (avx2 && S % 8 == 0) {
+        resample_chw_transposed_avx2(out, s->rows, src->pixels + (size_t)col0 * 3, (size_t)src->width * 3, &s->y,
+                                     &s->x, col0, ncols, S, flip, scale, shift);
+        return;
+    }
+    if (avx2)
+        resample_vertical_avx2(s->rows, src->pixels + (size_t)col0 * 3, (size_t)src->width * 3, &s->y,
+                               (size_t)ncols * 3);
+    else
+        vertical_pass(s->rows, src, &s->y, col0, ncols);
     const struct resample_axis *ax = &s->x;
+    if (avx2) {
+        resample_horizontal_chw_avx2(out, s->rows, ax, col0, ncols, S, flip, scale, shift);
+        return;
+    }
     switch (ax->ksize) {  // fixed tap counts unroll fully
     case 3: horizontal_pass_chw(out, s->rows, ax, col0, ncols, S, flip, scale, shift, 3); break;
     case 5: horizontal_pass_chw(out, s->rows, ax, col0, ncols, S, flip, scale, shift, 5); break;

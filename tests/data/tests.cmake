@@ -10,3 +10,10 @@ foreach(name test_data_tar test_data_jpeg test_data_transform test_data_pipeline
     set_tests_properties(unit.${name} PROPERTIES TIMEOUT 120)
   endif()
 endforeach()
+
+# The resampling kernels have an AVX2 path (picked at run time) and a baseline one: hold the
+# baseline to the same tests.
+if(TEST unit.test_data_transform)
+  add_test(NAME unit.test_data_transform.scalar COMMAND test_data_transform)
+  set_tests_properties(unit.test_data_transform.scalar PROPERTIES TIMEOUT 120 ENVIRONMENT "CATLIP_ISA=scalar")
+endif()
