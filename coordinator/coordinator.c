@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <uv.h>
 
@@ -28,6 +29,9 @@ struct worker_row {
     int done;
     struct skip_row skips[MAX_SKIP_REASONS];  // cumulative, as the worker last reported
     int nskips;
+    // totals over the steps this worker reported (for the end-of-run summary)
+    double data_s, compute_s, allreduce_s;
+    int64_t steps, images;
 };
 
 struct coordinator {
@@ -231,6 +235,13 @@ static void on_progress(struct coordinator *c, const Catlip__Progress *p) {
     double total = p->data_wait_seconds + p->compute_seconds + p->allreduce_seconds;
     row->data_wait_ratio = total > 0 ? p->data_wait_seconds / total : 0.0;
     row->last_seen = time_now();
+    if (row->images > 0) {  // each worker's first step (warm-up, page faults) is left out
+        row->data_s += p->data_wait_seconds;
+        row->compute_s += p->compute_seconds;
+        row->allreduce_s += p->allreduce_seconds;
+        row->steps++;
+    }
+    row->images = p->samples;
     row->nskips = 0;
     for (size_t i = 0; i < p->n_skipped && row->nskips < MAX_SKIP_REASONS; i++) {
         struct skip_row *r = &row->skips[row->nskips++];
@@ -465,6 +476,28 @@ static void drain_mpi(struct coordinator *c) {
     }
 }
 
+// One line per worker at the end: where its time went. Compute excludes time blocked on the
+// gradient allreduce; data wait is time the trainer waited for its next batch.
+static void log_worker_summary(struct coordinator *c) {
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    double cpu = usage.ru_utime.tv_sec + 1e-6 * usage.ru_utime.tv_usec + usage.ru_stime.tv_sec +
+                 1e-6 * usage.ru_stime.tv_usec;
+    double wall = time_now() - c->start_time;
+    log_info("coordinator: %.2f s of CPU over %.1f s (%.2f%% of a core)", cpu, wall,
+             100.0 * cpu / wall);
+    for (int w = 0; w < c->run->nworkers; w++) {
+        const struct worker_row *r = &c->workers[w];
+        double total = r->data_s + r->compute_s + r->allreduce_s;
+        if (r->steps == 0 || total <= 0) continue;
+        log_info("worker %d summary: %lld steps, %.2f s/step, %.2f img/s, data wait %.1f%%, "
+                 "compute %.1f%%, allreduce wait %.1f%%", w, (long long)r->steps,
+                 total / r->steps, c->run->cfg.train.global_batch / (double)c->run->nworkers *
+                 r->steps / total, 100 * r->data_s / total, 100 * r->compute_s / total,
+                 100 * r->allreduce_s / total);
+    }
+}
+
 static void on_poll(uv_timer_t *timer) {
     struct coordinator *c = timer->data;
     drain_mpi(c);
@@ -473,6 +506,7 @@ static void on_poll(uv_timer_t *timer) {
         c->state = c->exit_status ? CATLIP__STATUS_REPLY__STATE__FAILED
                                   : CATLIP__STATUS_REPLY__STATE__FINISHED;
         pthread_mutex_unlock(&c->lock);
+        log_worker_summary(c);
         uv_stop(&c->loop);
         return;
     }
