@@ -235,7 +235,8 @@ int ckpt_find_latest(const char *checkpoint_dir, char **path_out, int64_t *step_
             *step_out = latest_step;
             return 1;
         }
-        log_warn("skipping checkpoint %s named in %s/latest: %s", p, checkpoint_dir,
+        // catlip_error() begins with the file's path.
+        log_warn("skipping the checkpoint named in %s/latest: %s", checkpoint_dir,
                  catlip_error());
         free(p);
     }
@@ -254,7 +255,7 @@ int ckpt_find_latest(const char *checkpoint_dir, char **path_out, int64_t *step_
             *step_out = files[i].step;
             found = 1;
         } else {
-            log_warn("skipping checkpoint %s: %s", p, catlip_error());
+            log_warn("skipping checkpoint: %s", catlip_error());
             free(p);
         }
     }

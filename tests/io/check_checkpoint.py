@@ -163,6 +163,19 @@ def c_written_checkpoint(pb, tool, work):
     print("ok: C-written %s: %d bytes, CRC-32C, counts and %d tensors match (Python protobuf %s)"
           % (os.path.basename(path), os.path.getsize(path), len(tensors), pb_version()))
 
+    # --resume auto: `latest` names a torn file -> a warning naming it, and the previous file.
+    res = subprocess.run([tool, "latest", ckdir], capture_output=True, text=True, check=True)
+    check(res.stdout == "found 42 %s\n" % path and res.stderr == "", "latest: %r %r" % (res.stdout, res.stderr))
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) - 7)
+    res = subprocess.run([tool, "latest", ckdir], capture_output=True, text=True, check=True)
+    prev = os.path.join(ckdir, "ckpt-0000000041.pb")
+    check(res.stdout == "found 41 %s\n" % prev, "fallback: %r" % res.stdout)
+    warn = res.stderr.strip()
+    check(warn.count("\n") == 0 and "skipping the checkpoint named in %s/latest: %s: truncated" % (ckdir, path) in warn,
+          "fallback warning: %r" % warn)
+    print("ok: torn file named in latest skipped with: %s" % warn)
+
 
 def pb_version():
     import google.protobuf

@@ -3,6 +3,8 @@
 //                              tensors whose values follow a formula the script recomputes
 //   ckpt_tool dump PATH        verifies and reads PATH through the checkpoint reader and
 //                              prints the header and, per tensor, exact sums of its values
+//   ckpt_tool latest DIR       prints what ckpt_find_latest picks ("found STEP PATH" or
+//                              "none"); its warnings go to stderr
 // Exit status 1 with one "ckpt_tool: error: ..." line when the writer or reader refuses.
 #include <inttypes.h>
 #include <stdbool.h>
@@ -124,12 +126,24 @@ static int dump_checkpoint(const char *path) {
     return rc;
 }
 
+static int find_latest(const char *dir) {
+    char *path;
+    int64_t step;
+    int rc = ckpt_find_latest(dir, &path, &step);
+    if (rc < 0) return -1;
+    if (rc == 0) printf("none\n");
+    else printf("found %" PRId64 " %s\n", step, path);
+    free(path);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int rc;
     if (argc == 4 && !strcmp(argv[1], "write")) rc = write_checkpoint(argv[2], atoll(argv[3]));
     else if (argc == 3 && !strcmp(argv[1], "dump")) rc = dump_checkpoint(argv[2]);
+    else if (argc == 3 && !strcmp(argv[1], "latest")) rc = find_latest(argv[2]);
     else {
-        fprintf(stderr, "usage: ckpt_tool write DIR STEP | ckpt_tool dump PATH\n");
+        fprintf(stderr, "usage: ckpt_tool write DIR STEP | dump PATH | latest DIR\n");
         return 2;
     }
     if (rc < 0) {
