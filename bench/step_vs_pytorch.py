@@ -241,6 +241,7 @@ def main():
     print(f"PyTorch runs: OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = threads, "
           f"OMP_WAIT_POLICY={a.torch_omp_wait or '(unset)'}; catlip runs: environment as given")
     print(f"FLOPs per image per training step (3 x forward matmuls): {flops_img / 1e9:.3f} GFLOP")
+    print("load average before: %.2f %.2f %.2f (other work on the machine skews every number)" % os.getloadavg())
 
     runs = {t: {"catlip": [], "torch": []} for t in threads}
     failed = False
@@ -305,6 +306,7 @@ def main():
     print("img/s and MB are medians over runs (MB: each child's peak RSS); ratio = catlip / PyTorch img/s;\n"
           "sgemm share = catlip's step GFLOP/s over the sgemm GFLOP/s it measured on this machine with the same "
           "threads;\n'of catlip sgemm' = PyTorch's step GFLOP/s (same FLOP count) over that same sgemm rate.")
+    print("load average after: %.2f %.2f %.2f" % os.getloadavg())
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"config": vars(a), "flops_per_image": flops_img,
