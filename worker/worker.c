@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "data/order.h"
 #include "io/checkpoint.h"
+#include "io/checkpoint_state.h"
 #include "nn/train_state.h"
 #include "worker/batch_source.h"
 #include "worker/grad_sync.h"
@@ -127,47 +128,6 @@ static void stream_checkpoint(struct worker *w, int64_t steps_done) {
     }
 }
 
-// Loads parameters, moments and EMA from a checkpoint whose header the coordinator already
-// checked against this model. Every tensor of the layout must be covered exactly.
-static int load_checkpoint(struct worker *w, const char *path) {
-    struct ckpt_reader *r;
-    if (ckpt_reader_open(&r, path) != 0) return -1;
-    const struct vit_layout *l = &w->ts.model.layout;
-    int kinds = w->ts.ema ? 4 : 3;
-    size_t *filled = xcalloc((size_t)l->ntensors * 4, sizeof *filled);
-    const Catlip__TensorChunk *c;
-    int rc;
-    while ((rc = ckpt_reader_next(r, &c)) == 1) {
-        if ((int)c->kind >= kinds) continue;  // EMA in the file, EMA off now
-        const struct tensor_info *t = vit_layout_find(l, c->name);
-        size_t n = c->data.len / sizeof(float);
-        if (!t) {
-            rc = catlip_error_set("%s: tensor '%s' is not part of this model", path, c->name);
-            break;
-        }
-        int shape_ok = (int)c->n_shape == t->ndim;
-        for (int d = 0; shape_ok && d < t->ndim; d++) shape_ok = c->shape[d] == t->shape[d];
-        if (!shape_ok || c->offset + n > t->numel) {
-            rc = catlip_error_set("%s: tensor '%s' has a different shape than this model", path,
-                                  c->name);
-            break;
-        }
-        float *dst = (float *)state_buffer(&w->ts, (int)c->kind) + t->offset + c->offset;
-        memcpy(dst, c->data.data, c->data.len);
-        filled[(size_t)(t - l->tensors) * 4 + c->kind] += n;
-    }
-    for (int i = 0; rc == 0 && i < l->ntensors; i++)
-        for (int k = 0; k < kinds; k++)
-            if (filled[(size_t)i * 4 + k] != l->tensors[i].numel) {
-                rc = catlip_error_set("%s: tensor '%s' (kind %d) is missing or incomplete", path,
-                                      l->tensors[i].name, k);
-                break;
-            }
-    free(filled);
-    ckpt_reader_close(r);
-    return rc == 0 ? 0 : -1;
-}
-
 // ---------------------------------------------------------------------------------------
 // the training loop
 
@@ -240,7 +200,10 @@ int worker_run(struct run *run) {
     optim_settings_from_run(&os, cfg, run->total_steps);
     train_state_create(&w.ts, &run->model, &os, w.local_batch, w.pool, (uint64_t)cfg->seed);
     if (run->resume_path[0]) {
-        if (load_checkpoint(&w, run->resume_path) != 0) catlip_die("%s", catlip_error());
+        // The coordinator already checked the header against this model and vocabulary.
+        float *buffers[4] = {w.ts.params, w.ts.adam_m, w.ts.adam_v, w.ts.ema};
+        if (checkpoint_load_tensors(run->resume_path, &w.ts.model.layout, buffers) != 0)
+            catlip_die("%s", catlip_error());
         w.ts.step = run->start_step;
     }
     log_info("worker %d: %s, kernels %s, samples %d..%d of each global batch of %d",

@@ -1,0 +1,67 @@
+#include "io/checkpoint_state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "io/checkpoint.h"
+
+int checkpoint_model_config(const Catlip__CheckpointHeader *h, struct vit_config *out) {
+    const Catlip__ModelConfig *m = h->model;
+    if (!m || m->dim <= 0 || m->depth <= 0 || m->heads <= 0 || m->mlp_hidden <= 0 ||
+        m->image_size <= 0 || m->patch_size <= 0 || m->num_classes <= 0 || m->dim % m->heads ||
+        m->mlp_hidden % m->dim)
+        return catlip_error_set("checkpoint header has no usable model description");
+    return vit_config_make(out, m->name && m->name[0] ? m->name : "vit_tiny", m->image_size,
+                           m->patch_size, m->num_classes, m->dim, m->depth, m->heads,
+                           m->mlp_hidden / m->dim);
+}
+
+Catlip__CheckpointHeader *checkpoint_read_header(const char *path) {
+    struct ckpt_reader *r;
+    if (ckpt_reader_open(&r, path) != 0) return NULL;
+    const Catlip__CheckpointHeader *h = ckpt_reader_header(r);
+    size_t len = catlip__checkpoint_header__get_packed_size(h);
+    uint8_t *buf = xmalloc(len + 1);
+    catlip__checkpoint_header__pack(h, buf);
+    ckpt_reader_close(r);
+    Catlip__CheckpointHeader *copy = catlip__checkpoint_header__unpack(NULL, len, buf);
+    free(buf);
+    if (!copy) catlip_error_set("%s: cannot copy the checkpoint header", path);
+    return copy;
+}
+
+int checkpoint_load_tensors(const char *path, const struct vit_layout *l, float *buffers[4]) {
+    struct ckpt_reader *r;
+    if (ckpt_reader_open(&r, path) != 0) return -1;
+    size_t *filled = xcalloc((size_t)l->ntensors * 4, sizeof *filled);
+    const Catlip__TensorChunk *c;
+    int rc;
+    while ((rc = ckpt_reader_next(r, &c)) == 1) {
+        if ((int)c->kind < 0 || (int)c->kind > 3 || !buffers[c->kind]) continue;
+        const struct tensor_info *t = vit_layout_find(l, c->name);
+        size_t n = c->data.len / sizeof(float);
+        if (!t) {
+            rc = catlip_error_set("%s: tensor '%s' is not part of this model", path, c->name);
+            break;
+        }
+        int shape_ok = (int)c->n_shape == t->ndim;
+        for (int d = 0; shape_ok && d < t->ndim; d++) shape_ok = c->shape[d] == t->shape[d];
+        if (!shape_ok || c->offset + n > t->numel) {
+            rc = catlip_error_set("%s: tensor '%s' has a different shape than this model", path,
+                                  c->name);
+            break;
+        }
+        memcpy(buffers[c->kind] + t->offset + c->offset, c->data.data, c->data.len);
+        filled[(size_t)(t - l->tensors) * 4 + c->kind] += n;
+    }
+    static const char *kind_names[] = {"weights", "AdamW first moment", "AdamW second moment", "EMA"};
+    for (int i = 0; rc == 0 && i < l->ntensors; i++)
+        for (int k = 0; k < 4 && rc == 0; k++)
+            if (buffers[k] && filled[(size_t)i * 4 + k] != l->tensors[i].numel)
+                rc = catlip_error_set("%s: %s of tensor '%s' missing or incomplete", path,
+                                      kind_names[k], l->tensors[i].name);
+    free(filled);
+    ckpt_reader_close(r);
+    return rc == 0 ? 0 : -1;
+}

@@ -1,0 +1,21 @@
+// A model's tensors in and out of checkpoint files (checkpoint.h is the file format; this
+// maps it onto a vit_layout's buffers).
+#pragma once
+#include <stdint.h>
+
+#include "catlip.pb-c.h"
+#include "nn/model.h"
+
+// What a checkpoint header says about the model, as a vit_config (the head width included).
+// Returns -1 with catlip_error() when the header lacks a model or holds impossible values.
+int checkpoint_model_config(const Catlip__CheckpointHeader *header, struct vit_config *out);
+
+// Reads the tensors of a checkpoint into the buffers of `layout`, indexed by
+// Catlip__TensorChunk__Kind (PARAM, ADAM_M, ADAM_V, EMA); a NULL buffer skips that kind.
+// Every tensor of the layout must be present, complete and of the same shape for each kind
+// asked for. Returns -1 with catlip_error() naming the file and the problem.
+int checkpoint_load_tensors(const char *path, const struct vit_layout *layout, float *buffers[4]);
+
+// Opens and verifies a checkpoint and returns a copy of its header (free it with
+// catlip__checkpoint_header__free_unpacked(h, NULL)), or NULL with catlip_error().
+Catlip__CheckpointHeader *checkpoint_read_header(const char *path);
