@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "catlip.pb-c.h"
+#include "coordinator/status_server.h"
 #include "core/check.h"
 #include "core/log.h"
 #include "io/checkpoint.h"
@@ -72,6 +73,7 @@ struct coordinator {
     int64_t last_checkpoint_step;
     uint8_t *recv_buffer;
     size_t recv_capacity;
+    struct status_server *status;
 };
 
 static void format_duration(char *out, size_t n, double seconds) {
@@ -119,6 +121,7 @@ static void *loop_thread_main(void *arg) {
 }
 
 int coordinator_start_loop_thread(struct coordinator *c) {
+    if (status_server_start(&c->status, c, c->run) != 0) return -1;
     uv_async_init(&c->loop, &c->stop_async, on_stop_async);
     if (pthread_create(&c->loop_thread, NULL, loop_thread_main, c) != 0)
         return catlip_error_set("cannot start the coordinator's status thread");
@@ -137,6 +140,8 @@ void coordinator_destroy(struct coordinator *c) {
         pthread_join(c->loop_thread, NULL);
     }
     // STATUS_SERVER_STOP: status listeners close here (before the loop's handles).
+    status_server_stop(c->status);
+    c->status = NULL;
     uv_walk(&c->loop, close_handle, NULL);
     uv_run(&c->loop, UV_RUN_DEFAULT);
     uv_loop_close(&c->loop);
@@ -538,6 +543,10 @@ int coordinator_serve(struct coordinator *c) {
         uv_signal_init(&c->loop, sigs[i]);
         sigs[i]->data = c;
         uv_signal_start(sigs[i], on_signal, signums[i]);
+    }
+    if (status_server_start(&c->status, c, c->run) != 0) {
+        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        MPI_Abort(MPI_COMM_WORLD, 2);
     }
     uv_run(&c->loop, UV_RUN_DEFAULT);
     uv_timer_stop(&c->poll_timer);
