@@ -12,7 +12,8 @@ void resample_vertical_avx2(float *rows, const uint8_t *pixels, size_t stride, c
 // out[c][y][x'] = (sum over ksize taps of wx * rows[y][(first_x - col0 + t) * 3 + c]) * scale + shift.
 void resample_horizontal_chw_avx2(float *out, const float *rows, const struct resample_axis *ax, int col0,
                                   int ncols, int S, int flip, const float scale[3], const float shift[3]);
-// Both passes, the vertical result stored transposed in T (ncols * 3 * S floats); S % 8 == 0.
+// Both passes, in strips of 8 rows whose vertical result is stored transposed in T
+// (ncols * 3 * 8 floats); S % 8 == 0.
 void resample_chw_transposed_avx2(float *out, float *T, const uint8_t *pixels, size_t stride,
                                   const struct resample_axis *ay, const struct resample_axis *ax, int col0,
                                   int ncols, int S, int flip, const float scale[3], const float shift[3]);
