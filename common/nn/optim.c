@@ -94,7 +94,11 @@ void optim_adamw_step(struct pool *pool, const struct kernels *k, const struct v
     struct adamw_task task = {
         .k = k, .layout = layout, .s = s, .params = params, .adam_m = adam_m, .adam_v = adam_v,
         .ema = ema, .grads = grads, .lr = (float)lr,
-        .bc1 = (float)(1.0 - pow(s->beta1, (double)t)),
-        .bc2 = (float)(1.0 - pow(s->beta2, (double)t)), .grad_scale = (float)grad_scale};
+        // The kernels form (1 - beta) from the float betas (1.0f - 0.999f = 0.00099998713,
+        // not 0.001), so the bias corrections must use the same float betas, or every update
+        // comes out ~7e-6 too large.
+        .bc1 = (float)(1.0 - pow((double)(float)s->beta1, (double)t)),
+        .bc2 = (float)(1.0 - pow((double)(float)s->beta2, (double)t)),
+        .grad_scale = (float)grad_scale};
     pool_run(pool, adamw_worker, &task);
 }
