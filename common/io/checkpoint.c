@@ -628,6 +628,22 @@ int ckpt_reader_next(struct ckpt_reader *r, const Catlip__TensorChunk **chunk) {
     return 1;
 }
 
+int ckpt_read_header(const char *path, Catlip__CheckpointRecord **out) {
+    *out = NULL;
+    struct ckpt_reader *r = xcalloc(1, sizeof *r);
+    r->path = xstrdup(path);
+    r->f = fopen(path, "rbe");
+    int rc = -1;
+    if (!r->f) catlip_error_set("%s: cannot open: %s", path, strerror(errno));
+    else if (reader_start(r) == 0) {
+        *out = r->header;
+        r->header = NULL;
+        rc = 0;
+    }
+    ckpt_reader_close(r);
+    return rc;
+}
+
 int ckpt_verify(const char *path) {
     struct ckpt_reader *r;
     if (ckpt_reader_open(&r, path) < 0) return -1;

@@ -135,6 +135,13 @@ void ckpt_reader_close(struct ckpt_reader *r);
 // Verifies a file without delivering it: 0 or -1 with catlip_error().
 int ckpt_verify(const char *path);
 
+// Reads only the header record of path, without reading or verifying the rest: for looking
+// at a file that ckpt_find_latest or ckpt_verify has just checked (one read of a large file
+// instead of two). Returns 0 with *out set (free it with
+// catlip__checkpoint_record__free_unpacked(*out, NULL); the header is (*out)->header), or -1
+// with catlip_error().
+int ckpt_read_header(const char *path, Catlip__CheckpointRecord **out);
+
 // ---------------------------------------------------------------------------------------
 // the checkpoint directory (checkpoint_dir.c)
 

@@ -284,6 +284,15 @@ static void round_trip_small_and_latest(void **state) {
     assert_string_equal(found, p);
     assert_int_equal(step, 7);
     free(found);
+    Catlip__CheckpointRecord *hr;
+    assert_int_equal(ckpt_read_header(p, &hr), 0);
+    assert_string_equal(hr->header->run_id, "test-run");
+    assert_int_equal(hr->header->position->step, 7);
+    catlip__checkpoint_record__free_unpacked(hr, NULL);
+    assert_int_equal(truncate(p, 3), 0);  // header cut: refused
+    assert_int_equal(ckpt_read_header(p, &hr), -1);
+    assert_null(hr);
+    assert_non_null(strstr(catlip_error(), p));
     free(p);
     remove_dir(dir);
 }
