@@ -358,7 +358,7 @@ struct pipeline *pipeline_create(const struct pipeline_options *options) {
         s->samples = xcalloc((size_t)p->capacity, sizeof *s->samples);
         s->keep = xcalloc((size_t)p->capacity, sizeof *s->keep);
     }
-    p->binding = cpu_binding_plan(p->opt.compute_threads, p->nthreads);
+    p->binding = cpu_binding_plan(p->opt.compute_threads > 0 ? p->opt.compute_threads : -1, p->nthreads);
     p->threads = xcalloc((size_t)p->nthreads, sizeof *p->threads);
     for (int i = 0; i < p->nthreads; i++) {
         struct decode_thread *t = &p->threads[i];

@@ -106,7 +106,8 @@ struct pipeline_options {
 
     int decode_threads;   // 0: 1
     int ring_depth;       // batches decoded ahead; 0: 2
-    int compute_threads;  // the compute pool's thread count (decode threads avoid those cores); -1: do not bind
+    int compute_threads;  // the compute pool's thread count (decode threads go on the cores after
+                          // those); <= 0: unknown, the decode threads are not bound
 };
 
 // A batch handed to the trainer. The buffers belong to the pipeline and stay valid until the

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/check.h"
@@ -172,8 +173,13 @@ static int write_all(int fd, const void *data, size_t n, uint64_t *hash) {
 }
 
 int shard_index_write(const struct shard_index *ix, const char *index_path) {
-    char tmp[PATH_MAX + 32];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", index_path, (long)getpid()) >= (int)sizeof tmp)
+    // A name no other writer uses, even on another node of a shared file system.
+    char tmp[PATH_MAX + 64], host[64] = "";
+    gethostname(host, sizeof host - 1);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%.32s.%ld.%ld", index_path, host, (long)getpid(), (long)now.tv_nsec) >=
+        (int)sizeof tmp)
         return catlip_error_set("index path too long: %s", index_path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return catlip_error_set("cannot write index %s: %s", tmp, strerror(errno));

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/check.h"
+#include "core/pool.h"
 #include "data/pipeline.h"
 #include "data/shard_index.h"
 #include "tests/data/fixtures.h"
@@ -299,6 +300,25 @@ static void test_missing_shards_and_bad_options(void **state) {
     assert_null(pipeline_create(&o));
 }
 
+// Decode threads sit on the cores after the compute pool's when there are enough of them.
+static void test_decode_threads_avoid_compute_cores(void **state) {
+    const char *shards[] = {good_tar};
+    struct pipeline_options o = base_options(shards, 1);
+    o.decode_threads = 1;
+    o.compute_threads = 1;
+    struct pipeline *p = pipeline_create(&o);
+    assert_non_null(p);
+    if (pool_available_cores() >= 2)
+        assert_non_null(strstr(pipeline_describe(p), "bound to PUs"));
+    else
+        assert_non_null(strstr(pipeline_describe(p), "unbound"));
+    pipeline_destroy(p);
+    o.compute_threads = pool_available_cores();  // no core left over: not bound
+    p = pipeline_create(&o);
+    assert_non_null(strstr(pipeline_describe(p), "unbound"));
+    pipeline_destroy(p);
+}
+
 static void test_destroy_without_consuming(void **state) {
     const char *shards[] = {good_tar};
     struct pipeline_options o = base_options(shards, 1);
@@ -325,6 +345,7 @@ int main(void) {
         cmocka_unit_test(test_every_bad_case_is_skipped_and_counted),
         cmocka_unit_test(test_deterministic_across_threads_workers_and_resume),
         cmocka_unit_test(test_missing_shards_and_bad_options),
+        cmocka_unit_test(test_decode_threads_avoid_compute_cores),
         cmocka_unit_test(test_destroy_without_consuming),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
