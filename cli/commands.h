@@ -9,3 +9,4 @@ int cmd_vocab_label(int argc, char **argv);
 int cmd_shards_make(int argc, char **argv);
 int cmd_shards_index(int argc, char **argv);
 int cmd_bench_data(int argc, char **argv);
+int cmd_status(int argc, char **argv);

@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"shards make", cmd_shards_make, "write WebDataset shards from a TSV of images and captions/classes"},
     {"shards index", cmd_shards_index, "build the per-shard indexes (threads; MPI ranks under mpirun)"},
     {"bench data", cmd_bench_data, "time JPEG decode + augmentation per thread against torchvision"},
+    {"status", cmd_status, "show a running training's status, or ask it to checkpoint / stop"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
