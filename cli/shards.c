@@ -455,7 +455,7 @@ static void index_one(struct index_run *run, size_t i) {
     }
     if (rc != 0) {
         pthread_mutex_lock(&run->print_lock);
-        fprintf(stderr, "\ncatlip: error: %s\n", catlip_error());
+        fprintf(stderr, "%scatlip: error: %s\n", isatty(fileno(stderr)) ? "\n" : "", catlip_error());
         pthread_mutex_unlock(&run->print_lock);
         atomic_fetch_add(&run->failed, 1);
         return;
@@ -478,8 +478,10 @@ static void index_task(void *ctx, int ith, int nth) {
         long d = atomic_fetch_add(&run->done, 1) + 1;
         if (run->rank == 0 && (ith == 0 || (size_t)d == mine)) {
             pthread_mutex_lock(&run->print_lock);
-            fprintf(stderr, "\rshards index: %ld/%zu shards (rank 0 of %d), %llu samples, %ld built", d, mine,
-                    run->size, (unsigned long long)atomic_load(&run->samples), atomic_load(&run->built));
+            int tty = isatty(fileno(stderr));
+            fprintf(stderr, "%sshards index: %ld/%zu shards (rank 0 of %d), %llu samples, %ld built%s", tty ? "\r" : "",
+                    d, mine, run->size, (unsigned long long)atomic_load(&run->samples), atomic_load(&run->built),
+                    tty ? "" : "\n");
             pthread_mutex_unlock(&run->print_lock);
         }
     }
@@ -538,7 +540,7 @@ int cmd_shards_index(int argc, char **argv) {
         MPI_Allreduce(MPI_IN_PLACE, skips, SHARD_SKIP_COUNT, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
     }
     if (rank == 0) {
-        fprintf(stderr, "\n");
+        if (isatty(fileno(stderr))) fprintf(stderr, "\n");
         char skip_text[512] = "";
         size_t w = 0;
         for (int k = 0; k < SHARD_SKIP_COUNT; k++)
