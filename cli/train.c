@@ -163,10 +163,12 @@ static int share_plan(struct run *run, int planned_ok) {
 // model shape. Loading a 24k-line vocabulary takes milliseconds, so each rank reads it.
 static int resolve_classes(struct run *run) {
     struct config *cfg = &run->cfg;
-    if (!strcmp(cfg->task, "classify"))
-        return catlip_error_set("task: classify (fine-tuning, linear probe) is not implemented yet");
     int classes = (int)cfg->model.num_classes;
-    if (!strcmp(cfg->data.train, "synthetic")) {
+    if (!strcmp(cfg->task, "classify")) {
+        // Labels come from the shards' .cls members: the head width is a setting.
+        if (classes <= 0) return catlip_error_set("task: classify needs model.num_classes (> 0)");
+        run->vocab_hash = 0;
+    } else if (!strcmp(cfg->data.train, "synthetic")) {
         if (classes <= 0) return catlip_error_set("model.num_classes must be set (> 0) for synthetic data");
         run->vocab_hash = 0;
     } else {

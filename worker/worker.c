@@ -10,6 +10,7 @@
 #include "data/order.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_state.h"
+#include "io/safetensors.h"
 #include "nn/train_state.h"
 #include "worker/batch_source.h"
 #include "worker/grad_sync.h"
@@ -128,6 +129,71 @@ static void stream_checkpoint(struct worker *w, int64_t steps_done) {
     }
 }
 
+// A fresh run may start from a pre-trained checkpoint (model.init_from: every tensor but the
+// head, plus the head when it has the same width) and from a Transfer Init head
+// (model.head_init: transfer). The EMA then starts from these weights.
+static int init_fresh_weights(struct worker *w) {
+    const struct config *cfg = &w->run->cfg;
+    const struct vit_layout *l = &w->ts.model.layout;
+    if (cfg->model.init_from[0]) {
+        Catlip__CheckpointHeader *h = checkpoint_read_header(cfg->model.init_from);
+        if (!h) return -1;
+        struct vit_config from;
+        int rc = checkpoint_model_config(h, &from);
+        catlip__checkpoint_header__free_unpacked(h, NULL);
+        if (rc != 0) return catlip_error_set("%s: %s", cfg->model.init_from, catlip_error());
+        const struct vit_config *to = &l->config;
+        if (from.dim != to->dim || from.depth != to->depth || from.heads != to->heads ||
+            from.mlp_hidden != to->mlp_hidden || from.patch_size != to->patch_size ||
+            from.image_size != to->image_size)
+            return catlip_error_set("model.init_from %s holds a different backbone (dim %d, depth "
+                                    "%d, heads %d, image %d, patch %d)", cfg->model.init_from,
+                                    from.dim, from.depth, from.heads, from.image_size, from.patch_size);
+        struct vit_layout src;
+        vit_layout_init(&src, &from);
+        float *buf = xaligned_alloc(src.total * sizeof(float));
+        float *buffers[4] = {NULL, NULL, NULL, NULL};
+        buffers[cfg->model.init_ema ? CATLIP__TENSOR_CHUNK__KIND__EMA : CATLIP__TENSOR_CHUNK__KIND__PARAM] = buf;
+        rc = checkpoint_load_tensors(cfg->model.init_from, &src, buffers);
+        int same_head = from.num_classes == to->num_classes && !strcmp(cfg->model.head_init, "random");
+        for (int i = 0; rc == 0 && i < l->ntensors; i++) {
+            const struct tensor_info *t = &l->tensors[i];
+            if (!strncmp(t->name, "head.", 5) && !same_head) continue;
+            const struct tensor_info *st = vit_layout_find(&src, t->name);
+            memcpy(w->ts.params + t->offset, buf + st->offset, t->numel * sizeof(float));
+        }
+        free(buf);
+        vit_layout_free(&src);
+        if (rc != 0) return -1;
+        if (w->run->worker_index == 0)
+            log_info("initialised from %s (%s weights%s)", cfg->model.init_from,
+                     cfg->model.init_ema ? "EMA" : "raw", same_head ? ", head included" : ", new head");
+    }
+    if (!strcmp(cfg->model.head_init, "transfer")) {
+        struct safetensors_file f;
+        if (safetensors_read(cfg->model.head_file, &f) != 0) return -1;
+        const struct safetensor *hw = safetensors_find(&f, "head.weight");
+        const struct safetensor *hb = safetensors_find(&f, "head.bias");
+        const struct tensor_info *tw = vit_layout_find(l, "head.weight");
+        const struct tensor_info *tb = vit_layout_find(l, "head.bias");
+        int ok = hw && hb && !strcmp(hw->dtype, "F32") && !strcmp(hb->dtype, "F32") &&
+                 hw->ndim == 2 && hw->shape[0] == tw->shape[0] && hw->shape[1] == tw->shape[1] &&
+                 hb->ndim == 1 && hb->shape[0] == tb->shape[0];
+        if (ok) {
+            memcpy(w->ts.params + tw->offset, hw->data, tw->numel * sizeof(float));
+            memcpy(w->ts.params + tb->offset, hb->data, tb->numel * sizeof(float));
+        }
+        safetensors_free(&f);
+        if (!ok)
+            return catlip_error_set("model.head_file %s has no F32 head.weight (%lld, %lld) and "
+                                    "head.bias (%lld) for this model", cfg->model.head_file,
+                                    (long long)tw->shape[0], (long long)tw->shape[1],
+                                    (long long)tb->shape[0]);
+    }
+    if (w->ts.ema) memcpy(w->ts.ema, w->ts.params, l->total * sizeof(float));
+    return 0;
+}
+
 // ---------------------------------------------------------------------------------------
 // the training loop
 
@@ -205,7 +271,13 @@ int worker_run(struct run *run) {
         if (checkpoint_load_tensors(run->resume_path, &w.ts.model.layout, buffers) != 0)
             catlip_die("%s", catlip_error());
         w.ts.step = run->start_step;
+    } else if (init_fresh_weights(&w) != 0) {
+        catlip_die("%s", catlip_error());
     }
+    int ce = !strcmp(cfg->train.loss, "ce") || (!strcmp(cfg->train.loss, "auto") && !strcmp(cfg->task, "classify"));
+    w.ts.loss = ce ? TRAIN_LOSS_CE : TRAIN_LOSS_BCE;
+    w.ts.label_smoothing = (float)cfg->optim.label_smoothing;
+    w.ts.head_only = cfg->train.freeze_backbone;
     log_info("worker %d: %s, kernels %s, samples %d..%d of each global batch of %d",
              run->worker_index, pool_describe(w.pool), w.ts.model.k->name, w.slice_begin,
              w.slice_begin + w.local_batch - 1, G);

@@ -37,6 +37,10 @@ static const struct key_spec keys[] = {
     {"model.depth", KEY_INT, NUM(model.depth), 0, 256, "0", "blocks; 0 = preset"},
     {"model.heads", KEY_INT, NUM(model.heads), 0, 256, "0", "attention heads; 0 = preset"},
     {"model.mlp_ratio", KEY_INT, NUM(model.mlp_ratio), 0, 16, "0", "MLP hidden / width; 0 = 4"},
+    {"model.init_from", KEY_STRING, STR(model.init_from), 0, 0, "", "checkpoint whose backbone (and head, if it fits) initialises a fresh run"},
+    {"model.init_ema", KEY_BOOL, NUM(model.init_ema), 0, 0, "false", "initialise from init_from's EMA weights"},
+    {"model.head_init", KEY_STRING, STR(model.head_init), 0, 0, "random", "random | transfer (model.head_file from catlip transfer)"},
+    {"model.head_file", KEY_STRING, STR(model.head_file), 0, 0, "", "head written by catlip transfer"},
     {"data.train", KEY_STRING, STR(data.train), 0, 0, "synthetic", "training shards (data/{00000..00099}.tar) or synthetic (built-in learnable data)"},
     {"data.val", KEY_STRING, STR(data.val), 0, 0, "", "validation shards"},
     {"data.vocab", KEY_STRING, STR(data.vocab), 0, 0, "", "synset vocabulary TSV"},
@@ -51,6 +55,8 @@ static const struct key_spec keys[] = {
     {"train.bucket_mb", KEY_FLOAT, NUM(train.bucket_mb), 0.001, 4096, "4", "gradient allreduce bucket size (MiB)"},
     {"train.overlap", KEY_BOOL, NUM(train.overlap), 0, 0, "true", "overlap gradient allreduce with backward"},
     {"train.worker_timeout", KEY_FLOAT, NUM(train.worker_timeout), 1, 1e7, "900", "seconds a worker may go without progress before the job is aborted"},
+    {"train.freeze_backbone", KEY_BOOL, NUM(train.freeze_backbone), 0, 0, "false", "linear probe: train only the head"},
+    {"train.loss", KEY_STRING, STR(train.loss), 0, 0, "auto", "auto | bce | ce (auto: bce to pretrain, ce to classify)"},
     {"optim.lr", KEY_FLOAT, NUM(optim.lr), 0, 10, "0.001", "peak learning rate"},
     {"optim.min_lr", KEY_FLOAT, NUM(optim.min_lr), 0, 10, "0.00001", "floor of the cosine decay"},
     {"optim.warmup_steps", KEY_INT, NUM(optim.warmup_steps), 0, 1e12, "0", "linear warmup steps"},
@@ -60,6 +66,7 @@ static const struct key_spec keys[] = {
     {"optim.eps", KEY_FLOAT, NUM(optim.eps), 1e-30, 1, "0.00000001", "AdamW epsilon"},
     {"optim.grad_clip", KEY_FLOAT, NUM(optim.grad_clip), 0, 1e9, "1.0", "global gradient-norm clip; 0 = off"},
     {"optim.ema", KEY_FLOAT, NUM(optim.ema), 0, 1, "0.0005", "EMA momentum; 0 = no EMA"},
+    {"optim.label_smoothing", KEY_FLOAT, NUM(optim.label_smoothing), 0, 0.999, "0.1", "label smoothing of the ce loss"},
     {"checkpoint.every_steps", KEY_INT, NUM(checkpoint.every_steps), 0, 1e12, "1000", "checkpoint interval; 0 = only at the end"},
     {"checkpoint.keep", KEY_INT, NUM(checkpoint.keep), 1, 1e6, "3", "checkpoints kept"},
     {"status.host", KEY_STRING, STR(status.host), 0, 0, "127.0.0.1", "address the status listeners bind"},
@@ -280,6 +287,12 @@ int config_validate(const struct config *cfg) {
     if (cfg->optim.min_lr > cfg->optim.lr)
         return catlip_error_set("optim.min_lr %g is above optim.lr %g", cfg->optim.min_lr, cfg->optim.lr);
     if (cfg->run_dir[0] == '\0') return catlip_error_set("run_dir must not be empty");
+    if (strcmp(cfg->train.loss, "auto") && strcmp(cfg->train.loss, "bce") && strcmp(cfg->train.loss, "ce"))
+        return catlip_error_set("train.loss must be auto, bce or ce, got '%s'", cfg->train.loss);
+    if (strcmp(cfg->model.head_init, "random") && strcmp(cfg->model.head_init, "transfer"))
+        return catlip_error_set("model.head_init must be random or transfer, got '%s'", cfg->model.head_init);
+    if (!strcmp(cfg->model.head_init, "transfer") && !cfg->model.head_file[0])
+        return catlip_error_set("model.head_init: transfer needs model.head_file (catlip transfer -o FILE)");
     return 0;
 }
 

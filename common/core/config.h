@@ -27,6 +27,10 @@ struct config {
         int64_t depth;        // 0: the preset's number of blocks
         int64_t heads;        // 0: the preset's number of heads
         int64_t mlp_ratio;    // 0: 4
+        char init_from[CONFIG_STRING_MAX];  // checkpoint whose backbone starts a fresh run
+        bool init_ema;        // take init_from's EMA weights instead of its raw weights
+        char head_init[32];   // random | transfer (head_file from catlip transfer)
+        char head_file[CONFIG_STRING_MAX];
     } model;
 
     struct {
@@ -47,6 +51,8 @@ struct config {
         double bucket_mb;         // gradient allreduce bucket size
         bool overlap;             // start bucket allreduces during backward
         double worker_timeout;    // seconds without progress before the job is aborted
+        bool freeze_backbone;     // linear probe: only the head trains
+        char loss[16];            // auto | bce | ce (auto: bce for pretrain, ce for classify)
     } train;
 
     struct {
@@ -59,6 +65,7 @@ struct config {
         double eps;
         double grad_clip;  // 0: no clipping
         double ema;        // EMA momentum m in ema = (1-m) ema + m w; 0: no EMA
+        double label_smoothing;  // for the ce loss
     } optim;
 
     struct {

@@ -67,6 +67,7 @@ struct adamw_task {
     float *params, *adam_m, *adam_v, *ema;
     const float *grads;
     float lr, bc1, bc2, grad_scale;
+    size_t first_trained;
 };
 
 static void adamw_worker(void *arg, int ith, int nth) {
@@ -74,6 +75,7 @@ static void adamw_worker(void *arg, int ith, int nth) {
     const struct optim_settings *s = t->s;
     for (int i = 0; i < t->layout->ntensors; i++) {
         const struct tensor_info *ti = &t->layout->tensors[i];
+        if (ti->offset < t->first_trained) continue;
         long b, e;
         pool_split((long)ti->numel, ith, nth, &b, &e);
         if (e <= b) continue;
@@ -90,7 +92,7 @@ static void adamw_worker(void *arg, int ith, int nth) {
 void optim_adamw_step(struct pool *pool, const struct kernels *k, const struct vit_layout *layout,
                       const struct optim_settings *s, float *params, const float *grads,
                       float *adam_m, float *adam_v, float *ema, int64_t t, double lr,
-                      double grad_scale) {
+                      double grad_scale, size_t first_trained) {
     struct adamw_task task = {
         .k = k, .layout = layout, .s = s, .params = params, .adam_m = adam_m, .adam_v = adam_v,
         .ema = ema, .grads = grads, .lr = (float)lr,
@@ -99,6 +101,6 @@ void optim_adamw_step(struct pool *pool, const struct kernels *k, const struct v
         // comes out ~7e-6 too large.
         .bc1 = (float)(1.0 - pow((double)(float)s->beta1, (double)t)),
         .bc2 = (float)(1.0 - pow((double)(float)s->beta2, (double)t)),
-        .grad_scale = (float)grad_scale};
+        .grad_scale = (float)grad_scale, .first_trained = first_trained};
     pool_run(pool, adamw_worker, &task);
 }

@@ -33,7 +33,9 @@ double optim_grad_norm(struct pool *pool, const struct kernels *k, const float *
 void optim_adamw_step(struct pool *pool, const struct kernels *k, const struct vit_layout *layout,
                       const struct optim_settings *s, float *params, const float *grads,
                       float *adam_m, float *adam_v, float *ema, int64_t t, double lr,
-                      double grad_scale);
+                      double grad_scale, size_t first_trained);
+// (first_trained: tensors starting before this float offset are frozen and left untouched;
+// 0 trains everything.)
 
 // The clipping coefficient PyTorch's clip_grad_norm_ applies: min(1, clip / (norm + 1e-6)).
 double optim_clip_scale(const struct optim_settings *s, double grad_norm);

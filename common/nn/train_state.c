@@ -39,8 +39,12 @@ double train_forward_backward(struct train_state *ts, const float *images, const
                               void *ready_ctx) {
     memset(ts->grads, 0, ts->model.layout.total * sizeof(float));
     vit_forward(&ts->model, &ts->acts, ts->params, images, B);
-    double loss = vit_loss_bce(&ts->model, &ts->acts, targets, B, 1.0f / (float)global_batch);
-    vit_backward(&ts->model, &ts->acts, ts->params, ts->grads, B, on_ready, ready_ctx);
+    double loss = ts->loss == TRAIN_LOSS_CE
+                      ? vit_loss_softmax_ce(&ts->model, &ts->acts, targets, B,
+                                            1.0f / (float)global_batch, ts->label_smoothing)
+                      : vit_loss_bce(&ts->model, &ts->acts, targets, B, 1.0f / (float)global_batch);
+    vit_backward(&ts->model, &ts->acts, ts->params, ts->grads, B, ts->head_only, on_ready,
+                 ready_ctx);
     return loss / global_batch;
 }
 
@@ -50,7 +54,8 @@ void train_apply_update(struct train_state *ts) {
     double lr = optim_lr_at(&ts->optim, ts->step);
     optim_adamw_step(ts->model.pool, k, &ts->model.layout, &ts->optim, ts->params, ts->grads,
                      ts->adam_m, ts->adam_v, ts->ema, ts->step + 1, lr,
-                     optim_clip_scale(&ts->optim, norm));
+                     optim_clip_scale(&ts->optim, norm),
+                     ts->head_only ? ts->model.layout.head_w : 0);
     ts->last_grad_norm = norm;
     ts->last_lr = lr;
     ts->step++;

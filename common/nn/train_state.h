@@ -14,6 +14,10 @@ struct train_state {
     float *params, *grads, *adam_m, *adam_v, *ema;  // each layout.total floats
     int64_t step;  // optimiser steps taken
     double last_grad_norm, last_lr;
+    // what is trained and how (defaults: CatLIP pre-training)
+    enum { TRAIN_LOSS_BCE = 0, TRAIN_LOSS_CE = 1 } loss;
+    float label_smoothing;  // for TRAIN_LOSS_CE
+    int head_only;          // frozen backbone: only head.weight / head.bias train
 };
 
 // Sizes every buffer for batches of up to max_batch, initialises parameters from seed,

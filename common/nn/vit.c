@@ -386,19 +386,86 @@ double vit_loss_bce(const struct vit_model *m, struct vit_acts *a, const float *
     return sum;
 }
 
+struct ce_task {
+    const struct kernels *k;
+    float *dlogits;
+    const float *logits, *targets;
+    int B, V;
+    float grad_scale, smoothing;
+    double partial[64];
+};
+
+static void ce_worker(void *arg, int ith, int nth) {
+    struct ce_task *t = arg;
+    long b0, e0;
+    pool_split(t->B, ith, nth, &b0, &e0);
+    double sum = 0.0;
+    for (long b = b0; b < e0; b++) {
+        const float *z = t->logits + b * t->V, *y = t->targets + b * t->V;
+        float *d = t->dlogits + b * t->V;
+        int label = -1;
+        for (int v = 0; v < t->V && label < 0; v++)
+            if (y[v] > 0.5f) label = v;
+        if (label < 0) {
+            memset(d, 0, (size_t)t->V * sizeof *d);
+            continue;
+        }
+        // log softmax in double for the loss; probabilities through the SIMD softmax
+        double mx = z[0];
+        for (int v = 1; v < t->V; v++) mx = z[v] > mx ? z[v] : mx;
+        double se = 0.0, zsum = 0.0;
+        for (int v = 0; v < t->V; v++) {
+            se += exp(z[v] - mx);
+            zsum += z[v];
+        }
+        double lse = mx + log(se);
+        // -sum_v q_v (z_v - lse) with q = (1-s)·onehot + s/V
+        sum += (1.0 - t->smoothing) * (lse - z[label]) + t->smoothing * (lse - zsum / t->V);
+        t->k->softmax_forward(d, z, 1, t->V);
+        const float off = t->smoothing / (float)t->V;
+        for (int v = 0; v < t->V; v++) d[v] = (d[v] - off) * t->grad_scale;
+        d[label] -= (1.0f - t->smoothing) * t->grad_scale;
+    }
+    t->partial[ith] = sum;
+}
+
+double vit_loss_softmax_ce(const struct vit_model *m, struct vit_acts *a, const float *targets,
+                           int B, float grad_scale, float smoothing) {
+    struct ce_task t = {.k = m->k, .dlogits = a->dlogits, .logits = a->logits,
+                        .targets = targets, .B = B, .V = m->layout.config.num_classes,
+                        .grad_scale = grad_scale, .smoothing = smoothing};
+    CATLIP_ASSERT(pool_size(m->pool) <= 64);
+    pool_run(m->pool, ce_worker, &t);
+    double sum = 0.0;
+    for (int i = 0; i < pool_size(m->pool); i++) sum += t.partial[i];
+    return sum;
+}
+
 // ---------------------------------------------------------------------------------------
 // backward
 
 void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *params,
-                  float *grads, int B, vit_grads_ready_fn on_ready, void *ready_ctx) {
+                  float *grads, int B, int head_only, vit_grads_ready_fn on_ready,
+                  void *ready_ctx) {
     const struct vit_config *c = &m->layout.config;
     const struct vit_layout *L = &m->layout;
     const long BT = (long)B * c->tokens;
     const int C = c->dim, T = c->tokens, Hd = c->mlp_hidden;
 
     // logits = lnf·Wᵀ + b
-    matmul_backward(m->pool, a->dpooled, grads + L->head_w, grads + L->head_b, a->dlogits,
-                    a->lnf, params + L->head_w, B, C, c->num_classes, 0);
+    matmul_backward(m->pool, head_only ? NULL : a->dpooled, grads + L->head_w, grads + L->head_b,
+                    a->dlogits, a->lnf, params + L->head_w, B, C, c->num_classes, 0);
+    if (head_only) {
+        // Nothing below the head trains: report every range final (all other gradients
+        // stay zero) so that reductions see the same buckets as in full training.
+        if (on_ready) {
+            on_ready(ready_ctx, L->norm_w, L->total);
+            for (int l = c->depth - 1; l >= 0; l--)
+                on_ready(ready_ctx, L->blocks[l].begin, L->blocks[l].end);
+            on_ready(ready_ctx, 0, L->blocks[0].begin);
+        }
+        return;
+    }
     // lnf = LayerNorm(cls)
     layernorm_backward(m, a, a->dpooled, grads + L->norm_w, grads + L->norm_b, a->dpooled,
                        a->cls, params + L->norm_w, a->lnf_mean, a->lnf_rstd, B, C);

@@ -72,9 +72,19 @@ void vit_forward(const struct vit_model *model, struct vit_acts *acts, const flo
 double vit_loss_bce(const struct vit_model *model, struct vit_acts *acts, const float *targets,
                     int B, float grad_scale);
 
+// Softmax cross-entropy with label smoothing over acts->logits, for single-label targets
+// given as one-hot rows (B, V) (a row with no 1 contributes nothing): with
+// q = (1 - smoothing)·onehot + smoothing / V, returns sum_b -sum_v q_v log softmax(z)_v and
+// writes acts->dlogits = (softmax(z) - q) * grad_scale. As torch.nn.CrossEntropyLoss(
+// label_smoothing=smoothing, reduction='sum').
+double vit_loss_softmax_ce(const struct vit_model *model, struct vit_acts *acts,
+                           const float *targets, int B, float grad_scale, float smoothing);
+
 // Called with [begin, end) float offsets of gradients that are final.
 typedef void (*vit_grads_ready_fn)(void *ctx, size_t begin, size_t end);
 
 // Backward from acts->dlogits; grads += d loss / d params. on_ready may be NULL.
+// head_only: stop after the head's weight gradients (a frozen backbone, linear probing).
 void vit_backward(const struct vit_model *model, struct vit_acts *acts, const float *params,
-                  float *grads, int B, vit_grads_ready_fn on_ready, void *ready_ctx);
+                  float *grads, int B, int head_only, vit_grads_ready_fn on_ready,
+                  void *ready_ctx);

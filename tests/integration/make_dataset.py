@@ -52,11 +52,14 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=96)
     ap.add_argument("--broken", type=int, default=0)
+    ap.add_argument("--classes", action="store_true",
+                    help="also write classes.tsv (path<TAB>index of the first object) and "
+                         "class_names.txt (one object name per line, in index order)")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     img_dir = os.path.join(a.out, "images")
     os.makedirs(img_dir, exist_ok=True)
-    lines = []
+    lines, class_lines = [], []
     S = a.size
     for i in range(a.count):
         objs = rng.sample(OBJECTS, 2)
@@ -74,6 +77,7 @@ def main():
         path = os.path.join(img_dir, f"{i:05d}.jpg")
         im.save(path, quality=90)
         lines.append(f"images/{i:05d}.jpg\t{caption}")
+        class_lines.append(f"images/{i:05d}.jpg\t{OBJECTS.index(named[0])}")
     for k in range(a.broken):
         good = os.path.join(img_dir, "00000.jpg")
         data = open(good, "rb").read()
@@ -84,6 +88,11 @@ def main():
         lines.append(f"images/00001.jpg\tquickly and slowly")  # no noun at all
     with open(os.path.join(a.out, "list.tsv"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    if a.classes:
+        with open(os.path.join(a.out, "classes.tsv"), "w") as f:
+            f.write("\n".join(class_lines) + "\n")
+        with open(os.path.join(a.out, "class_names.txt"), "w") as f:
+            f.write("\n".join(o[0] for o in OBJECTS) + "\n")
     print(f"wrote {len(lines)} lines to {os.path.join(a.out, 'list.tsv')}")
 
 

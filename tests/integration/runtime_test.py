@@ -287,10 +287,46 @@ def test_shards(catlip, tmp):
           "resuming with a reordered vocabulary is a clear error")
 
 
+def test_classify(catlip, tmp):
+    """Fine-tuning and linear probing from a pre-trained checkpoint on .cls shards."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    ds = os.path.join(tmp, "ds")
+    subprocess.run([sys.executable, os.path.join(here, "make_dataset.py"), ds, "--count", "240",
+                    "--classes"], check=True, stdout=subprocess.DEVNULL)
+    for tsv, out, flags in (("list.tsv", "cap", []), ("classes.tsv", "cls", ["--cls"])):
+        subprocess.run([catlip, "shards", "make", "--tsv", os.path.join(ds, tsv), "-o",
+                        os.path.join(ds, out), "--samples-per-shard", "120"] + flags, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cap = os.path.join(ds, "cap", "{00000..00001}.tar")
+    cls = os.path.join(ds, "cls", "{00000..00001}.tar")
+    vocab = os.path.join(ds, "vocab.tsv")
+    subprocess.run([catlip, "vocab", "build", "--data", cap, "--min-count", "5", "-o", vocab,
+                    "--quiet"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pre = os.path.join(tmp, "pre")
+    rc, _ = run(catlip, 0, pre, [f"data.train={cap}", f"data.vocab={vocab}", "model.num_classes=0",
+                                 "train.epochs=20", "train.global_batch=24"])
+    check(rc == 0, "pre-training run for the fine-tuning test")
+    ckpt = sorted(glob.glob(os.path.join(pre, "checkpoints", "ckpt-*.pb")))[-1]
+    base = ["task=classify", f"data.train={cls}", "model.num_classes=12", f"model.init_from={ckpt}",
+            "train.epochs=20", "train.global_batch=24", "optim.lr=0.005"]
+    for name, extra in (("linear probe", ["train.freeze_backbone=true"]), ("fine-tuning", [])):
+        d = os.path.join(tmp, name.replace(" ", "_"))
+        rc, log = run(catlip, 2, d, base + extra)
+        check(rc == 0 and "initialised from" in log, f"{name} on 2 workers from a pre-trained checkpoint")
+        ls = losses(d)
+        steps = sorted(ls)
+        first = sum(ls[s] for s in steps[:3]) / 3
+        last = sum(ls[s] for s in steps[-3:]) / 3
+        check(first > 2.0 and last < 0.8 * first,
+              f"{name}: cross-entropy over 12 classes falls from ~ln 12 ({first:.3f} -> {last:.3f})")
+    rc, out = run(catlip, 0, os.path.join(tmp, "bad"), base + ["model.dim=96"])
+    check(rc != 0 and "different backbone" in out, "init_from with another backbone: clear error")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--catlip", required=True)
-    ap.add_argument("test", choices=["workers", "kill", "signals", "elastic", "errors", "shards"])
+    ap.add_argument("test", choices=["workers", "kill", "signals", "elastic", "errors", "shards", "classify"])
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="catlip_rt_")
     try:
