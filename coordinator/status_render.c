@@ -261,8 +261,8 @@ static void svg_curve(struct text_buffer *out, const char *id, const char *title
         double px = right, py = bottom - (y[last] - lo) / (hi - lo) * (bottom - top);
         text_printf(out, "%.1f,%.1f", px, py);
     }
-    text_printf(out, "\"/>\n<text x=\"2\" y=\"16\" font-size=\"10\">%.3g</text>"
-                     "<text x=\"2\" y=\"%d\" font-size=\"10\">%.3g</text>"
+    text_printf(out, "\"/>\n<text x=\"2\" y=\"16\" font-size=\"10\">%.4g</text>"
+                     "<text x=\"2\" y=\"%d\" font-size=\"10\">%.4g</text>"
                      "<text x=\"%d\" y=\"%d\" font-size=\"10\">step %lld</text>"
                      "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"end\">step %lld</text>\n</svg></figure>\n",
                 hi, CHART_H - 26, lo, CHART_PAD, CHART_H - 8, (long long)x0, CHART_W - 8, CHART_H - 8,

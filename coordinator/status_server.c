@@ -26,9 +26,11 @@ enum conn_kind { CONN_PROTOBUF, CONN_HTTP };
 // After an error reply the connection half-closes and reads (and drops) what the client still
 // sends for a moment, so that the kernel does not answer with a reset that loses the reply.
 enum { LINGER_MS = 1000, LINGER_MAX_BYTES = 4 << 20 };
-// Warnings about clients: at most LOG_BURST lines per LOG_WINDOW seconds, then a count.
-enum { LOG_BURST = 10 };
+// Warnings about clients: at most LOG_BURST lines per LOG_WINDOW seconds, then a count; refused
+// connections (a flood by nature) at most one line per REFUSAL_LOG_SECONDS.
+enum { LOG_BURST = 50 };
 #define LOG_WINDOW 10.0
+#define REFUSAL_LOG_SECONDS 5.0
 
 struct listener {
     uv_tcp_t tcp;  // first: the handle's address is the listener's
@@ -74,6 +76,8 @@ struct status_server {
     double log_window;
     int log_lines;
     unsigned long log_suppressed;
+    double refusal_logged;
+    unsigned long refused, refused_logged;
     char host[256];
 };
 
@@ -327,7 +331,14 @@ static void refuse(struct listener *l) {
     if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)tcp) == 0) {
         char peer[64];
         peer_name(tcp, peer, sizeof peer);
-        server_warn(s, "%d connections open (the limit): refusing %s", s->nconnections, peer);
+        s->refused++;
+        double now = time_now();
+        if (now - s->refusal_logged >= REFUSAL_LOG_SECONDS) {
+            server_warn(s, "%d connections open (the limit): refusing %s (%lu refused since the last "
+                        "such line)", s->nconnections, peer, s->refused - s->refused_logged);
+            s->refusal_logged = now;
+            s->refused_logged = s->refused;
+        }
         const char *why = "server busy: too many status connections open, try again later";
         if (l->kind == CONN_HTTP) {
             struct text_buffer out = {0};
