@@ -68,6 +68,22 @@ void resample_axis_plan(struct resample_axis *a, int in_size, double box0, doubl
         a->first[i] = lo;
         a->count[i] = n;
     }
+    // Same tap count everywhere: pad with zero weights, keeping every tap inside the image
+    // (count <= in_size, so moving `first` down always fits).
+    int taps = 0;
+    for (int i = 0; i < out_size; i++)
+        if (a->count[i] > taps) taps = a->count[i];
+    for (int i = 0; i < out_size; i++) {
+        float *w = a->weights + (size_t)i * (size_t)ksize;
+        int shift = a->first[i] + taps - in_size;
+        if (shift > 0) {
+            for (int t = a->count[i] - 1; t >= 0; t--) w[t + shift] = w[t];
+            for (int t = 0; t < shift; t++) w[t] = 0.0f;
+            a->first[i] -= shift;
+        }
+        a->count[i] = taps;
+    }
+    a->taps = taps;
 }
 
 void resample_scratch_free(struct resample_scratch *s) {

@@ -12,9 +12,11 @@
 #include "data/image.h"
 
 // Per-axis filter taps: output i reads `count[i]` source pixels from `first[i]` with weights
-// weights[i*ksize ...] (summing to 1).
+// weights[i*ksize ...] (summing to 1). Every output has the same count, `taps` (the widest
+// output's; narrower ones are padded with zero weights and moved inside the image), so that
+// kernels can run fixed-length loops.
 struct resample_axis {
-    int out_size, ksize;
+    int out_size, ksize, taps;
     int *first, *count;
     float *weights;  // (out_size, ksize)
     int capacity_out, capacity_k;

@@ -93,75 +93,105 @@ static inline void transpose8(__m256 r[8]) {
     r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
+// Vertical pass for output rows yb .. yb + 7 into the transposed strip T (see below). `taps`
+// is a compile-time constant in the specialised copies, so the tap loop unrolls.
+static inline __attribute__((always_inline)) void
+vertical_strip(float *T, const uint8_t *pixels, size_t stride, const struct resample_axis *ay, int yb, int ncols,
+               int taps) {
+    size_t n = (size_t)ncols * 3, n8 = n & ~(size_t)7;
+    const uint8_t *base[8];
+    const float *w[8];
+    for (int k = 0; k < 8; k++) {
+        base[k] = pixels + (size_t)ay->first[yb + k] * stride;
+        w[k] = ay->weights + (size_t)(yb + k) * (size_t)ay->ksize;
+    }
+    for (size_t j = 0; j < n8; j += 8) {
+        __m256 r[8];
+        for (int k = 0; k < 8; k++) {
+            const uint8_t *s = base[k] + j;
+            __m256 acc = _mm256_setzero_ps();
+            for (int t = 0; t < taps; t++, s += stride)
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(w[k][t]),
+                                      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)s))), acc);
+            r[k] = acc;
+        }
+        transpose8(r);
+        for (int k = 0; k < 8; k++) {
+            size_t jk = j + (size_t)k, row = (jk % 3) * (size_t)ncols + jk / 3;
+            _mm256_storeu_ps(T + row * 8, r[k]);
+        }
+    }
+    for (size_t j = n8; j < n; j++)
+        for (int k = 0; k < 8; k++) {
+            float acc = 0;
+            for (int t = 0; t < taps; t++) acc += w[k][t] * (float)base[k][(size_t)t * stride + j];
+            T[((j % 3) * (size_t)ncols + j / 3) * 8 + (size_t)k] = acc;
+        }
+}
+
+// Horizontal pass for the strip: an 8 x 8 tile of (x, y) per channel, transposed back into rows.
+static inline __attribute__((always_inline)) void
+horizontal_strip(float *out, const float *T, const struct resample_axis *ax, int col0, int ncols, int S, int yb,
+                 int flip, const float scale[3], const float shift[3], int taps) {
+    const __m256i reverse = _mm256_set_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    size_t Sz = (size_t)S;
+    for (int c = 0; c < 3; c++) {
+        __m256 sc = _mm256_set1_ps(scale[c]), sh = _mm256_set1_ps(shift[c]);
+        float *plane = out + (size_t)c * Sz * Sz + (size_t)yb * Sz;
+        const float *Tc = T + (size_t)c * (size_t)ncols * 8;
+        for (int xb = 0; xb < S; xb += 8) {
+            __m256 r[8];
+            for (int k = 0; k < 8; k++) {
+                int x = xb + k;
+                const float *w = ax->weights + (size_t)x * (size_t)ax->ksize;
+                const float *col = Tc + (size_t)(ax->first[x] - col0) * 8;
+                __m256 acc = _mm256_setzero_ps();
+                for (int t = 0; t < taps; t++)
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(col + 8 * t), acc);
+                r[k] = acc;
+            }
+            transpose8(r);  // r[k] = row yb + k, columns xb .. xb + 7
+            for (int k = 0; k < 8; k++) {
+                __m256 v = _mm256_fmadd_ps(r[k], sc, sh);
+                float *dst = plane + (size_t)k * Sz;
+                if (flip)
+                    _mm256_storeu_ps(dst + (S - 8 - xb), _mm256_permutevar8x32_ps(v, reverse));
+                else
+                    _mm256_storeu_ps(dst + xb, v);
+            }
+        }
+    }
+}
+
+#define TAPS_SWITCH(call, taps)  \
+    switch (taps) {              \
+    case 2: call(2); break;      \
+    case 3: call(3); break;      \
+    case 4: call(4); break;      \
+    case 5: call(5); break;      \
+    case 6: call(6); break;      \
+    case 7: call(7); break;      \
+    default: call(taps); break;  \
+    }
+
 // Both passes with the vertical result kept transposed, so that the horizontal pass also runs
 // along contiguous memory (8 output rows per vector) instead of gathering taps pixel by pixel.
 // The work goes in strips of 8 output rows, so the transposed strip (ncols * 3 * 8 floats)
 // stays in L1/L2:
 //   T[c][col][k] = sum_t wy[y][t] * pixels[first_y + t][col * 3 + c]     y = yb + k, k < 8
 //   out[c][y][x'] = (sum_t wx[x][t] * T[c][first_x - col0 + t][k]) * scale + shift
-// (channel planes keep a pixel's taps in neighbouring rows). Needs S % 8 == 0. T holds
+// (channel planes keep a pixel's taps in neighbouring rows). Every output has `taps` taps
+// (resample_axis_plan pads them), all inside the image. Needs S % 8 == 0. T holds
 // ncols * 3 * 8 floats.
 void resample_chw_transposed_avx2(float *out, float *T, const uint8_t *pixels, size_t stride,
                                   const struct resample_axis *ay, const struct resample_axis *ax, int col0,
                                   int ncols, int S, int flip, const float scale[3], const float shift[3]) {
-    size_t n = (size_t)ncols * 3, n8 = n & ~(size_t)7, Sz = (size_t)S;
-    const __m256i reverse = _mm256_set_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int yb = 0; yb < S; yb += 8) {
-        // Vertical pass for output rows yb .. yb + 7, transposed into T.
-        for (size_t j = 0; j < n8; j += 8) {
-            __m256 r[8];
-            for (int k = 0; k < 8; k++) {
-                int y = yb + k;
-                const float *w = ay->weights + (size_t)y * (size_t)ay->ksize;
-                const uint8_t *s = pixels + (size_t)ay->first[y] * stride + j;
-                __m256 acc = _mm256_setzero_ps();
-                for (int t = 0; t < ay->count[y]; t++, s += stride)
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(w[t]),
-                                          _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)s))),
-                                          acc);
-                r[k] = acc;
-            }
-            transpose8(r);
-            for (int k = 0; k < 8; k++) {
-                size_t jk = j + (size_t)k, row = (jk % 3) * (size_t)ncols + jk / 3;
-                _mm256_storeu_ps(T + row * 8, r[k]);
-            }
-        }
-        for (size_t j = n8; j < n; j++)
-            for (int k = 0; k < 8; k++) {
-                int y = yb + k;
-                const float *w = ay->weights + (size_t)y * (size_t)ay->ksize;
-                const uint8_t *s = pixels + (size_t)ay->first[y] * stride + j;
-                float acc = 0;
-                for (int t = 0; t < ay->count[y]; t++) acc += w[t] * (float)s[(size_t)t * stride];
-                T[((j % 3) * (size_t)ncols + j / 3) * 8 + (size_t)k] = acc;
-            }
-        // Horizontal pass: an 8 x 8 tile of (x, y) per channel, transposed back into rows.
-        for (int c = 0; c < 3; c++) {
-            __m256 sc = _mm256_set1_ps(scale[c]), sh = _mm256_set1_ps(shift[c]);
-            float *plane = out + (size_t)c * Sz * Sz + (size_t)yb * Sz;
-            const float *Tc = T + (size_t)c * (size_t)ncols * 8;
-            for (int xb = 0; xb < S; xb += 8) {
-                __m256 r[8];
-                for (int k = 0; k < 8; k++) {
-                    int x = xb + k;
-                    const float *w = ax->weights + (size_t)x * (size_t)ax->ksize;
-                    const float *col = Tc + (size_t)(ax->first[x] - col0) * 8;
-                    __m256 acc = _mm256_setzero_ps();
-                    for (int t = 0; t < ax->count[x]; t++, col += 8)
-                        acc = _mm256_fmadd_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(col), acc);
-                    r[k] = acc;
-                }
-                transpose8(r);  // r[k] = row yb + k, columns xb .. xb + 7
-                for (int k = 0; k < 8; k++) {
-                    __m256 v = _mm256_fmadd_ps(r[k], sc, sh);
-                    float *dst = plane + (size_t)k * Sz;
-                    if (flip)
-                        _mm256_storeu_ps(dst + (S - 8 - xb), _mm256_permutevar8x32_ps(v, reverse));
-                    else
-                        _mm256_storeu_ps(dst + xb, v);
-                }
-            }
-        }
+#define VERTICAL(K) vertical_strip(T, pixels, stride, ay, yb, ncols, K)
+#define HORIZONTAL(K) horizontal_strip(out, T, ax, col0, ncols, S, yb, flip, scale, shift, K)
+        TAPS_SWITCH(VERTICAL, ay->taps)
+        TAPS_SWITCH(HORIZONTAL, ax->taps)
+#undef VERTICAL
+#undef HORIZONTAL
     }
 }
