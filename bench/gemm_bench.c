@@ -1,0 +1,129 @@
+// GFLOP/s of our gemm (nn/gemm.h, AVX-512 backend) against OpenBLAS as the environment
+// configures it (OPENBLAS_CORETYPE etc.), one thread each, on the shapes a vit_tiny training
+// step at batch 32 runs per thread with 2 threads (B*T = 6304 rows, 3152 per thread).
+//
+//   cmake --build build --target gemm_bench
+//   build/tests/gemm_bench [seconds_per_run] [runs] [shape name filter, e.g. "fwd"]
+//
+// Each cell is the median over `runs` runs (default 5) of back-to-back calls for at least
+// `seconds_per_run` (default 0.2 s); ours and OpenBLAS alternate run by run so that a noisy
+// neighbour hits both. "max|diff|" is the largest difference between the two results relative
+// to the largest |C| (a sanity check; tests/unit/test_gemm.c is the real test).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "core/check.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "nn/gemm.h"
+
+char *openblas_get_corename(void);
+
+struct shape {
+    const char *what;
+    int trans_a, trans_b, M, N, K, lda, ldb, ldc;
+};
+
+// lda/ldb/ldc 0: the packed width.
+static const struct shape shapes[] = {
+    {"fwd qkv      NT", 0, 1, 3152, 576, 192, 0, 0, 0},
+    {"fwd proj     NT", 0, 1, 3152, 192, 192, 0, 0, 0},
+    {"fwd fc1      NT", 0, 1, 3152, 768, 192, 0, 0, 0},
+    {"fwd fc2      NT", 0, 1, 3152, 192, 768, 0, 0, 0},
+    {"fwd head     NT", 0, 1, 32, 12160, 192, 0, 0, 0},
+    {"bwd dinp qkv NN", 0, 0, 3152, 192, 576, 0, 0, 0},
+    {"bwd dinp fc2 NN", 0, 0, 3152, 192, 768, 0, 0, 0},
+    {"bwd dinp prj NN", 0, 0, 3152, 192, 192, 0, 0, 0},
+    {"bwd dinp fc1 NN", 0, 0, 3152, 768, 192, 0, 0, 0},
+    {"bwd dW qkv   TN", 1, 0, 288, 192, 6304, 576, 0, 0},
+    {"bwd dW proj  TN", 1, 0, 96, 192, 6304, 192, 0, 0},
+    {"bwd dW fc1   TN", 1, 0, 384, 192, 6304, 768, 0, 0},
+    {"bwd dW fc2   TN", 1, 0, 96, 768, 6304, 192, 0, 0},
+    {"att q.kT     NT", 0, 1, 197, 197, 64, 576, 576, 197},
+    {"att p.v      NN", 0, 0, 197, 64, 197, 197, 576, 192},
+    {"att pT.dy    TN", 1, 0, 197, 64, 197, 197, 192, 576},
+    {"square 1536  NT", 0, 1, 1536, 1536, 1536, 0, 0, 0},
+};
+
+typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
+                        float, float *, int);
+
+static double run_gflops(gemm_fn fn, const struct shape *s, const float *a, const float *b,
+                         float *c, double seconds) {
+    double flops = 2.0 * s->M * (double)s->N * s->K;
+    int reps = 0;
+    double start = time_now(), elapsed;
+    do {
+        fn(s->trans_a, s->trans_b, s->M, s->N, s->K, 1.0f, a, s->lda, b, s->ldb, 0.0f, c, s->ldc);
+        reps++;
+        elapsed = time_now() - start;
+    } while (elapsed < seconds);
+    return flops * reps / elapsed * 1e-9;
+}
+
+static int compare_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, compare_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int main(int argc, char **argv) {
+    double seconds = argc > 1 ? atof(argv[1]) : 0.2;
+    int runs = argc > 2 ? atoi(argv[2]) : 5;
+    const char *filter = argc > 3 ? argv[3] : "";
+    if (seconds <= 0 || runs < 1 || runs > 101) {
+        fprintf(stderr, "usage: gemm_bench [seconds_per_run > 0] [runs 1..101] [filter]\n");
+        return 2;
+    }
+    openblas_set_num_threads(1);
+    printf("ours: %s   OpenBLAS core: %s   1 thread, median of %d runs of >= %.2f s\n",
+           gemm_backend(), openblas_get_corename(), runs, runs > 0 ? seconds : 0);
+    printf("%-16s %5s %5s %5s %10s %10s %7s %10s\n", "shape", "M", "N", "K", "ours GF/s",
+           "BLAS GF/s", "ratio", "max|diff|");
+    int count = (int)(sizeof shapes / sizeof shapes[0]);
+    for (int i = 0; i < count; i++) {
+        struct shape s = shapes[i];
+        if (strstr(s.what, filter) == NULL) continue;
+        int rows_a = s.trans_a ? s.K : s.M, cols_a = s.trans_a ? s.M : s.K;
+        int rows_b = s.trans_b ? s.N : s.K, cols_b = s.trans_b ? s.K : s.N;
+        if (s.lda == 0) s.lda = cols_a;
+        if (s.ldb == 0) s.ldb = cols_b;
+        if (s.ldc == 0) s.ldc = s.N;
+        size_t na = (size_t)rows_a * s.lda, nb = (size_t)rows_b * s.ldb, nc = (size_t)s.M * s.ldc;
+        float *a = xaligned_alloc(na * sizeof(float)), *b = xaligned_alloc(nb * sizeof(float));
+        float *c1 = xaligned_alloc(nc * sizeof(float)), *c2 = xaligned_alloc(nc * sizeof(float));
+        struct rng r;
+        rng_init(&r, rng_key(7, (uint64_t)i, 0, 0));
+        for (size_t j = 0; j < na; j++) a[j] = rng_uniform(&r) - 0.5f;
+        for (size_t j = 0; j < nb; j++) b[j] = rng_uniform(&r) - 0.5f;
+        gemm_avx512(s.trans_a, s.trans_b, s.M, s.N, s.K, 1.0f, a, s.lda, b, s.ldb, 0.0f, c1, s.ldc);
+        gemm_openblas(s.trans_a, s.trans_b, s.M, s.N, s.K, 1.0f, a, s.lda, b, s.ldb, 0.0f, c2, s.ldc);
+        double diff = 0, top = 0;
+        for (int m = 0; m < s.M; m++)
+            for (int n = 0; n < s.N; n++) {
+                double x = c1[(size_t)m * s.ldc + n], y = c2[(size_t)m * s.ldc + n];
+                diff = fmax(diff, fabs(x - y));
+                top = fmax(top, fabs(y));
+            }
+        double ours[101], blas[101];
+        for (int run = 0; run < runs; run++) {
+            ours[run] = run_gflops(gemm_avx512, &s, a, b, c1, seconds);
+            blas[run] = run_gflops(gemm_openblas, &s, a, b, c2, seconds);
+        }
+        double ours_median = median(ours, runs);
+        double blas_median = median(blas, runs);
+        printf("%-16s %5d %5d %5d %10.1f %10.1f %6.2fx %10.1e\n", s.what, s.M, s.N, s.K,
+               ours_median, blas_median, ours_median / blas_median, top > 0 ? diff / top : diff);
+        fflush(stdout);
+        free(a), free(b), free(c1), free(c2);
+    }
+    return 0;
+}

@@ -1,0 +1,305 @@
+// AVX-512 single-precision GEMM, GotoBLAS/BLIS style (see gemm.h for the interface).
+//
+//   for jc in N by NC:                 B panel (KC x NC) packed into NR-column slivers  (L3)
+//     for pc in K by KC:
+//       for ic in M by MC:             A block (MC x KC) packed into MR-row slivers     (L2)
+//         for jr in NC by NR:          one B sliver (KC x NR) stays in L1 across the ir loop
+//           for ir in MC by MR:        microkernel: C[MR x NR] += A sliver · B sliver
+//
+// Microkernel: MR x NR = 14 x 32, i.e. 28 zmm accumulators, two zmm loads of B and 14
+// broadcasts of A per k (28 FMAs). 28 independent chains cover the FMA latency (4 cycles) of
+// both FMA pipes. Edge tiles use kernels compiled for every row count 1..14 and for one or two
+// vectors of columns, with masked column stores, so no work is done on padding rows and
+// nothing outside C is touched. beta is applied on the first K block only (later blocks add to
+// C), and beta == 0 never reads C.
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "core/check.h"
+#include "nn/gemm.h"
+
+#define MR 14
+#define NR 32
+#define NV (NR / 16)
+#ifndef GEMM_KC
+#define GEMM_KC 384
+#endif
+#ifndef GEMM_MC
+#define GEMM_MC (MR * 24)
+#endif
+#ifndef GEMM_NC
+#define GEMM_NC 3072
+#endif
+#define KC GEMM_KC
+#define MC GEMM_MC
+#define NC GEMM_NC
+_Static_assert(MC % MR == 0 && NC % NR == 0 && KC % 16 == 0, "blocking must tile");
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread packing buffers: allocated on a thread's first call, freed when the thread exits.
+
+struct gemm_buffers {
+    float *a;  // MC x KC, MR-row slivers, each kc * MR floats (+ 16 floats of slack)
+    float *b;  // KC x NC, NR-column slivers, each kc * NR floats
+};
+
+static pthread_key_t buffers_key;
+static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
+
+static void buffers_free(void *p) {
+    struct gemm_buffers *buffers = p;
+    free(buffers->a);
+    free(buffers->b);
+    free(buffers);
+}
+
+static void buffers_key_create(void) { CATLIP_ASSERT(pthread_key_create(&buffers_key, buffers_free) == 0); }
+
+static struct gemm_buffers *thread_buffers(void) {
+    pthread_once(&buffers_once, buffers_key_create);
+    struct gemm_buffers *buffers = pthread_getspecific(buffers_key);
+    if (buffers == NULL) {
+        buffers = xmalloc(sizeof *buffers);
+        buffers->a = xaligned_alloc(((size_t)MC * KC + 16) * sizeof(float));
+        buffers->b = xaligned_alloc((size_t)KC * NC * sizeof(float));
+        CATLIP_ASSERT(pthread_setspecific(buffers_key, buffers) == 0);
+    }
+    return buffers;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packing
+
+static inline __mmask16 mask_first(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+// In-register transpose: on return r[t] holds lane t of the 16 inputs.
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
+    __m512 t[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 16; h += 8) {
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+            t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    }
+}
+
+// dst[k * MR + i] = op(A)[i][k] for i < mr, k < kc; src points at op(A)[0][0].
+// op(A) = A: rows of src are the MR rows (stride lda), so 16x16 blocks are transposed in
+// registers. Each 16-float store overlaps the next k's first two floats, which that k then
+// overwrites; the last one spills into the next sliver (packed later) or the slack.
+static void pack_a_sliver_rows(float *dst, const float *src, long lda, int mr, int kc) {
+    __m512 r[16];
+    for (int k0 = 0; k0 < kc; k0 += 16) {
+        int kt = kc - k0 < 16 ? kc - k0 : 16;
+        __mmask16 m = mask_first(kt);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) {
+            r[i] = i < mr ? _mm512_maskz_loadu_ps(m, src + i * lda + k0) : _mm512_setzero_ps();
+            // A is read once per block, likely from L3 or memory: fetch 4 lines ahead per row.
+            if (i < mr) _mm_prefetch((const char *)(src + i * lda + k0 + 64), _MM_HINT_T0);
+        }
+        transpose16(r);
+        for (int t = 0; t < kt; t++) _mm512_storeu_ps(dst + (long)(k0 + t) * MR, r[t]);
+    }
+}
+
+// op(A) = Aᵀ: the MR values of one k are contiguous in src (row k of A, stride lda).
+static void pack_a_sliver_columns(float *dst, const float *src, long lda, int mr, int kc) {
+    __mmask16 m = mask_first(mr);
+    for (int k = 0; k < kc; k++) {
+        _mm_prefetch((const char *)(src + (k + 8) * lda), _MM_HINT_T0);
+        _mm512_storeu_ps(dst + (long)k * MR, _mm512_maskz_loadu_ps(m, src + k * lda));
+    }
+}
+
+static void pack_a(int trans_a, float *dst, const float *A, long lda, int ic, int pc, int mc, int kc) {
+    for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        float *d = dst + (long)ir * kc;
+        if (!trans_a)
+            pack_a_sliver_rows(d, A + (long)(ic + ir) * lda + pc, lda, mr, kc);
+        else
+            pack_a_sliver_columns(d, A + (long)pc * lda + ic + ir, lda, mr, kc);
+    }
+}
+
+// dst[k * NR + j] = op(B)[k][j] for j < nr, zero for nr <= j < NR; src points at op(B)[0][0].
+// op(B) = B: the NR values of one k are contiguous (row k of B, stride ldb).
+static void pack_b_sliver_rows(float *dst, const float *src, long ldb, int nr, int kc) {
+    __mmask16 m0 = mask_first(nr), m1 = mask_first(nr > 16 ? nr - 16 : 0);
+    for (int k = 0; k < kc; k++) {
+        // Rows of B are far apart (ldb): fetch the lines 8 rows ahead.
+        _mm_prefetch((const char *)(src + (k + 8) * ldb), _MM_HINT_T0);
+        _mm_prefetch((const char *)(src + (k + 8) * ldb + 16), _MM_HINT_T0);
+        _mm512_store_ps(dst + (long)k * NR, _mm512_maskz_loadu_ps(m0, src + k * ldb));
+        _mm512_store_ps(dst + (long)k * NR + 16, _mm512_maskz_loadu_ps(m1, src + k * ldb + 16));
+    }
+}
+
+// op(B) = Bᵀ: column j of op(B) is row j of B, so 16x16 blocks are transposed in registers.
+static void pack_b_sliver_columns(float *dst, const float *src, long ldb, int nr, int kc) {
+    __m512 r[16];
+    for (int k0 = 0; k0 < kc; k0 += 16) {
+        int kt = kc - k0 < 16 ? kc - k0 : 16;
+        __mmask16 m = mask_first(kt);
+        for (int h = 0; h < NV; h++) {
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++) {
+                int j = 16 * h + i;
+                r[i] = j < nr ? _mm512_maskz_loadu_ps(m, src + j * ldb + k0) : _mm512_setzero_ps();
+            }
+            transpose16(r);
+            for (int t = 0; t < kt; t++) _mm512_store_ps(dst + (long)(k0 + t) * NR + 16 * h, r[t]);
+        }
+    }
+}
+
+// One NR-column sliver of op(B): columns j0 .. j0 + nr of rows pc .. pc + kc.
+static void pack_b(int trans_b, float *dst, const float *B, long ldb, int pc, int j0, int kc, int nr) {
+    if (!trans_b)
+        pack_b_sliver_rows(dst, B + (long)pc * ldb + j0, ldb, nr, kc);
+    else
+        pack_b_sliver_columns(dst, B + (long)j0 * ldb + pc, ldb, nr, kc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Microkernel: C[mr x n] = alpha * a · b + beta * C, where a is a packed A sliver (kc x MR,
+// first mr used), b a packed B sliver (kc x NR, first 16 * nv used) and n <= 16 * nv.
+
+typedef void (*microkernel_fn)(int kc, const float *a, const float *b, float *C, long ldc, int n,
+                               float alpha, float beta);
+
+static inline __attribute__((always_inline)) void microkernel(int mr, int nv, int kc, const float *a,
+                                                              const float *b, float *C, long ldc,
+                                                              int n, float alpha, float beta) {
+    __m512 c[MR][NV];
+#pragma GCC unroll 14
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 2
+        for (int j = 0; j < nv; j++) c[i][j] = _mm512_setzero_ps();
+#pragma GCC unroll 14
+    for (int i = 0; i < mr; i++) _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+#pragma GCC unroll 2
+    for (int k = 0; k < kc; k++) {
+        __m512 bv[NV];
+#pragma GCC unroll 2
+        for (int j = 0; j < nv; j++) bv[j] = _mm512_load_ps(b + k * NR + 16 * j);
+#pragma GCC unroll 14
+        for (int i = 0; i < mr; i++) {
+            __m512 av = _mm512_set1_ps(a[k * MR + i]);
+#pragma GCC unroll 2
+            for (int j = 0; j < nv; j++) c[i][j] = _mm512_fmadd_ps(av, bv[j], c[i][j]);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    int full = n == 16 * nv;
+    __mmask16 last = mask_first(n - 16 * (nv - 1));
+#pragma GCC unroll 14
+    for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 2
+        for (int j = 0; j < nv; j++) {
+            float *p = C + i * ldc + 16 * j;
+            __m512 r = _mm512_mul_ps(va, c[i][j]);
+            if (full || j < nv - 1) {
+                if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(p), r);
+                _mm512_storeu_ps(p, r);
+            } else {
+                if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(last, p), r);
+                _mm512_mask_storeu_ps(p, last, r);
+            }
+        }
+    }
+}
+
+#define MICROKERNEL(mr, nv)                                                                        \
+    static void microkernel_##mr##x##nv(int kc, const float *a, const float *b, float *C, long ldc, \
+                                        int n, float alpha, float beta) {                          \
+        microkernel(mr, nv, kc, a, b, C, ldc, n, alpha, beta);                                     \
+    }
+#define MICROKERNELS(mr) MICROKERNEL(mr, 1) MICROKERNEL(mr, 2)
+MICROKERNELS(1) MICROKERNELS(2) MICROKERNELS(3) MICROKERNELS(4) MICROKERNELS(5) MICROKERNELS(6)
+MICROKERNELS(7) MICROKERNELS(8) MICROKERNELS(9) MICROKERNELS(10) MICROKERNELS(11)
+MICROKERNELS(12) MICROKERNELS(13) MICROKERNELS(14)
+_Static_assert(MR == 14 && NV == 2, "the microkernel table below lists 1..MR x 1..NV");
+
+#define ROW(mr) {microkernel_##mr##x1, microkernel_##mr##x2}
+static const microkernel_fn microkernels[MR + 1][NV] = {
+    {NULL, NULL}, ROW(1), ROW(2), ROW(3),  ROW(4),  ROW(5),  ROW(6),  ROW(7),
+    ROW(8),       ROW(9), ROW(10), ROW(11), ROW(12), ROW(13), ROW(14),
+};
+
+// ---------------------------------------------------------------------------------------------
+
+// C = beta * C (the whole answer when K == 0 or alpha == 0); beta == 0 writes zeros.
+static void scale_c(int M, int N, float beta, float *C, long ldc) {
+    for (int i = 0; i < M; i++) {
+        float *row = C + i * ldc;
+        for (int j = 0; j < N; j++) row[j] = beta == 0.0f ? 0.0f : beta * row[j];
+    }
+}
+
+// Splits n into ceil(n / max) near-equal blocks, each a multiple of `unit` where possible, so
+// that a K of 260 becomes 2 x 130 rather than 256 + 4.
+static int block_size(int n, int max, int unit) {
+    int blocks = (n + max - 1) / max;
+    int size = (n + blocks - 1) / blocks;
+    size = (size + unit - 1) / unit * unit;
+    return size < max ? size : max;
+}
+
+void gemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    struct gemm_buffers *buffers = thread_buffers();
+    int kc_max = block_size(K, KC, 16), mc_max = block_size(M, MC, MR);
+    for (int jc = 0; jc < N; jc += NC) {
+        int nc = N - jc < NC ? N - jc : NC;
+        for (int pc = 0; pc < K; pc += kc_max) {
+            int kc = K - pc < kc_max ? K - pc : kc_max;
+            float beta_block = pc == 0 ? beta : 1.0f;
+            for (int ic = 0; ic < M; ic += mc_max) {
+                int mc = M - ic < mc_max ? M - ic : mc_max;
+                pack_a(trans_a, buffers->a, A, lda, ic, pc, mc, kc);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    float *b = buffers->b + (long)jr * kc;
+                    // B slivers are packed during the first A block, just before their first
+                    // use, so that one is still in L1 when the microkernel reads it (this
+                    // matters when M is small and each packed sliver is used only a few times).
+                    if (ic == 0) pack_b(trans_b, b, B, ldb, pc, jc + jr, kc, nr);
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        microkernels[mr][(nr + 15) / 16 - 1](kc, buffers->a + (long)ir * kc, b,
+                                                             C + (long)(ic + ir) * ldc + jc + jr,
+                                                             ldc, nr, alpha, beta_block);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+# GEMM tools that are not tests (kept out of ctest). The test is tests/unit/test_gemm.c.
+#   cmake --build build --target gemm_bench
+#   build/tests/gemm_bench [seconds_per_run] [runs]   ours vs OpenBLAS GFLOP/s on vit_tiny shapes
+add_executable(gemm_bench ${CMAKE_SOURCE_DIR}/bench/gemm_bench.c)
+target_link_libraries(gemm_bench PRIVATE catlip_common)
