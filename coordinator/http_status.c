@@ -12,6 +12,8 @@ struct http_session {
     char url[256];
     size_t url_len;
     size_t head_bytes;  // request line + headers of the current request
+    size_t head_fields; // header-name callbacks so far
+    int in_value;       // the last header callback was a value
     size_t body_bytes;
     int url_too_long;
     int in_request;
@@ -37,7 +39,7 @@ static int fail(struct http_session *s, int code, const char *reason, const char
     log_warn("status: HTTP %d for %s: %s", code, s->peer, detail);
     http_error_response(s->out, code, reason, detail);
     s->done = 1;
-    return 1;  // a non-zero callback result stops http_parser
+    return -1;  // stops http_parser (on_headers_complete takes 1 as "no body": not that)
 }
 
 static int on_message_begin(http_parser *p) {
@@ -47,6 +49,8 @@ static int on_message_begin(http_parser *p) {
     s->url_too_long = 0;
     s->body_bytes = 0;
     s->head_bytes = 0;
+    s->head_fields = 0;
+    s->in_value = 0;
     return 0;
 }
 
@@ -59,7 +63,20 @@ static int count_head(struct http_session *s, size_t n) {
     return 0;
 }
 
-static int on_header_data(http_parser *p, const char *at, size_t n) { return count_head(p->data, n); }
+// Each header line also carries ": " and CRLF, counted when its name starts.
+static int on_header_field(http_parser *p, const char *at, size_t n) {
+    struct http_session *s = p->data;
+    size_t extra = s->in_value || s->head_fields == 0 ? 4 : 0;
+    s->in_value = 0;
+    s->head_fields++;
+    return count_head(s, n + extra);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n) {
+    struct http_session *s = p->data;
+    s->in_value = 1;
+    return count_head(s, n);
+}
 
 static int on_url(http_parser *p, const char *at, size_t n) {
     struct http_session *s = p->data;
@@ -137,7 +154,10 @@ static int on_message_complete(http_parser *p) {
     render(s, path, keep_alive);
     if (p->method == HTTP_HEAD) {  // the same headers, no body
         char *end = strstr(s->out->data + before, "\r\n\r\n");
-        if (end) s->out->len = (size_t)(end + 4 - s->out->data);
+        if (end) {
+            s->out->len = (size_t)(end + 4 - s->out->data);
+            s->out->data[s->out->len] = '\0';
+        }
     }
     if (!keep_alive) {
         s->done = 1;
@@ -149,8 +169,8 @@ static int on_message_complete(http_parser *p) {
 static const http_parser_settings settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
-    .on_header_field = on_header_data,
-    .on_header_value = on_header_data,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
     .on_body = on_body,
     .on_headers_complete = on_headers_complete,
     .on_message_complete = on_message_complete,
@@ -177,11 +197,14 @@ int http_session_feed(struct http_session *s, const char *data, size_t n, struct
         if (s->done) return 1;
         if (HTTP_PARSER_ERRNO(&s->parser) != HPE_OK) {
             enum http_errno e = HTTP_PARSER_ERRNO(&s->parser);
-            if (e == HPE_HEADER_OVERFLOW)
-                return fail(s, 431, "Request Header Fields Too Large", "request head over the 8192-byte limit");
+            if (e == HPE_HEADER_OVERFLOW) {
+                fail(s, 431, "Request Header Fields Too Large", "request head over the 8192-byte limit");
+                return 1;
+            }
             char detail[160];
             snprintf(detail, sizeof detail, "malformed HTTP request: %s", http_errno_description(e));
-            return fail(s, 400, "Bad Request", detail);
+            fail(s, 400, "Bad Request", detail);
+            return 1;
         }
         data += nparsed;
         n -= nparsed;

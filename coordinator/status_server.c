@@ -407,14 +407,17 @@ static int listen_on(struct status_server *s, struct listener *l, enum conn_kind
                      const char *key) {
     l->server = s;
     l->kind = kind;
+    // A numeric address only (or "localhost"): binding must not depend on a name lookup.
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+                             .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST | AI_PASSIVE};
     struct addrinfo *ai = NULL;
     char service[16];
     snprintf(service, sizeof service, "%d", port);
-    int gai = getaddrinfo(s->host, service, &hints, &ai);
+    const char *host = strcmp(s->host, "localhost") ? s->host : "127.0.0.1";
+    int gai = getaddrinfo(host, service, &hints, &ai);
     if (gai != 0 || !ai)
-        return catlip_error_set("status server: cannot use status.host '%s': %s", s->host, gai_strerror(gai));
+        return catlip_error_set("status server: status.host '%s' is not an IP address of this machine "
+                                "(e.g. 127.0.0.1, 0.0.0.0, ::1)", s->host);
     uv_tcp_init(s->loop, &l->tcp);
     l->tcp.data = l;
     s->listeners_open++;

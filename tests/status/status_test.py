@@ -474,7 +474,7 @@ def test_errors(a, tmp):
     for workers in (0, 2):
         for extra, what in [([f"status.port={busy}"], "status.port in use"),
                             ([f"status.http_port={busy}"], "status.http_port in use"),
-                            (["status.host=not-an-address.invalid"], "a bad status.host")]:
+                            (["status.host=300.1.2.3"], "a bad status.host")]:
             d = os.path.join(tmp, f"err{workers}_{len(failures)}_{extra[0].split('=')[0]}")
             run = Run(a.catlip, d, workers=workers, extra=extra)
             try:
