@@ -18,6 +18,12 @@ static const struct command commands[] = {
     {"shards make", cmd_shards_make, "write WebDataset shards from a TSV of images and captions/classes"},
     {"shards index", cmd_shards_index, "build the per-shard indexes (threads; MPI ranks under mpirun)"},
     {"bench data", cmd_bench_data, "time JPEG decode + augmentation per thread against torchvision"},
+    {"eval multilabel", cmd_eval_multilabel, "mAP of a checkpoint on held-out image-text shards vs the label prior"},
+    {"eval zeroshot", cmd_eval_zeroshot, "top-1/top-5 accuracy of a Transfer Init head on labelled shards"},
+    {"transfer", cmd_transfer, "Transfer Init: a downstream classifier head from the synset head"},
+    {"predict", cmd_predict, "top-k synsets of images"},
+    {"embed", cmd_embed, "pooled features of images to a NumPy .npy file"},
+    {"export", cmd_export, "weights as safetensors with timm names, plus the vocabulary"},
     {"status", cmd_status, "show a running training's status, or ask it to checkpoint / stop"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,413 @@
+// `catlip eval multilabel` (mAP over synsets against the label-frequency prior) and
+// `catlip eval zeroshot` (top-k accuracy of a Transfer Init head on labelled shards).
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "core/check.h"
+#include "core/log.h"
+#include "data/pipeline.h"
+#include "data/shardlist.h"
+#include "eval/metrics.h"
+#include "eval/transfer_init.h"
+#include "io/transfer_head.h"
+#include "nn/inference.h"
+#include "text/labeler.h"
+
+static const char *multilabel_usage =
+    "usage: catlip eval multilabel --checkpoint CKPT --data PATTERN [options]\n"
+    "\n"
+    "Scores held-out image-text shards: each caption's synsets (in the vocabulary) are the labels,\n"
+    "the model's logits the scores. Prints mean average precision over synsets with at least one\n"
+    "positive (macro), over samples (samples) and over all pairs pooled (micro), precision@1/5/10,\n"
+    "and the same numbers for the label-frequency prior (every image scored by the synsets'\n"
+    "training counts) as the baseline. Captions without a vocabulary synset are skipped and counted.\n"
+    "\n"
+    "  --checkpoint CKPT  checkpoint file, or a run directory (its newest valid checkpoint)\n"
+    "  --data PATTERN     shards: 'val/{00000..00009}.tar', comma lists, globs, @list.txt\n"
+    "  --ema              use the EMA weights\n"
+    "  --vocab FILE       vocabulary TSV (default: the data.vocab recorded in the checkpoint)\n"
+    "  --batch N          images per forward pass (default 32)\n"
+    "  --threads N        compute threads (default: all cores)\n"
+    "  --decode-threads N JPEG decoding threads (default 2)\n"
+    "  --max-images N     stop after about N images (default: all)\n"
+    "  --json FILE        also write the metrics as JSON\n";
+
+static const char *zeroshot_usage =
+    "usage: catlip eval zeroshot --checkpoint CKPT (--classes FILE | --head FILE) --data PATTERN [options]\n"
+    "\n"
+    "Classifies labelled shards (KEY.cls: the class index, 0-based, in classes-file order) with a\n"
+    "Transfer Init head and no training: top-1 and top-5 accuracy, per-class accuracy and the most\n"
+    "frequent confusions, against chance (1/K) and the majority class.\n"
+    "\n"
+    "  --checkpoint CKPT  checkpoint file, or a run directory\n"
+    "  --classes FILE     build the head from these classes now (as catlip transfer does)\n"
+    "  --head FILE        or use a head written by catlip transfer\n"
+    "  --data PATTERN     labelled shards\n"
+    "  --ema              use the EMA weights\n"
+    "  --vocab FILE       vocabulary TSV (default: the checkpoint's)\n"
+    "  --batch N, --threads N, --decode-threads N, --max-images N, --json FILE   as for multilabel\n"
+    "  --quiet            no transfer report table\n";
+
+struct eval_args {
+    const char *checkpoint, *data, *vocab, *json, *classes, *head;
+    int ema, batch, threads, decode_threads, quiet;
+    long max_images;
+};
+
+static int parse_eval_args(int argc, char **argv, const char *usage, struct eval_args *a) {
+    static const struct option options[] = {
+        {"checkpoint", 1, 0, 'c'}, {"data", 1, 0, 'd'},  {"vocab", 1, 0, 'v'},          {"json", 1, 0, 'j'},
+        {"classes", 1, 0, 'k'},    {"head", 1, 0, 'H'},  {"ema", 0, 0, 'e'},            {"batch", 1, 0, 'b'},
+        {"threads", 1, 0, 't'},    {"quiet", 0, 0, 'q'}, {"decode-threads", 1, 0, 'D'}, {"max-images", 1, 0, 'm'},
+        {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
+    memset(a, 0, sizeof *a);
+    a->batch = 32;
+    a->decode_threads = 2;
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': a->checkpoint = optarg; break;
+        case 'd': a->data = optarg; break;
+        case 'v': a->vocab = optarg; break;
+        case 'j': a->json = optarg; break;
+        case 'k': a->classes = optarg; break;
+        case 'H': a->head = optarg; break;
+        case 'e': a->ema = 1; break;
+        case 'b': a->batch = atoi(optarg); break;
+        case 't': a->threads = atoi(optarg); break;
+        case 'D': a->decode_threads = atoi(optarg); break;
+        case 'm': a->max_images = atol(optarg); break;
+        case 'q': a->quiet = 1; break;
+        case 'h': fputs(usage, stdout); exit(0);
+        default: fputs(usage, stderr); return catlip_error_set("unknown or incomplete option");
+        }
+    }
+    if (optind < argc) return catlip_error_set("unexpected argument '%s'", argv[optind]);
+    if (!a->checkpoint || !a->data) return catlip_error_set("--checkpoint and --data are required");
+    if (a->batch < 1 || a->batch > 4096) return catlip_error_set("--batch must be in 1..4096");
+    if (a->decode_threads < 1) return catlip_error_set("--decode-threads must be >= 1");
+    return 0;
+}
+
+struct progress {
+    double start, last;
+    int tty;
+};
+
+static void progress_show(struct progress *p, const char *what, uint64_t done, uint64_t total, int final) {
+    double now = time_now();
+    if (!final && now - p->last < (p->tty ? 0.5 : 10.0)) return;
+    p->last = now;
+    double rate = now > p->start ? (double)done / (now - p->start) : 0;
+    fprintf(stderr, "%seval %s: %llu/%llu images  %.1f img/s%s", p->tty ? "\r" : "", what, (unsigned long long)done,
+            (unsigned long long)total, rate, p->tty && !final ? "   " : "\n");
+}
+
+struct label_context {
+    struct labeler *labeler;
+    const struct vocab *vocab;
+};
+
+// Caption -> vocabulary indices (thread-safe: the labeller is, the vocabulary is read-only).
+static int label_caption(void *ctx, const char *caption, size_t len, int32_t *out, int max) {
+    struct label_context *lc = ctx;
+    struct synset_hit hits[64];
+    int n = labeler_label(lc->labeler, caption, len, hits, 64);
+    if (n < 0) return -1;
+    int count = 0;
+    for (int i = 0; i < n && count < max; i++) {
+        int index = vocab_index_offset(lc->vocab, hits[i].offset);
+        if (index < 0) continue;
+        int seen = 0;
+        for (int j = 0; j < count; j++) seen |= out[j] == index;
+        if (!seen) out[count++] = index;
+    }
+    return count;
+}
+
+static struct pipeline *open_eval_pipeline(const struct eval_args *a, const struct inference_model *m,
+                                           struct shard_list *shards, int num_classes, pipeline_label_fn label,
+                                           void *label_ctx) {
+    if (shardlist_expand(a->data, shards) != 0) return NULL;
+    struct pipeline_options opt = {
+        .shards = (const char *const *)shards->paths, .nshards = shards->count, .global_batch = (uint64_t)a->batch,
+        .worker = 0, .nworkers = 1, .train = 0, .image_size = m->config.image_size, .num_classes = num_classes,
+        .label = label, .label_ctx = label_ctx, .decode_threads = a->decode_threads, .compute_threads = -1,
+    };
+    memcpy(opt.mean, m->mean, sizeof opt.mean);
+    memcpy(opt.std, m->std, sizeof opt.std);
+    if (a->max_images > 0) opt.max_batches = (uint64_t)((a->max_images + a->batch - 1) / a->batch);
+    return pipeline_create(&opt);
+}
+
+static void print_metrics_row(const char *name, double model, double prior) {
+    printf("  %-16s %8.4f %8.4f\n", name, model, prior);
+}
+
+static json_t *metrics_json(const struct multilabel_metrics *x) {
+    json_t *o = json_object();
+    json_object_set_new(o, "map_macro", json_real(x->map_macro));
+    json_object_set_new(o, "map_samples", json_real(x->map_samples));
+    json_object_set_new(o, "map_micro", json_real(x->map_micro));
+    json_object_set_new(o, "classes_scored", json_integer(x->classes_scored));
+    json_object_set_new(o, "samples_scored", json_integer(x->samples_scored));
+    for (int i = 0; i < x->nk; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "precision_at_%d", x->k[i]);
+        json_object_set_new(o, key, json_real(x->precision_at[i]));
+    }
+    return o;
+}
+
+static int write_json(const char *path, json_t *o) {
+    int rc = json_dump_file(o, path, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    json_decref(o);
+    return rc == 0 ? 0 : catlip_error_set("%s: cannot write the metrics", path);
+}
+
+int cmd_eval_multilabel(int argc, char **argv) {
+    struct eval_args a;
+    if (parse_eval_args(argc, argv, multilabel_usage, &a) != 0) {
+        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        return 2;
+    }
+    struct inference_model m;
+    if (inference_load(&m, a.checkpoint, a.vocab, a.ema, a.batch, a.threads) != 0) {
+        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        return 1;
+    }
+    if (!m.vocab) {
+        fprintf(stderr, "catlip: error: %s was trained without a vocabulary: nothing to score captions against\n",
+                m.path);
+        inference_free(&m);
+        return 1;
+    }
+    struct labeler *lab = labeler_create(NULL, LABELER_NOUNS);
+    struct label_context lc = {lab, m.vocab};
+    struct shard_list shards = {0};
+    struct pipeline *p = lab ? open_eval_pipeline(&a, &m, &shards, m.config.num_classes, label_caption, &lc) : NULL;
+    if (!p) {
+        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        labeler_free(lab);
+        if (shards.paths) shardlist_free(&shards);
+        inference_free(&m);
+        return 1;
+    }
+    int V = m.config.num_classes;
+    size_t cap = 1024, N = 0;
+    float *scores = xmalloc(cap * V * sizeof(float)), *labels = xmalloc(cap * V * sizeof(float));
+    struct progress prog = {.start = time_now(), .tty = isatty(STDERR_FILENO)};
+    uint64_t total = pipeline_samples(p);
+    if (a.max_images > 0 && (uint64_t)a.max_images < total) total = (uint64_t)a.max_images;
+    struct batch b;
+    while (pipeline_next(p, &b) == 1) {
+        if (b.count == 0) continue;
+        inference_forward(&m, b.images, b.count);
+        if (N + (size_t)b.count > cap) {
+            while (N + (size_t)b.count > cap) cap *= 2;
+            scores = xrealloc(scores, cap * V * sizeof(float));
+            labels = xrealloc(labels, cap * V * sizeof(float));
+        }
+        memcpy(scores + N * V, m.acts.logits, (size_t)b.count * V * sizeof(float));
+        memcpy(labels + N * V, b.targets, (size_t)b.count * V * sizeof(float));
+        N += (size_t)b.count;
+        progress_show(&prog, "multilabel", N, total, 0);
+    }
+    progress_show(&prog, "multilabel", N, total, 1);
+    char skips[512];
+    pipeline_format_skips(p, skips, sizeof skips);
+    int rc = 0;
+    if (N == 0) {
+        rc = catlip_error_set("no usable image in %s (skipped: %s)", a.data, skips[0] ? skips : "none");
+    } else {
+        // The prior: every image gets the same scores, the synsets' training counts.
+        float *prior = xmalloc(N * V * sizeof(float));
+        for (size_t n = 0; n < N; n++)
+            for (int v = 0; v < V; v++) prior[n * V + v] = (float)log((double)vocab_count(m.vocab, v));
+        static const int ks[3] = {1, 5, 10};
+        struct multilabel_metrics model, base;
+        multilabel_metrics(scores, labels, (int)N, V, ks, 3, &model);
+        multilabel_metrics(prior, labels, (int)N, V, ks, 3, &base);
+        free(prior);
+        printf("eval multilabel: %zu images, %d of %d synsets with a positive; skipped: %s\n", N, model.classes_scored,
+               V, skips[0] ? skips : "none");
+        printf("  %-16s %8s %8s\n", "metric", "model", "prior");
+        print_metrics_row("mAP (macro)", model.map_macro, base.map_macro);
+        print_metrics_row("mAP (samples)", model.map_samples, base.map_samples);
+        print_metrics_row("mAP (micro)", model.map_micro, base.map_micro);
+        for (int i = 0; i < 3; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "precision@%d", ks[i]);
+            print_metrics_row(name, model.precision_at[i], base.precision_at[i]);
+        }
+        printf("eval multilabel: mAP %.4f vs prior %.4f (macro), mAP %.4f vs prior %.4f (samples)\n", model.map_macro,
+               base.map_macro, model.map_samples, base.map_samples);
+        if (a.json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "checkpoint", json_string(m.path));
+            json_object_set_new(o, "data", json_string(a.data));
+            json_object_set_new(o, "images", json_integer((json_int_t)N));
+            json_object_set_new(o, "skipped", json_string(skips));
+            json_object_set_new(o, "model", metrics_json(&model));
+            json_object_set_new(o, "prior", metrics_json(&base));
+            rc = write_json(a.json, o);
+        }
+    }
+    if (rc != 0) fprintf(stderr, "catlip: error: %s\n", catlip_error());
+    free(scores);
+    free(labels);
+    pipeline_destroy(p);
+    shardlist_free(&shards);
+    labeler_free(lab);
+    inference_free(&m);
+    return rc == 0 ? 0 : 1;
+}
+
+struct confusion {
+    int truth, predicted;
+    long count;
+};
+
+static int by_count_desc(const void *x, const void *y) {
+    long a = ((const struct confusion *)x)->count, b = ((const struct confusion *)y)->count;
+    return (a < b) - (a > b);
+}
+
+int cmd_eval_zeroshot(int argc, char **argv) {
+    struct eval_args a;
+    if (parse_eval_args(argc, argv, zeroshot_usage, &a) != 0 ||
+        (!a.classes == !a.head && catlip_error_set("give exactly one of --classes FILE and --head FILE"))) {
+        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        return 2;
+    }
+    struct inference_model m;
+    if (inference_load(&m, a.checkpoint, a.vocab, a.ema, a.batch, a.threads) != 0) {
+        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        return 1;
+    }
+    struct transfer_head head = {0};
+    char **names = NULL;
+    int rc;
+    if (a.classes) {
+        rc = transfer_head_from_classes(&m, a.classes, NULL, 0, a.quiet ? NULL : stdout, &head);
+    } else {
+        head.C = m.config.dim;
+        rc = transfer_head_load(a.head, &head.K, head.C, &head.weight, &head.bias, &names);
+    }
+    struct shard_list shards = {0};
+    struct pipeline *p = rc == 0 ? open_eval_pipeline(&a, &m, &shards, head.K, NULL, NULL) : NULL;
+    if (!p) {
+        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        if (shards.paths) shardlist_free(&shards);
+        transfer_head_free(&head);
+        inference_free(&m);
+        return 1;
+    }
+    int K = head.K, C = head.C, topk = K < 5 ? K : 5;
+    long *confusion = xcalloc((size_t)K * K, sizeof *confusion);
+    long correct1 = 0, correct5 = 0, N = 0;
+    float *scores = xmalloc((size_t)a.batch * K * sizeof(float));
+    struct progress prog = {.start = time_now(), .tty = isatty(STDERR_FILENO)};
+    uint64_t total = pipeline_samples(p);
+    if (a.max_images > 0 && (uint64_t)a.max_images < total) total = (uint64_t)a.max_images;
+    struct batch b;
+    while (pipeline_next(p, &b) == 1) {
+        if (b.count == 0) continue;
+        inference_forward(&m, b.images, b.count);
+        for (int i = 0; i < b.count; i++) {
+            const float *f = m.acts.lnf + (size_t)i * C;  // (C) pooled features
+            float *s = scores + (size_t)i * K;
+            for (int k = 0; k < K; k++) {
+                double acc = head.bias[k];
+                const float *w = head.weight + (size_t)k * C;
+                for (int c = 0; c < C; c++) acc += (double)w[c] * f[c];
+                s[k] = (float)acc;
+            }
+            int truth = 0;
+            for (int k = 0; k < K; k++)
+                if (b.targets[(size_t)i * K + k] > 0.5f) truth = k;
+            int rank = score_rank(s, K, truth);
+            correct1 += rank == 0;
+            correct5 += rank < topk;
+            int predicted = 0;
+            for (int k = 1; k < K; k++)
+                if (s[k] > s[predicted]) predicted = k;
+            confusion[(size_t)truth * K + predicted]++;
+            N++;
+        }
+        progress_show(&prog, "zeroshot", (uint64_t)N, total, 0);
+    }
+    progress_show(&prog, "zeroshot", (uint64_t)N, total, 1);
+    char skips[512];
+    pipeline_format_skips(p, skips, sizeof skips);
+    rc = 0;
+    if (N == 0) {
+        rc = catlip_error_set("no usable labelled image in %s (skipped: %s; .cls must be 0..%d)", a.data,
+                              skips[0] ? skips : "none", K - 1);
+    } else {
+        long majority = 0;
+        for (int t = 0; t < K; t++) {
+            long row = 0;
+            for (int k = 0; k < K; k++) row += confusion[(size_t)t * K + k];
+            if (row > majority) majority = row;
+        }
+        double top1 = (double)correct1 / N, top5 = (double)correct5 / N;
+        printf("eval zeroshot: %ld images, %d classes; skipped: %s\n", N, K, skips[0] ? skips : "none");
+        printf("  %-28s %8s %8s\n", "class", "images", "top-1");
+        for (int t = 0; t < K; t++) {
+            long row = 0;
+            for (int k = 0; k < K; k++) row += confusion[(size_t)t * K + k];
+            const char *name = a.classes ? head.classes[t].name : names[t];
+            if (row)
+                printf("  %-28.28s %8ld %8.4f\n", name, row, (double)confusion[(size_t)t * K + t] / row);
+            else
+                printf("  %-28.28s %8ld %8s\n", name, row, "-");
+        }
+        struct confusion *pairs = xmalloc((size_t)K * K * sizeof *pairs);
+        int np = 0;
+        for (int t = 0; t < K; t++)
+            for (int k = 0; k < K; k++)
+                if (t != k && confusion[(size_t)t * K + k]) pairs[np++] = (struct confusion){t, k, confusion[(size_t)t * K + k]};
+        qsort(pairs, (size_t)np, sizeof *pairs, by_count_desc);
+        printf("  most frequent confusions (true -> predicted):\n");
+        for (int i = 0; i < np && i < 5; i++)
+            printf("    %-24s -> %-24s %ld\n", a.classes ? head.classes[pairs[i].truth].name : names[pairs[i].truth],
+                   a.classes ? head.classes[pairs[i].predicted].name : names[pairs[i].predicted], pairs[i].count);
+        if (np == 0) printf("    (none)\n");
+        free(pairs);
+        printf("eval zeroshot: top-1 %.4f, top-%d %.4f; chance %.4f (1/%d), majority class %.4f\n", top1, topk, top5,
+               1.0 / K, K, (double)majority / N);
+        if (a.json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "checkpoint", json_string(m.path));
+            json_object_set_new(o, "data", json_string(a.data));
+            json_object_set_new(o, "images", json_integer(N));
+            json_object_set_new(o, "classes", json_integer(K));
+            json_object_set_new(o, "top1", json_real(top1));
+            json_object_set_new(o, "top5", json_real(top5));
+            json_object_set_new(o, "chance", json_real(1.0 / K));
+            json_object_set_new(o, "majority", json_real((double)majority / N));
+            json_object_set_new(o, "skipped", json_string(skips));
+            rc = write_json(a.json, o);
+        }
+    }
+    if (rc != 0) fprintf(stderr, "catlip: error: %s\n", catlip_error());
+    if (names) {
+        for (int k = 0; k < K; k++) free(names[k]);
+        free(names);
+    }
+    free(scores);
+    free(confusion);
+    pipeline_destroy(p);
+    shardlist_free(&shards);
+    transfer_head_free(&head);
+    inference_free(&m);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,143 @@
+// `catlip export`: a checkpoint's weights as safetensors with timm names, plus the vocabulary.
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/check.h"
+#include "io/safetensors.h"
+#include "nn/inference.h"
+
+static const char *export_usage =
+    "usage: catlip export --checkpoint CKPT -o MODEL.safetensors [--ema] [--vocab FILE]\n"
+    "\n"
+    "Writes the model's weights (float32) under timm's VisionTransformer names (patch_embed.proj.weight,\n"
+    "cls_token, pos_embed, blocks.N.*, norm.*, head.*), so a timm or PyTorch model loads them with\n"
+    "load_state_dict and no renaming. __metadata__ holds \"format\" (catlip-vit), \"model_config\"\n"
+    "(JSON: name, dim, depth, heads, mlp_hidden, image_size, patch_size, num_classes, layer_norm_eps,\n"
+    "mean, std), \"vocab\" (JSON [[id, lemma], ...] in class order), \"vocab_hash\", \"weights\"\n"
+    "(params or ema), \"step\" and \"checkpoint\". The vocabulary TSV is written beside it as\n"
+    "MODEL.vocab.tsv (MODEL: the output without .safetensors).\n"
+    "\n"
+    "  --checkpoint CKPT  checkpoint file, or a run directory (its newest valid checkpoint)\n"
+    "  -o, --output FILE  safetensors file to write\n"
+    "  --ema              export the EMA weights instead of the raw ones\n"
+    "  --vocab FILE       vocabulary TSV (default: the data.vocab recorded in the checkpoint)\n";
+
+static void set_json_text(json_t *meta, const char *key, json_t *value) {
+    char *text = json_dumps(value, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_object_set_new(meta, key, json_string(text));
+    free(text);
+    json_decref(value);
+}
+
+static char *metadata_of(const struct inference_model *m) {
+    const struct vit_config *c = &m->config;
+    json_t *meta = json_object(), *cfg = json_object();
+    json_object_set_new(cfg, "name", json_string(m->header->model->name ? m->header->model->name : ""));
+    json_object_set_new(cfg, "dim", json_integer(c->dim));
+    json_object_set_new(cfg, "depth", json_integer(c->depth));
+    json_object_set_new(cfg, "heads", json_integer(c->heads));
+    json_object_set_new(cfg, "mlp_hidden", json_integer(c->mlp_hidden));
+    json_object_set_new(cfg, "image_size", json_integer(c->image_size));
+    json_object_set_new(cfg, "patch_size", json_integer(c->patch_size));
+    json_object_set_new(cfg, "num_classes", json_integer(c->num_classes));
+    json_object_set_new(cfg, "layer_norm_eps", json_real(1e-6));
+    json_t *mean = json_array(), *std = json_array();
+    for (int k = 0; k < 3; k++) {
+        json_array_append_new(mean, json_real(m->mean[k]));
+        json_array_append_new(std, json_real(m->std[k]));
+    }
+    json_object_set_new(cfg, "mean", mean);
+    json_object_set_new(cfg, "std", std);
+    json_object_set_new(meta, "format", json_string("catlip-vit"));
+    set_json_text(meta, "model_config", cfg);
+    if (m->vocab) {
+        json_t *vocab = json_array();
+        for (int i = 0; i < vocab_size(m->vocab); i++) {
+            json_t *row = json_array();
+            json_array_append_new(row, json_string(vocab_id(m->vocab, i)));
+            json_array_append_new(row, json_string(vocab_lemma(m->vocab, i)));
+            json_array_append_new(vocab, row);
+        }
+        set_json_text(meta, "vocab", vocab);
+    }
+    char text[64];
+    snprintf(text, sizeof text, "%016llx", (unsigned long long)m->header->vocab_hash);
+    json_object_set_new(meta, "vocab_hash", json_string(text));
+    json_object_set_new(meta, "weights", json_string(m->ema ? "ema" : "params"));
+    snprintf(text, sizeof text, "%llu",
+             (unsigned long long)(m->header->position ? m->header->position->step : 0));
+    json_object_set_new(meta, "step", json_string(text));
+    json_object_set_new(meta, "checkpoint", json_string(m->path));
+    char *out = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    return out;
+}
+
+static int write_vocab_beside(const struct inference_model *m, const char *output, char *path, size_t size) {
+    size_t len = strlen(output);
+    const char *ext = ".safetensors";
+    size_t el = strlen(ext);
+    if (len > el && !strcmp(output + len - el, ext)) len -= el;
+    snprintf(path, size, "%.*s.vocab.tsv", (int)len, output);
+    int V = vocab_size(m->vocab);
+    struct vocab_row *rows = xmalloc((size_t)V * sizeof *rows);
+    for (int i = 0; i < V; i++)
+        rows[i] = (struct vocab_row){(uint32_t)strtoul(vocab_id(m->vocab, i) + 1, NULL, 10), vocab_lemma(m->vocab, i),
+                                     vocab_count(m->vocab, i)};
+    int rc = vocab_write(path, vocab_header(m->vocab), rows, (size_t)V);
+    free(rows);
+    return rc;
+}
+
+int cmd_export(int argc, char **argv) {
+    static const struct option options[] = {{"checkpoint", 1, 0, 'c'}, {"output", 1, 0, 'o'}, {"ema", 0, 0, 'e'},
+                                            {"vocab", 1, 0, 'v'},      {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+    const char *checkpoint = NULL, *output = NULL, *vocab = NULL;
+    int ema = 0, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': checkpoint = optarg; break;
+        case 'o': output = optarg; break;
+        case 'e': ema = 1; break;
+        case 'v': vocab = optarg; break;
+        case 'h': fputs(export_usage, stdout); return 0;
+        default: fputs(export_usage, stderr); return 2;
+        }
+    }
+    if (!checkpoint || !output || optind < argc) {
+        fputs(export_usage, stderr);
+        fprintf(stderr, "catlip: error: export needs --checkpoint and -o (and nothing else)\n");
+        return 2;
+    }
+    struct inference_model m;
+    if (inference_load(&m, checkpoint, vocab, ema, 1, 1) != 0) {
+        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        return 1;
+    }
+    const struct vit_layout *l = &m.model.layout;
+    struct safetensor *t = xcalloc((size_t)l->ntensors, sizeof *t);
+    for (int i = 0; i < l->ntensors; i++) {
+        const struct tensor_info *ti = &l->tensors[i];
+        t[i] = (struct safetensor){.name = ti->name, .dtype = "F32", .ndim = ti->ndim, .data = m.params + ti->offset,
+                                   .bytes = ti->numel * sizeof(float)};
+        memcpy(t[i].shape, ti->shape, sizeof ti->shape);
+    }
+    char *meta = metadata_of(&m);
+    int rc = safetensors_write(output, t, l->ntensors, meta);
+    char vocab_path[4096] = "";
+    if (rc == 0 && m.vocab) rc = write_vocab_beside(&m, output, vocab_path, sizeof vocab_path);
+    if (rc == 0)
+        printf("export: %s (%d tensors, %zu parameters, %s weights)%s%s\n", output, l->ntensors, l->total,
+               ema ? "EMA" : "raw", vocab_path[0] ? "; vocabulary " : "", vocab_path);
+    else
+        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+    free(meta);
+    free(t);
+    inference_free(&m);
+    return rc == 0 ? 0 : 1;
+}

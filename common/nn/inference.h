@@ -1,0 +1,44 @@
+// A trained model loaded for inference: checkpoint -> configuration, weights (or their EMA),
+// vocabulary, thread pool and activation buffers, then batched forward passes. Shared by
+// `catlip predict`, `embed`, `eval`, `transfer` and `export`.
+//
+// The vocabulary is the file given, or else the data.vocab of the run configuration recorded
+// in the checkpoint; it must have the checkpoint's vocab_hash (the same synsets in the same
+// order), so logits are never read against the wrong classes. A checkpoint trained without a
+// vocabulary (synthetic data, vocab_hash 0) loads with vocab NULL.
+//
+// Example:
+//     struct inference_model m;
+//     if (inference_load(&m, "run/checkpoints/latest", NULL, 0, 32, 0) != 0) die(catlip_error());
+//     inference_forward(&m, images, B);   // images (B, 3, S, S) -> m.acts.logits (B, V), m.acts.lnf (B, C)
+//     inference_free(&m);
+#pragma once
+#include "catlip.pb-c.h"
+#include "core/config.h"
+#include "nn/vit.h"
+#include "text/vocab.h"
+
+struct inference_model {
+    char *path;                         // the checkpoint file (a run dir / checkpoints dir resolved)
+    Catlip__CheckpointHeader *header;
+    struct config run;                  // the run configuration recorded in the checkpoint
+    struct vit_config config;
+    struct vit_model model;
+    float *params;                      // (layout.total) weights, or EMA weights with ema = 1
+    struct vit_acts acts;               // for up to max_batch images
+    int max_batch;
+    struct vocab *vocab;                // NULL when the checkpoint has no vocabulary
+    float mean[3], std[3];              // input normalisation the model was trained with
+    int ema;
+};
+
+// checkpoint: a checkpoint file, or a run directory / checkpoints directory (its newest valid
+// checkpoint). vocab_path: NULL for the recorded one. ema: load the EMA weights (an error when
+// the checkpoint has none). threads: 0 for every available core.
+// Returns -1 with catlip_error() (one line naming the file and what to do).
+int inference_load(struct inference_model *m, const char *checkpoint, const char *vocab_path, int ema,
+                   int max_batch, int threads);
+void inference_free(struct inference_model *m);
+
+// images: (B, 3, S, S) normalised, B <= max_batch. Fills m->acts (logits (B, V), lnf (B, C)).
+void inference_forward(struct inference_model *m, const float *images, int B);
