@@ -27,7 +27,7 @@ if(CLANG_FOR_FUZZ)
   foreach(target protobuf http)
     add_test(NAME status.fuzz_${target}
       COMMAND ${CMAKE_CURRENT_LIST_DIR}/fuzz.sh ${CLANG_FOR_FUZZ} ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}
-              ${target} 20)
+              ${target} 8)
     set_tests_properties(status.fuzz_${target} PROPERTIES TIMEOUT 300)
   endforeach()
 else()
