@@ -1,12 +1,12 @@
 #include "nn/blas_info.h"
 
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/check.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "nn/gemm.h"
 
 char *openblas_get_config(void);
 char *openblas_get_corename(void);
@@ -28,8 +28,8 @@ static void sgemm_worker(void *arg, int ith, int nth) {
     long begin, end;
     pool_split(t->n, ith, nth, &begin, &end);
     if (end > begin)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(end - begin), t->n, t->n, 1.0f,
-                    t->a + begin * t->n, t->n, t->b, t->n, 0.0f, t->c + begin * t->n, t->n);
+        gemm(0, 1, (int)(end - begin), t->n, t->n, 1.0f, t->a + begin * t->n, t->n, t->b, t->n,
+             0.0f, t->c + begin * t->n, t->n);
 }
 
 double blas_measure_sgemm_gflops(struct pool *pool, int n, double seconds) {
@@ -45,6 +45,36 @@ double blas_measure_sgemm_gflops(struct pool *pool, int n, double seconds) {
     double start = time_now(), elapsed;
     do {
         pool_run(pool, sgemm_worker, &t);
+        reps++;
+        elapsed = time_now() - start;
+    } while (elapsed < seconds);
+    free(a), free(b), free(c);
+    return 2.0 * n * (double)n * n * reps / elapsed * 1e-9;
+}
+
+// The same measurement through OpenBLAS whatever gemm() chose, so that logs can show both.
+static void openblas_worker(void *arg, int ith, int nth) {
+    struct sgemm_task *t = arg;
+    long begin, end;
+    pool_split(t->n, ith, nth, &begin, &end);
+    if (end > begin)
+        gemm_openblas(0, 1, (int)(end - begin), t->n, t->n, 1.0f, t->a + begin * t->n, t->n, t->b,
+                      t->n, 0.0f, t->c + begin * t->n, t->n);
+}
+
+double blas_measure_openblas_gflops(struct pool *pool, int n, double seconds) {
+    size_t count = (size_t)n * n;
+    float *a = xaligned_alloc(count * sizeof(float)), *b = xaligned_alloc(count * sizeof(float)),
+          *c = xaligned_alloc(count * sizeof(float));
+    struct rng r;
+    rng_init(&r, 12345);
+    for (size_t i = 0; i < count; i++) a[i] = rng_uniform(&r), b[i] = rng_uniform(&r);
+    struct sgemm_task t = {a, b, c, n};
+    pool_run(pool, openblas_worker, &t);  // warm-up
+    int reps = 0;
+    double start = time_now(), elapsed;
+    do {
+        pool_run(pool, openblas_worker, &t);
         reps++;
         elapsed = time_now() - start;
     } while (elapsed < seconds);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "core/check.h"
+#include "nn/gemm.h"
 
 static float *ones_buffer;
 static long ones_length;
@@ -34,8 +35,8 @@ static void forward_worker(void *arg, int ith, int nth) {
         pool_split(t->OC, ith, nth, &begin, &end);
         int n = (int)(end - begin);
         if (n <= 0) return;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)t->N, n, t->IC, 1.0f, t->inp,
-                    t->IC, t->weight + begin * t->IC, t->IC, 0.0f, t->out + begin, t->OC);
+        gemm(0, 1, (int)t->N, n, t->IC, 1.0f, t->inp, t->IC, t->weight + begin * t->IC, t->IC, 0.0f,
+             t->out + begin, t->OC);
         for (long r = 0; r < t->N; r++) {
             float *row = t->out + r * t->OC + begin;
             if (t->bias) t->k->add_bias(row, t->bias + begin, 1, n);
@@ -46,8 +47,8 @@ static void forward_worker(void *arg, int ith, int nth) {
         long n = end - begin;
         if (n <= 0) return;
         float *out = t->out + begin * t->OC;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, t->OC, t->IC, 1.0f,
-                    t->inp + begin * t->IC, t->IC, t->weight, t->IC, 0.0f, out, t->OC);
+        gemm(0, 1, (int)n, t->OC, t->IC, 1.0f, t->inp + begin * t->IC, t->IC, t->weight, t->IC,
+             0.0f, out, t->OC);
         if (t->bias) t->k->add_bias(out, t->bias, n, t->OC);
         if (t->residual) t->k->add(out, out, t->residual + begin * t->OC, n * t->OC);
     }
@@ -76,16 +77,16 @@ static void backward_worker(void *arg, int ith, int nth) {
     if (t->dinp) {
         pool_split(t->N, ith, nth, &begin, &end);
         if (end > begin)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(end - begin), t->IC,
-                        t->OC, 1.0f, t->dout + begin * t->OC, t->OC, t->weight, t->IC,
-                        t->accumulate_dinp ? 1.0f : 0.0f, t->dinp + begin * t->IC, t->IC);
+            gemm(0, 0, (int)(end - begin), t->IC, t->OC, 1.0f, t->dout + begin * t->OC, t->OC,
+                 t->weight, t->IC, t->accumulate_dinp ? 1.0f : 0.0f, t->dinp + begin * t->IC,
+                 t->IC);
     }
     // dweight rows [begin, end) += dout[:, begin:end]ᵀ · inp ; dbias[begin:end] += column sums
     pool_split(t->OC, ith, nth, &begin, &end);
     int n = (int)(end - begin);
     if (n <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, t->IC, (int)t->N, 1.0f,
-                t->dout + begin, t->OC, t->inp, t->IC, 1.0f, t->dweight + begin * t->IC, t->IC);
+    gemm(1, 0, n, t->IC, (int)t->N, 1.0f, t->dout + begin, t->OC, t->inp, t->IC, 1.0f,
+         t->dweight + begin * t->IC, t->IC);
     if (t->dbias)
         cblas_sgemv(CblasRowMajor, CblasTrans, (int)t->N, n, 1.0f, t->dout + begin, t->OC,
                     t->ones, 1, 1.0f, t->dbias + begin, 1);

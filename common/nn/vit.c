@@ -1,10 +1,10 @@
 #include "nn/vit.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "core/check.h"
+#include "nn/gemm.h"
 #include "nn/matmul.h"
 
 // ---------------------------------------------------------------------------------------
@@ -191,11 +191,9 @@ static void attention_forward_worker(void *arg, int ith, int nth) {
         const float *key = q + C;
         const float *v = q + 2 * C;
         float *p = t->att + bh * T * T;  // (T, T)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, 3 * C, key,
-                    3 * C, 0.0f, p, T);
+        gemm(0, 1, T, T, hd, scale, q, 3 * C, key, 3 * C, 0.0f, p, T);
         t->k->softmax_forward(p, p, T, T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, v, 3 * C,
-                    0.0f, t->atty + b * T * C + h * hd, C);
+        gemm(0, 0, T, hd, T, 1.0f, p, T, v, 3 * C, 0.0f, t->atty + b * T * C + h * hd, C);
     }
 }
 
@@ -214,16 +212,12 @@ static void attention_backward_worker(void *arg, int ith, int nth) {
         const float *p = t->att + bh * T * T;
         const float *dy = t->datty + b * T * C + h * hd;  // (T, hd), row stride C
         // y = P·v  →  dP = dy·vᵀ, dv = Pᵀ·dy
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dy, C, v, 3 * C,
-                    0.0f, ds, T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, dy, C, 0.0f,
-                    dv, 3 * C);
+        gemm(0, 1, T, T, hd, 1.0f, dy, C, v, 3 * C, 0.0f, ds, T);
+        gemm(1, 0, T, hd, T, 1.0f, p, T, dy, C, 0.0f, dv, 3 * C);
         // P = softmax(S), S = scale·q·kᵀ  →  dS·scale, then dq = dS·k, dk = dSᵀ·q
         t->k->softmax_backward(ds, p, ds, T, T, scale);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, ds, T, key,
-                    3 * C, 0.0f, dq, 3 * C);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, ds, T, q, 3 * C,
-                    0.0f, dk, 3 * C);
+        gemm(0, 0, T, hd, T, 1.0f, ds, T, key, 3 * C, 0.0f, dq, 3 * C);
+        gemm(1, 0, T, hd, T, 1.0f, ds, T, q, 3 * C, 0.0f, dk, 3 * C);
     }
 }
 
