@@ -1,0 +1,23 @@
+# Evaluation, Transfer Init, inference and export (issue 7). Unit tests of Transfer Init are
+# tests/unit/test_eval_transfer.c; these are the cross-checks and end-to-end runs.
+add_executable(eval_tool ${CMAKE_CURRENT_LIST_DIR}/eval_tool.c)
+target_link_libraries(eval_tool PRIVATE catlip_common)
+
+# mAP, precision@k, top-k accuracy vs numpy on random scores (ties included).
+add_test(NAME eval.metrics
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/check_metrics.py $<TARGET_FILE:eval_tool>)
+# Path similarity vs NLTK (python3-nltk) over Debian's WordNet.
+add_test(NAME eval.path_similarity
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/check_path_similarity.py $<TARGET_FILE:eval_tool>)
+# Train a tiny model, then predict/embed/export/transfer/eval: exported safetensors loaded by
+# PyTorch give catlip predict's logits; bad inputs give one-line errors.
+add_test(NAME eval.commands
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/check_commands.py $<TARGET_FILE:catlip>)
+# The quickstart, short: openclipart shards, vocabulary, 2 workers + coordinator, eval vs prior
+# and zero-shot vs chance.
+add_test(NAME eval.quickstart
+  COMMAND ${CMAKE_SOURCE_DIR}/deploy/quickstart.sh --ci --build-dir ${CMAKE_BINARY_DIR}
+          --work ${CMAKE_BINARY_DIR}/quickstart-ci)
+set_tests_properties(eval.metrics eval.path_similarity PROPERTIES TIMEOUT 120)
+set_tests_properties(eval.commands PROPERTIES TIMEOUT 300)
+set_tests_properties(eval.quickstart PROPERTIES TIMEOUT 900)
