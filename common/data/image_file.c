@@ -6,6 +6,13 @@
 #include "core/check.h"
 #include "data/png.h"
 
+// catlip_error() prefixed with `what` (copied first: the error buffer is both source and target).
+static int error_prefixed(const char *what, const char *middle) {
+    char cause[512];
+    snprintf(cause, sizeof cause, "%s", catlip_error());
+    return catlip_error_set("%s: %s%s", what, middle, cause);
+}
+
 // Images larger than this are not read (the JPEG decoder also refuses decompression bombs).
 #define IMAGE_FILE_MAX_BYTES (256L << 20)
 
@@ -46,7 +53,7 @@ int image_file_transform(struct transform_ctx *ctx, const char *path, int image_
     int rc = 0;
     if (png_is_png(data, size)) {
         if (png_decode_rgb(data, size, &ctx->decoded) != 0)
-            rc = catlip_error_set("%s: %s", path, catlip_error());
+            rc = error_prefixed(path, "");
         else if (ctx->decoded.width < TRANSFORM_MIN_SIDE || ctx->decoded.height < TRANSFORM_MIN_SIDE)
             rc = catlip_error_set("%s: image of %dx%d is too small", path, ctx->decoded.width, ctx->decoded.height);
         else {
@@ -56,7 +63,7 @@ int image_file_transform(struct transform_ctx *ctx, const char *path, int image_
                             &ctx->scratch);
         }
     } else if (transform_jpeg(ctx, data, size, &opt, mean, std, 0, 0, 0, out) != TRANSFORM_OK) {
-        rc = catlip_error_set("%s: %s", path, catlip_error());
+        rc = error_prefixed(path, "");
     }
     free(data);
     return rc;

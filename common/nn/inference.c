@@ -10,6 +10,13 @@
 #include "io/checkpoint.h"
 #include "io/checkpoint_state.h"
 
+// catlip_error() prefixed with `what` (copied first: the error buffer is both source and target).
+static int error_prefixed(const char *what, const char *middle) {
+    char cause[512];
+    snprintf(cause, sizeof cause, "%s", catlip_error());
+    return catlip_error_set("%s: %s%s", what, middle, cause);
+}
+
 // A directory: its checkpoints/ subdirectory (a run dir) or itself, newest valid checkpoint.
 static char *resolve_checkpoint(const char *path) {
     struct stat st;
@@ -38,7 +45,7 @@ static int load_run_config(struct config *cfg, const char *yaml, const char *pat
     close(fd);
     int rc = ok ? config_load_file(cfg, tmp) : catlip_error_set("cannot write a temporary file");
     unlink(tmp);
-    if (rc != 0) return catlip_error_set("%s: its recorded configuration does not load: %s", path, catlip_error());
+    if (rc != 0) return error_prefixed(path, "its recorded configuration does not load: ");
     return 0;
 }
 
@@ -48,7 +55,7 @@ int inference_load(struct inference_model *m, const char *checkpoint, const char
     if (!(m->path = resolve_checkpoint(checkpoint))) return -1;
     if (!(m->header = checkpoint_read_header(m->path))) goto fail;
     if (checkpoint_model_config(m->header, &m->config) != 0) {
-        catlip_error_set("%s: %s", m->path, catlip_error());
+        error_prefixed(m->path, "");
         goto fail;
     }
     if (load_run_config(&m->run, m->header->config_yaml, m->path) != 0) goto fail;
@@ -63,7 +70,11 @@ int inference_load(struct inference_model *m, const char *checkpoint, const char
             goto fail;
         }
         if (!(m->vocab = vocab_load(vp))) {
-            catlip_error_set("%s%s", catlip_error(), vocab_path ? "" : " (the checkpoint's data.vocab; pass --vocab FILE)");
+            if (!vocab_path) {
+                char cause[512];
+                snprintf(cause, sizeof cause, "%s", catlip_error());
+                catlip_error_set("%s (the checkpoint's data.vocab; pass --vocab FILE)", cause);
+            }
             goto fail;
         }
         if (vocab_hash(m->vocab) != m->header->vocab_hash) {
