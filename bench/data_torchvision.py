@@ -7,6 +7,7 @@ PIL decode + convert("RGB"), RandomResizedCrop(S) (scale 0.08-1, ratio 3/4-4/3, 
 RandomHorizontalFlip, ToTensor, Normalize(ImageNet mean/std) -- Debian's python3-torchvision.
 
 usage: data_torchvision.py [--image-size S] [--count N] [--passes P] SHARD.tar ...
+Each pass over the N images is timed alone; the best pass is reported.
 Last line: result: images=N seconds=F cpu_seconds=F images_per_second=F cpu_images_per_second=F
 """
 import argparse
@@ -35,7 +36,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--count", type=int, default=512)
-    ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("shards", nargs="+")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -46,17 +47,20 @@ def main():
     # cache too, and tarfile's parsing is not what is being compared.
     data = jpeg_members(a.shards, a.count)
     tf(Image.open(io.BytesIO(data[0])).convert("RGB"))  # warm-up
-    n = 0
-    w0, c0 = time.perf_counter(), time.thread_time()
+    # Each pass is timed on its own and the best one reported, as catlip's side does: on a
+    # shared machine the best pass is the one least disturbed by other work.
+    n = len(data)
+    best_w = best_c = float("inf")
     for _ in range(a.passes):
+        w0, c0 = time.perf_counter(), time.thread_time()
         for d in data:
             x = tf(Image.open(io.BytesIO(d)).convert("RGB"))
-            n += 1
-    w, c = time.perf_counter() - w0, time.thread_time() - c0
-    print("torchvision %s: %d images, %.1f img/s (wall), %.1f img/s per core (CPU time)"
-          % (torch.__version__, n, n / w, n / c))
+        best_w = min(best_w, time.perf_counter() - w0)
+        best_c = min(best_c, time.thread_time() - c0)
+    print("torchvision %s: %d images x %d passes, best pass %.1f img/s (wall), %.1f img/s per core (CPU time)"
+          % (torch.__version__, n, a.passes, n / best_w, n / best_c))
     print("result: images=%d seconds=%.4f cpu_seconds=%.4f images_per_second=%.2f cpu_images_per_second=%.2f"
-          % (n, w, c, n / w, n / c))
+          % (n, best_w, best_c, n / best_w, n / best_c))
 
 
 if __name__ == "__main__":
