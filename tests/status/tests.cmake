@@ -1,12 +1,12 @@
 # Status server tests (coordinator/status_*.c, coordinator/http_status.c, cli/status.c).
-#   status.live / status.robust / status.errors: a real training under mpirun, probed over
+#   status.live / status.robust / status.single / status.errors: a real training under mpirun, probed over
 #     127.0.0.1 (tests/status/status_test.py); status.live keeps its Chromium screenshot of
 #     the dashboard in ${CMAKE_BINARY_DIR}/tests/status/dashboard.png.
 #   unit.test_status_*: the request handling without sockets (the unit loop builds them; the
 #     status sources are added here because they belong to the executable, not catlip_common).
 #   status.fuzz_*: libFuzzer (clang) on the protobuf framing + ClientMessage path and on the
 #     HTTP request path, a bounded time each.
-foreach(case live robust errors)
+foreach(case live robust single errors)
   add_test(NAME status.${case}
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/status_test.py --catlip $<TARGET_FILE:catlip>
             --source ${CMAKE_SOURCE_DIR} --artifacts ${CMAKE_BINARY_DIR}/tests/status ${case})
