@@ -116,44 +116,57 @@ static void pack_a_sliver_rows(float *dst, const float *src, long lda, int mr, i
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
             r[i] = i < mr ? _mm512_maskz_loadu_ps(m, src + i * lda + k0) : _mm512_setzero_ps();
-            // A is read once per block, likely from L3 or memory: fetch 4 lines ahead per row.
-            if (i < mr) _mm_prefetch((const char *)(src + i * lda + k0 + 64), _MM_HINT_T0);
+            // A is read once per block, likely from L3 or memory: fetch the same line of the
+            // next sliver's rows, a whole sliver ahead (past A's end it fetches nothing useful,
+            // and a prefetch never faults).
+            _mm_prefetch((const char *)(src + (MR + i) * lda + k0), _MM_HINT_T0);
         }
         transpose16(r);
         for (int t = 0; t < kt; t++) _mm512_storeu_ps(dst + (long)(k0 + t) * MR, r[t]);
     }
 }
 
-// op(A) = Aᵀ: the MR values of one k are contiguous in src (row k of A, stride lda).
-static void pack_a_sliver_columns(float *dst, const float *src, long lda, int mr, int kc) {
-    __mmask16 m = mask_first(mr);
+// op(A) = Aᵀ: the MR values of one k are contiguous in row k of A. The whole block is packed
+// row by row, so A is read sequentially (one row segment of mc floats per k) rather than in
+// narrow strided columns.
+static void pack_a_block_columns(float *dst, const float *src, long lda, int mc, int kc) {
     for (int k = 0; k < kc; k++) {
-        _mm_prefetch((const char *)(src + (k + 8) * lda), _MM_HINT_T0);
-        _mm512_storeu_ps(dst + (long)k * MR, _mm512_maskz_loadu_ps(m, src + k * lda));
+        const float *row = src + k * lda;
+        for (int ir = 0; ir < mc; ir += MR) {
+            __mmask16 m = mask_first(mc - ir < MR ? mc - ir : MR);
+            _mm_prefetch((const char *)(row + 8 * lda + ir), _MM_HINT_T0);
+            // Masked: a 16-float store would spill into the next sliver's (already packed) k = 0.
+            _mm512_mask_storeu_ps(dst + (long)ir * kc + (long)k * MR, m, _mm512_maskz_loadu_ps(m, row + ir));
+        }
     }
 }
 
 static void pack_a(int trans_a, float *dst, const float *A, long lda, int ic, int pc, int mc, int kc) {
+    if (trans_a) {
+        pack_a_block_columns(dst, A + (long)pc * lda + ic, lda, mc, kc);
+        return;
+    }
     for (int ir = 0; ir < mc; ir += MR) {
         int mr = mc - ir < MR ? mc - ir : MR;
-        float *d = dst + (long)ir * kc;
-        if (!trans_a)
-            pack_a_sliver_rows(d, A + (long)(ic + ir) * lda + pc, lda, mr, kc);
-        else
-            pack_a_sliver_columns(d, A + (long)pc * lda + ic + ir, lda, mr, kc);
+        pack_a_sliver_rows(dst + (long)ir * kc, A + (long)(ic + ir) * lda + pc, lda, mr, kc);
     }
 }
 
-// dst[k * NR + j] = op(B)[k][j] for j < nr, zero for nr <= j < NR; src points at op(B)[0][0].
-// op(B) = B: the NR values of one k are contiguous (row k of B, stride ldb).
-static void pack_b_sliver_rows(float *dst, const float *src, long ldb, int nr, int kc) {
-    __mmask16 m0 = mask_first(nr), m1 = mask_first(nr > 16 ? nr - 16 : 0);
+// dst[jr * kc + k * NR + j] = op(B)[k][jr + j] for the NR-column slivers jr of a panel of nc
+// columns, zero past nc; src points at op(B)[0][0]. op(B) = B: rows of B are contiguous, so the
+// whole panel is packed row by row (sequential reads).
+static void pack_b_panel_rows(float *dst, const float *src, long ldb, int nc, int kc) {
     for (int k = 0; k < kc; k++) {
-        // Rows of B are far apart (ldb): fetch the lines 8 rows ahead.
-        _mm_prefetch((const char *)(src + (k + 8) * ldb), _MM_HINT_T0);
-        _mm_prefetch((const char *)(src + (k + 8) * ldb + 16), _MM_HINT_T0);
-        _mm512_store_ps(dst + (long)k * NR, _mm512_maskz_loadu_ps(m0, src + k * ldb));
-        _mm512_store_ps(dst + (long)k * NR + 16, _mm512_maskz_loadu_ps(m1, src + k * ldb + 16));
+        const float *row = src + k * ldb;
+        for (int jr = 0; jr < nc; jr += NR) {
+            _mm_prefetch((const char *)(row + 8 * ldb + jr), _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + 8 * ldb + jr + 16), _MM_HINT_T0);
+            int nr = nc - jr < NR ? nc - jr : NR;
+            __mmask16 m0 = mask_first(nr), m1 = mask_first(nr > 16 ? nr - 16 : 0);
+            float *d = dst + (long)jr * kc + (long)k * NR;
+            _mm512_store_ps(d, _mm512_maskz_loadu_ps(m0, row + jr));
+            _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(m1, row + jr + 16));
+        }
     }
 }
 
@@ -168,19 +181,13 @@ static void pack_b_sliver_columns(float *dst, const float *src, long ldb, int nr
             for (int i = 0; i < 16; i++) {
                 int j = 16 * h + i;
                 r[i] = j < nr ? _mm512_maskz_loadu_ps(m, src + j * ldb + k0) : _mm512_setzero_ps();
+                // The same line of the next sliver's rows (as in pack_a_sliver_rows).
+                _mm_prefetch((const char *)(src + (NR + j) * ldb + k0), _MM_HINT_T0);
             }
             transpose16(r);
             for (int t = 0; t < kt; t++) _mm512_store_ps(dst + (long)(k0 + t) * NR + 16 * h, r[t]);
         }
     }
-}
-
-// One NR-column sliver of op(B): columns j0 .. j0 + nr of rows pc .. pc + kc.
-static void pack_b(int trans_b, float *dst, const float *B, long ldb, int pc, int j0, int kc, int nr) {
-    if (!trans_b)
-        pack_b_sliver_rows(dst, B + (long)pc * ldb + j0, ldb, nr, kc);
-    else
-        pack_b_sliver_columns(dst, B + (long)j0 * ldb + pc, ldb, nr, kc);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,16 +289,18 @@ void gemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, con
         for (int pc = 0; pc < K; pc += kc_max) {
             int kc = K - pc < kc_max ? K - pc : kc_max;
             float beta_block = pc == 0 ? beta : 1.0f;
+            if (!trans_b) pack_b_panel_rows(buffers->b, B + (long)pc * ldb + jc, ldb, nc, kc);
             for (int ic = 0; ic < M; ic += mc_max) {
                 int mc = M - ic < mc_max ? M - ic : mc_max;
                 pack_a(trans_a, buffers->a, A, lda, ic, pc, mc, kc);
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
                     float *b = buffers->b + (long)jr * kc;
-                    // B slivers are packed during the first A block, just before their first
+                    // Bᵀ slivers are packed during the first A block, just before their first
                     // use, so that one is still in L1 when the microkernel reads it (this
                     // matters when M is small and each packed sliver is used only a few times).
-                    if (ic == 0) pack_b(trans_b, b, B, ldb, pc, jc + jr, kc, nr);
+                    if (trans_b && ic == 0)
+                        pack_b_sliver_columns(b, B + (long)(jc + jr) * ldb + pc, ldb, nr, kc);
                     for (int ir = 0; ir < mc; ir += MR) {
                         int mr = mc - ir < MR ? mc - ir : MR;
                         microkernels[mr][(nr + 15) / 16 - 1](kc, buffers->a + (long)ir * kc, b,
