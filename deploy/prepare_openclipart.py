@@ -65,8 +65,14 @@ def caption_of(svg_path):
     parts = []
     for pattern in (TITLE, DESCRIPTION):
         m = pattern.search(work)
-        if m and clean(m.group(1)):
-            parts.append(clean(m.group(1)))
+        part = clean(m.group(1)) if m else ""
+        # Credits and dates are not about the picture: "Clipart by Nicu Buculei - jigsaw",
+        # "Part of the Flat Icon Collection (Wed Aug 25 23:29:46 2004)", links.
+        part = re.sub(r"^Clipart by [^-]*-\s*", "", part)
+        part = re.sub(r"\([^)]*\b\d{4}\)", "", part)
+        part = re.sub(r"https?://\S+", "", part).strip(" .")
+        if part:
+            parts.append(part)
     subject = SUBJECT.search(work)
     keywords = []
     for k in ITEM.findall(subject.group(1)) if subject else []:
@@ -85,6 +91,8 @@ def held_out(rel, fraction):
 
 def convert(job):
     src, dst, max_side = job
+    if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
+        return None  # converted by an earlier run
     try:
         with Image.open(src) as im:
             im.load()
