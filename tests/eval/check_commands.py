@@ -41,6 +41,8 @@ SETUP_ENV = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
 def run(args, expect=0, setup=False):
     p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        env=SETUP_ENV if setup else None)
+    if "runtime error:" in p.stderr or "AddressSanitizer" in p.stderr:
+        check(False, f"{os.path.basename(args[0])} {args[1]}: sanitizer report: {p.stderr[-2000:]}")
     if expect is not None and p.returncode != expect:
         print(p.stdout[-3000:], p.stderr[-3000:])
         raise SystemExit(f"{' '.join(args[:3])}... exited {p.returncode}, expected {expect}")
