@@ -222,8 +222,12 @@ static void print_summary(const Catlip__StatusReply *r, int terminal) {
     printf("\n");
     for (size_t i = 0; i < r->n_workers; i++) {
         const Catlip__WorkerStatus *w = r->workers[i];
-        printf("  worker %d  step %lld  %.1f img/s  data wait %.1f%%\n", w->worker, (long long)w->step,
+        printf("  worker %d  step %lld  %.1f img/s  data wait %.1f%%", w->worker, (long long)w->step,
                w->images_per_second, 100 * w->data_wait_ratio);
+        for (size_t k = 0; k < w->n_skipped; k++)
+            printf("%s%s %llu", k ? ", " : "  skipped ", w->skipped[k]->reason,
+                   (unsigned long long)w->skipped[k]->count);
+        printf("\n");
     }
     time_t start = (time_t)r->start_unix_time;
     struct tm tm;

@@ -187,6 +187,13 @@ void status_render_metrics(struct text_buffer *out, const Catlip__StatusReply *r
         text_printf(out, "catlip_data_wait_ratio{worker=\"%d\"} ", r->workers[i]->worker);
         metric_value(out, r->workers[i]->data_wait_ratio);
     }
+    family(out, "worker_skipped_samples_total", "counter", "Samples each worker skipped, by reason.");
+    for (size_t i = 0; i < r->n_workers; i++)
+        for (size_t k = 0; k < r->workers[i]->n_skipped; k++) {
+            text_printf(out, "catlip_worker_skipped_samples_total{worker=\"%d\",reason=\"", r->workers[i]->worker);
+            label_value(out, r->workers[i]->skipped[k]->reason);
+            text_printf(out, "\"} %llu\n", (unsigned long long)r->workers[i]->skipped[k]->count);
+        }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -327,11 +334,17 @@ void status_render_html(struct text_buffer *out, const Catlip__StatusReply *r,
     text_printf(out, "</table>\n");
     if (r->n_workers) {
         text_printf(out, "<table id=\"workers\"><tr><th>worker</th><th>step</th><th>img/s</th>"
-                         "<th>data wait</th></tr>\n");
+                         "<th>data wait</th><th>skipped</th></tr>\n");
         for (size_t i = 0; i < r->n_workers; i++) {
             const Catlip__WorkerStatus *w = r->workers[i];
-            text_printf(out, "<tr><td>%d</td><td>%lld</td><td>%.1f</td><td>%.1f%%</td></tr>\n",
+            text_printf(out, "<tr><td>%d</td><td>%lld</td><td>%.1f</td><td>%.1f%%</td><td>",
                         w->worker, (long long)w->step, w->images_per_second, 100 * w->data_wait_ratio);
+            for (size_t k = 0; k < w->n_skipped; k++) {
+                text_printf(out, "%s", k ? ", " : "");
+                html_escaped(out, w->skipped[k]->reason);
+                text_printf(out, " %llu", (unsigned long long)w->skipped[k]->count);
+            }
+            text_printf(out, "%s</td></tr>\n", w->n_skipped ? "" : "none");
         }
         text_printf(out, "</table>\n");
     }

@@ -42,6 +42,8 @@ static void fake_fill(void *ctx, Catlip__StatusReply *r, int include_workers) {
         f->workers[i].data_wait_ratio = 0.125 * (i + 1);
         f->worker_ptrs[i] = &f->workers[i];
     }
+    f->workers[1].n_skipped = 1;  // worker 1 skipped the bad JPEGs
+    f->workers[1].skipped = f->skip_ptrs;
     r->n_skipped = 2;
     r->skipped = f->skip_ptrs;
     r->n_workers = include_workers ? 2 : 0;

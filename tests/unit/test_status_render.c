@@ -25,7 +25,7 @@ static void metrics_format(void **state) {
     // Line by line: comments name the family that follows; samples belong to the last TYPE.
     regex_t sample_re;
     assert_int_equal(regcomp(&sample_re,
-                             "^(catlip_[a-z_]+)(\\{[a-z_]+=\"([^\"\\\\]|\\\\.)*\"\\})? "
+                             "^(catlip_[a-z_]+)(\\{[a-z_]+=\"([^\"\\\\]|\\\\.)*\"(,[a-z_]+=\"([^\"\\\\]|\\\\.)*\")*\\})? "
                              "(NaN|[+-]Inf|-?[0-9]+(\\.[0-9]+)?(e[+-][0-9]+)?)$", REG_EXTENDED), 0);
     char family[128] = "", helped[128] = "";
     int samples = 0;
@@ -59,6 +59,8 @@ static void metrics_format(void **state) {
     assert_non_null(strstr(t.data, "\ncatlip_data_wait_ratio{worker=\"1\"} 0.25\n"));
     assert_non_null(strstr(t.data, "\ncatlip_state{state=\"training\"} 1\n"));
     assert_non_null(strstr(t.data, "\ncatlip_state{state=\"finished\"} 0\n"));
+    assert_non_null(strstr(t.data, "\ncatlip_worker_skipped_samples_total{worker=\"1\",reason=\"bad_jpeg\"} 7\n"));
+    assert_null(strstr(t.data, "catlip_worker_skipped_samples_total{worker=\"0\""));
     text_free(&t);
 }
 
@@ -81,6 +83,8 @@ static void json_fields(void **state) {
     json_t *w1 = json_array_get(json_object_get(j, "workers"), 1);
     assert_int_equal(json_integer_value(json_object_get(w1, "step")), 119);
     assert_true(json_real_value(json_object_get(w1, "data_wait_ratio")) == 0.25);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(w1, "skipped"), "bad_jpeg")), 7);
+    assert_int_equal(json_object_size(json_object_get(json_array_get(json_object_get(j, "workers"), 0), "skipped")), 0);
     json_decref(j);
     assert_string_equal(status_state_name(CATLIP__STATUS_REPLY__STATE__CHECKPOINTING), "checkpointing");
     assert_string_equal(status_state_name(99), "unknown");
