@@ -1,0 +1,85 @@
+// libFuzzer target: image decoding and the sample transforms (data/jpeg.h, png.h,
+// transform.h, image_file.h). The first input byte picks the output size (8..39) and the
+// DCT scale; the rest is the image. Every path must give a finite output or a one-line error.
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/check.h"
+#include "core/log.h"
+#include "data/image_file.h"
+#include "data/jpeg.h"
+#include "data/png.h"
+#include "data/transform.h"
+#include "tests/fuzz/fuzz_file.h"
+
+static const float MEAN[3] = {0.485f, 0.456f, 0.406f}, STD[3] = {0.229f, 0.224f, 0.225f};
+
+static void check_finite(const float *out, int S) {
+    for (int i = 0; i < 3 * S * S; i++)
+        if (!isfinite(out[i])) __builtin_trap();
+}
+
+static void check_error(void) {
+    if (!catlip_error()[0]) __builtin_trap();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static struct transform_ctx ctx;
+    static int ready;
+    if (!ready) {
+        log_set_level(LOG_ERROR);
+        transform_ctx_init(&ctx);
+        ready = 1;
+    }
+    if (size < 1) return 0;
+    int S = 8 + (data[0] & 31), denom = 1 << ((data[0] >> 5) & 3);
+    data++, size--;
+    float *out = xmalloc(3 * (size_t)S * S * sizeof *out);
+
+    // Training (random resized crop, region decode) and evaluation transforms of a JPEG.
+    for (int train = 0; train <= 1; train++) {
+        struct augment_options opt = {.train = train, .image_size = S, .flip_probability = -1};
+        augment_options_defaults(&opt);
+        catlip_error_set("%s", "");
+        enum transform_result r = transform_jpeg(&ctx, data, size, &opt, MEAN, STD, 7, 1, size, out);
+        if (r == TRANSFORM_OK) check_finite(out, S); else check_error();
+    }
+    // Whole-image and region decoding at 1/denom.
+    struct jpeg_info info;
+    if (jpeg_read_info(ctx.codec, data, size, &info) == 0) {
+        if (info.width <= 0 || info.height <= 0) __builtin_trap();
+        int w = jpeg_scaled_size(info.width, denom), h = jpeg_scaled_size(info.height, denom);
+        // Large legitimate images only cost time here; the limits themselves are tested by
+        // the transforms above.
+        if ((int64_t)w * h <= (4 << 20)) {
+            if (jpeg_decode_rgb(ctx.codec, data, size, denom, &ctx.decoded) == 0) {
+                if (ctx.decoded.width != w || ctx.decoded.height != h) __builtin_trap();
+            } else {
+                check_error();
+            }
+            int ox, oy;
+            if (jpeg_decode_region(ctx.codec, data, size, denom, w / 4, h / 3, w - w / 5, h, &ctx.decoded, &ox,
+                                   &oy) == 0) {
+                if (ox < 0 || oy < 0 || ox + ctx.decoded.width > w || oy + ctx.decoded.height > h) __builtin_trap();
+            } else {
+                check_error();
+            }
+        }
+    }
+    if (png_is_png(data, size)) {
+        if (png_decode_rgb(data, size, &ctx.decoded) == 0) {
+            if (ctx.decoded.width <= 0 || ctx.decoded.height <= 0) __builtin_trap();
+        } else {
+            check_error();
+        }
+    }
+    // The file path of predict/embed/eval: JPEG or PNG, evaluation transform.
+    char path[64];
+    int fd = fuzz_memfd(data, size, path, sizeof path);
+    if (image_file_transform(&ctx, path, S, MEAN, STD, out) == 0) check_finite(out, S); else check_error();
+    close(fd);
+    free(out);
+    return 0;
+}
