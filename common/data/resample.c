@@ -31,9 +31,11 @@ void resample_axis_plan(struct resample_axis *a, int in_size, double box0, doubl
         a->capacity_out = out_size;
         a->capacity_k = 0;
     }
-    if (ksize > a->capacity_k || out_size > a->capacity_out) {
+    if (ksize > a->capacity_k) {
+        // Room for capacity_out rows, so that a later call with more rows (up to capacity_out)
+        // and no more taps still fits.
         free(a->weights);
-        a->weights = xmalloc((size_t)out_size * (size_t)ksize * sizeof *a->weights);
+        a->weights = xmalloc((size_t)a->capacity_out * (size_t)ksize * sizeof *a->weights);
         a->capacity_k = ksize;
     }
     a->out_size = out_size;

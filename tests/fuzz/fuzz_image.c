@@ -1,5 +1,5 @@
 // libFuzzer target: image decoding and the sample transforms (data/jpeg.h, png.h,
-// transform.h, image_file.h). The first input byte picks the output size (8..39) and the
+// transform.h, image_file.h). The first two input bytes pick two output sizes (8..39) and the
 // DCT scale; the rest is the image. Every path must give a finite output or a one-line error.
 #include <math.h>
 #include <stdint.h>
@@ -26,21 +26,20 @@ static void check_error(void) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static struct transform_ctx ctx;
-    static int ready;
-    if (!ready) {
-        log_set_level(LOG_ERROR);
-        transform_ctx_init(&ctx);
-        ready = 1;
-    }
-    if (size < 1) return 0;
-    int S = 8 + (data[0] & 31), denom = 1 << ((data[0] >> 5) & 3);
-    data++, size--;
-    float *out = xmalloc(3 * (size_t)S * S * sizeof *out);
+    static int quiet;
+    if (!quiet) log_set_level(LOG_ERROR), quiet = 1;
+    if (size < 2) return 0;
+    // Two output sizes: one context serves both, as a decoding thread's does across samples.
+    int sizes[2] = {8 + (data[0] & 31), 8 + (data[1] & 31)}, denom = 1 << ((data[0] >> 5) & 3);
+    data += 2, size -= 2;
+    struct transform_ctx ctx;
+    transform_ctx_init(&ctx);
+    float *out = xmalloc(3 * 40 * 40 * sizeof *out);
 
     // Training (random resized crop, region decode) and evaluation transforms of a JPEG.
-    for (int train = 0; train <= 1; train++) {
-        struct augment_options opt = {.train = train, .image_size = S, .flip_probability = -1};
+    for (int k = 0; k < 4; k++) {
+        int S = sizes[k & 1];
+        struct augment_options opt = {.train = k < 2, .image_size = S, .flip_probability = -1};
         augment_options_defaults(&opt);
         catlip_error_set("%s", "");
         enum transform_result r = transform_jpeg(&ctx, data, size, &opt, MEAN, STD, 7, 1, size, out);
@@ -78,8 +77,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     // The file path of predict/embed/eval: JPEG or PNG, evaluation transform.
     char path[64];
     int fd = fuzz_memfd(data, size, path, sizeof path);
-    if (image_file_transform(&ctx, path, S, MEAN, STD, out) == 0) check_finite(out, S); else check_error();
+    for (int k = 0; k < 2; k++) {
+        if (image_file_transform(&ctx, path, sizes[k], MEAN, STD, out) == 0) check_finite(out, sizes[k]);
+        else check_error();
+    }
     close(fd);
     free(out);
+    transform_ctx_free(&ctx);
     return 0;
 }

@@ -124,7 +124,7 @@ def main():
     add("shard_index", "index_rehash", b"\3" + index)
     add("shard_index", "index_empty", b"\3" + shard_index([], b"", 0))
 
-    # Byte 0 of an image input: output size 8 + (b & 31), DCT scale 1 << ((b >> 5) & 3).
+    # Bytes 0 and 1 of an image input: output sizes 8 + (b & 31); DCT scale 1 << ((b0 >> 5) & 3).
     images = {
         "rgb420": jpeg((40, 30)), "rgb444": jpeg((33, 17), subsampling=0),
         "gray": jpeg((20, 20), "L"), "cmyk": jpeg((16, 24), "CMYK"),
@@ -133,8 +133,8 @@ def main():
         "png_palette": png((18, 10), "P"), "png_la": png((9, 9), "LA"),
     }
     for i, (name, data) in enumerate(sorted(images.items())):
-        add("image", name, bytes([(i * 37) & 0xFF]) + data)
-    add("image", "jpeg_truncated", b"\x08" + images["rgb420"][:200])
+        add("image", name, bytes([(i * 37) & 0xFF, (i * 11 + 5) & 0xFF]) + data)
+    add("image", "jpeg_truncated", b"\x08\x10" + images["rgb420"][:200])
 
     captions = [b"a dog catching a frisbee", b"Hot Dogs &amp; Ice-Cream at the <b>beach</b>",
                 b"caf\xc3\xa9 in Paris%2C+France", b"three blind mice and children",
