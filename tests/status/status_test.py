@@ -420,6 +420,29 @@ def test_robust(a, tmp):
         r = http_raw(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         check(r.count("HTTP/1.1 200 OK") == 2, "two pipelined requests on one connection get two replies")
 
+        # a client that sends requests and never reads the replies: closed once 1 MiB of
+        # replies waits for it (beyond what the kernel's socket buffers hold)
+        with socket.create_connection(("127.0.0.1", http_port), timeout=10) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            closed = False
+            try:
+                for _ in range(20):
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 200)
+                    time.sleep(0.05)
+            except OSError:
+                closed = True
+            if not closed:
+                s.settimeout(5)
+                try:  # drain: the server's close shows as EOF or a reset after the replies
+                    while s.recv(1 << 20):
+                        pass
+                    closed = True
+                except ConnectionResetError:
+                    closed = True
+                except socket.timeout:
+                    pass
+        check(closed, "a client that never reads its replies is disconnected")
+
         # 500 concurrent connections: the server keeps at most 64 and answers the rest 503
         socks, replies = [], []
         for i in range(500):
@@ -465,7 +488,8 @@ def test_robust(a, tmp):
                               ("4 GiB prefix", r"4294967296"),
                               ("truncated frame", r"status: 127\.0\.0\.1:\d+: .*(inside|ended)"),
                               ("1 MB header", r"HTTP 431"), ("bad HTTP", r"HTTP 400"),
-                              ("stuck client", r"nothing more for 10 s"), ("stuck HTTP", r"HTTP 408")]:
+                              ("stuck client", r"nothing more for 10 s"), ("stuck HTTP", r"HTTP 408"),
+                              ("a client not reading", r"does not read its replies")]:
             check(re.search(pattern, out) is not None, f"log line for {what}")
     finally:
         run.stop()
