@@ -237,7 +237,35 @@ static void print_summary(const Catlip__StatusReply *r, int terminal) {
     printf("started %s\nconfig: %s\n", when, r->config_summary);
 }
 
-static int show_status(const struct target *t, int json, int watch_mode, int terminal) {
+// What the last successful poll saw (for --watch when the run goes away).
+struct last_seen {
+    int seen;
+    int state;
+    int64_t step, total_steps;
+};
+
+// The step of the last line of RUN_DIR/metrics.jsonl (-1 when unreadable).
+static int64_t last_logged_step(const char *run_dir) {
+    char path[CONFIG_STRING_MAX + 32];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char tail[8192];
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > (long)sizeof tail - 1 ? size - (long)sizeof tail + 1 : 0, SEEK_SET);
+    size_t n = fread(tail, 1, sizeof tail - 1, f);
+    fclose(f);
+    tail[n] = '\0';
+    while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r')) tail[--n] = '\0';
+    char *line = strrchr(tail, '\n');
+    json_t *j = json_loads(line ? line + 1 : tail, 0, NULL);
+    int64_t step = json_is_integer(json_object_get(j, "step")) ? json_integer_value(json_object_get(j, "step")) : -1;
+    json_decref(j);
+    return step;
+}
+
+static int show_status(const struct target *t, int json, int watch_mode, int terminal, struct last_seen *last) {
     Catlip__StatusRequest sreq = CATLIP__STATUS_REQUEST__INIT;
     sreq.include_workers = 1;
     Catlip__ClientMessage req = CATLIP__CLIENT_MESSAGE__INIT;
@@ -255,6 +283,7 @@ static int show_status(const struct target *t, int json, int watch_mode, int ter
         catlip__server_message__free_unpacked(m, NULL);
         return -1;
     }
+    *last = (struct last_seen){1, r->state, r->step, r->total_steps};
     if (json) {
         json_t *j = status_reply_json(r);
         char *text = json_dumps(j, (watch_mode ? JSON_COMPACT : JSON_INDENT(2)) | JSON_PRESERVE_ORDER);
@@ -367,8 +396,25 @@ int cmd_status(int argc, char **argv) {
     }
     int terminal = isatty(STDOUT_FILENO);
     if (watch > 0) signal(SIGINT, on_interrupt);
+    struct last_seen last = {0};
     for (;;) {
-        int rc = show_status(&t, json, watch > 0, terminal);
+        int rc = show_status(&t, json, watch > 0, terminal, &last);
+        if (rc < 0 && last.seen) {
+            // The coordinator's listeners close when the run ends: a finished run ends the watch.
+            if (run_dir) {
+                int64_t logged = last_logged_step(run_dir);
+                if (logged > last.step) last.step = logged;
+            }
+            int done = last.step >= last.total_steps;
+            if (done)
+                fprintf(stderr, "catlip status: the run has finished (step %lld/%lld)\n",
+                        (long long)last.step, (long long)last.total_steps);
+            else
+                fprintf(stderr, "catlip status: the run is no longer reachable; last seen %s at step "
+                        "%lld/%lld (it stopped before the end: see its log)\n", status_state_name(last.state),
+                        (long long)last.step, (long long)last.total_steps);
+            return done ? 0 : 1;
+        }
         if (rc < 0) {
             fprintf(stderr, "catlip: error: %s\n", catlip_error());
             return 1;
