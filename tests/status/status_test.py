@@ -218,6 +218,13 @@ def test_live(a, tmp):
               f"catlip status shows advancing steps {steps}")
         check(re.search(r"\b(training|checkpointing)\b", p1.stdout) is not None and "worker 1" in p1.stdout and "ETA" in p1.stdout,
               "catlip status summary names state, workers and ETA")
+        w = subprocess.Popen([a.catlip, "status", "--run-dir", run.run_dir, "--watch", "0.3"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(1.5)
+        w.terminate()
+        watched = [int(x) for x in re.findall(r"step (\d+)/", w.communicate(timeout=10)[0])]
+        check(len(watched) >= 3 and watched == sorted(watched) and watched[-1] > watched[0],
+              f"catlip status --watch 0.3 repeats with advancing steps {watched}")
         pj = catlip_status(a.catlip, "--run-dir", run.run_dir, "--json")
         try:
             j = json.loads(pj.stdout)
