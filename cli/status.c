@@ -56,7 +56,8 @@ static int read_status_file(const char *dir, struct target *t) {
     json_t *j = json_load_file(path, 0, &err);
     if (!j) {
         if (access(path, F_OK) != 0)
-            return catlip_error_set("%s not found: is a run using this directory (has it started)?", path);
+            return catlip_error_set("%s not found: is a run using this directory (has it started)?",
+                                    path);
         return catlip_error_set("%s: unreadable JSON: %s (line %d)", path, err.text, err.line);
     }
     json_t *host = json_object_get(j, "host"), *port = json_object_get(j, "port");
@@ -67,8 +68,10 @@ static int read_status_file(const char *dir, struct target *t) {
     }
     const char *h = json_string_value(host);
     // A server bound to every address is reached on loopback.
-    if (!strcmp(h, "0.0.0.0")) h = "127.0.0.1";
-    else if (!strcmp(h, "::")) h = "::1";
+    if (!strcmp(h, "0.0.0.0"))
+        h = "127.0.0.1";
+    else if (!strcmp(h, "::"))
+        h = "::1";
     snprintf(t->host, sizeof t->host, "%s", h);
     snprintf(t->port, sizeof t->port, "%lld", (long long)json_integer_value(port));
     snprintf(t->where, sizeof t->where, "%s port %s (from %s)", t->host, t->port, path);
@@ -82,7 +85,8 @@ static int parse_connect(const char *arg, struct target *t) {
     size_t hlen = colon ? (size_t)(colon - arg) : 0;
     if (arg[0] == '[') {  // [v6]:port
         const char *close = strchr(arg, ']');
-        if (!close || close[1] != ':') return catlip_error_set("--connect '%s': expected [HOST]:PORT", arg);
+        if (!close || close[1] != ':')
+            return catlip_error_set("--connect '%s': expected [HOST]:PORT", arg);
         host = arg + 1;
         hlen = (size_t)(close - host);
         colon = close + 1;
@@ -90,7 +94,8 @@ static int parse_connect(const char *arg, struct target *t) {
     char *end;
     long port = colon ? strtol(colon + 1, &end, 10) : 0;
     if (!colon || hlen == 0 || hlen >= sizeof t->host || *end || port <= 0 || port > 65535)
-        return catlip_error_set("--connect '%s': expected HOST:PORT with a port from 1 to 65535", arg);
+        return catlip_error_set("--connect '%s': expected HOST:PORT with a port from 1 to 65535",
+                                arg);
     snprintf(t->host, sizeof t->host, "%.*s", (int)hlen, host);
     snprintf(t->port, sizeof t->port, "%ld", port);
     snprintf(t->where, sizeof t->where, "%s port %s", t->host, t->port);
@@ -101,7 +106,9 @@ static int read_token(const char *dir, char *token, size_t n) {
     char path[CONFIG_STRING_MAX + 32];
     snprintf(path, sizeof path, "%s/token", dir);
     FILE *f = fopen(path, "r");
-    if (!f) return catlip_error_set("cannot read the control token %s: %s (or pass --token)", path, strerror(errno));
+    if (!f)
+        return catlip_error_set("cannot read the control token %s: %s (or pass --token)", path,
+                                strerror(errno));
     char *got = fgets(token, (int)n, f);
     fclose(f);
     if (!got) return catlip_error_set("%s is empty (or pass --token)", path);
@@ -111,7 +118,8 @@ static int read_token(const char *dir, char *token, size_t n) {
 
 // A connected socket with read/write timeouts, or -1 with catlip_error() set.
 static int connect_to(const struct target *t) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     int gai = getaddrinfo(t->host, t->port, &hints, &ai);
     if (gai != 0) return catlip_error_set("cannot resolve %s: %s", t->where, gai_strerror(gai));
@@ -126,12 +134,15 @@ static int connect_to(const struct target *t) {
         if (rc < 0 && errno == EINPROGRESS) {
             struct pollfd p = {fd, POLLOUT, 0};
             rc = poll(&p, 1, CONNECT_TIMEOUT_MS);
-            if (rc == 0) errno = ETIMEDOUT, rc = -1;
+            if (rc == 0)
+                errno = ETIMEDOUT, rc = -1;
             else if (rc > 0) {
                 socklen_t len = sizeof err;
                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                if (err) errno = err, rc = -1;
-                else rc = 0;
+                if (err)
+                    errno = err, rc = -1;
+                else
+                    rc = 0;
             }
         }
         if (rc < 0) {
@@ -142,7 +153,8 @@ static int connect_to(const struct target *t) {
     }
     freeaddrinfo(ai);
     if (fd < 0)
-        return catlip_error_set("cannot connect to %s: %s (is the run still going?)", t->where, strerror(err));
+        return catlip_error_set("cannot connect to %s: %s (is the run still going?)", t->where,
+                                strerror(err));
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     struct timeval tv = {IO_TIMEOUT_S, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -151,7 +163,8 @@ static int connect_to(const struct target *t) {
 }
 
 // One request, one reply. Returns the unpacked reply, or NULL with catlip_error() set.
-static Catlip__ServerMessage *exchange(const struct target *t, const Catlip__ClientMessage *request) {
+static Catlip__ServerMessage *exchange(const struct target *t,
+                                       const Catlip__ClientMessage *request) {
     int fd = connect_to(t);
     if (fd < 0) return NULL;
     struct frame_buffer out = {0};
@@ -161,8 +174,10 @@ static Catlip__ServerMessage *exchange(const struct target *t, const Catlip__Cli
     ssize_t w = 0;
     for (size_t done = 0; done < out.len; done += (size_t)w) {
         w = send(fd, out.data + done, out.len - done, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) w = 0;
-        else if (w <= 0) break;
+        if (w < 0 && errno == EINTR)
+            w = 0;
+        else if (w <= 0)
+            break;
     }
     frame_buffer_free(&out);
     if (w < 0) {
@@ -176,7 +191,8 @@ static Catlip__ServerMessage *exchange(const struct target *t, const Catlip__Cli
     int rc = frame_read_file(f, name, MAX_REPLY, &frame, &offset, NULL, NULL);
     fclose(f);
     Catlip__ServerMessage *m = NULL;
-    if (rc == 0) catlip_error_set("%s closed the connection without a reply", name);
+    if (rc == 0)
+        catlip_error_set("%s closed the connection without a reply", name);
     else if (rc > 0 && !(m = catlip__server_message__unpack(NULL, frame.len, frame.data)))
         catlip_error_set("%s: the reply is not a catlip.ServerMessage", name);
     frame_buffer_free(&frame);
@@ -189,10 +205,14 @@ static void format_seconds(char *buf, size_t n, double s) {
         return;
     }
     long t = (long)(s + 0.5);
-    if (t >= 86400) snprintf(buf, n, "%ldd%02ldh", t / 86400, (t / 3600) % 24);
-    else if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
-    else if (t >= 60) snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
-    else snprintf(buf, n, "%lds", t);
+    if (t >= 86400)
+        snprintf(buf, n, "%ldd%02ldh", t / 86400, (t / 3600) % 24);
+    else if (t >= 3600)
+        snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else if (t >= 60)
+        snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else
+        snprintf(buf, n, "%lds", t);
 }
 
 static void print_summary(const Catlip__StatusReply *r, int terminal) {
@@ -210,9 +230,11 @@ static void print_summary(const Catlip__StatusReply *r, int terminal) {
         for (int i = 0; i < WIDTH; i++) putchar(i < filled ? '#' : '.');
         printf("] %5.1f%%  ETA %s\n", 100 * frac, eta);
     }
-    printf("loss %.4f  lr %.4g  %.1f img/s  ETA %s\n", r->loss, r->learning_rate, r->images_per_second, eta);
+    printf("loss %.4f  lr %.4g  %.1f img/s  ETA %s\n", r->loss, r->learning_rate,
+           r->images_per_second, eta);
     if (r->last_checkpoint_step > 0)
-        printf("last checkpoint: step %lld  %s\n", (long long)r->last_checkpoint_step, r->last_checkpoint_path);
+        printf("last checkpoint: step %lld  %s\n", (long long)r->last_checkpoint_step,
+               r->last_checkpoint_path);
     else
         printf("last checkpoint: none yet\n");
     printf("skipped samples:");
@@ -222,8 +244,8 @@ static void print_summary(const Catlip__StatusReply *r, int terminal) {
     printf("\n");
     for (size_t i = 0; i < r->n_workers; i++) {
         const Catlip__WorkerStatus *w = r->workers[i];
-        printf("  worker %d  step %lld  %.1f img/s  data wait %.1f%%", w->worker, (long long)w->step,
-               w->images_per_second, 100 * w->data_wait_ratio);
+        printf("  worker %d  step %lld  %.1f img/s  data wait %.1f%%", w->worker,
+               (long long)w->step, w->images_per_second, 100 * w->data_wait_ratio);
         for (size_t k = 0; k < w->n_skipped; k++)
             printf("%s%s %llu", k ? ", " : "  skipped ", w->skipped[k]->reason,
                    (unsigned long long)w->skipped[k]->count);
@@ -260,12 +282,15 @@ static int64_t last_logged_step(const char *run_dir) {
     while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r')) tail[--n] = '\0';
     char *line = strrchr(tail, '\n');
     json_t *j = json_loads(line ? line + 1 : tail, 0, NULL);
-    int64_t step = json_is_integer(json_object_get(j, "step")) ? json_integer_value(json_object_get(j, "step")) : -1;
+    int64_t step = json_is_integer(json_object_get(j, "step"))
+                       ? json_integer_value(json_object_get(j, "step"))
+                       : -1;
     json_decref(j);
     return step;
 }
 
-static int show_status(const struct target *t, int json, int watch_mode, int terminal, struct last_seen *last) {
+static int show_status(const struct target *t, int json, int watch_mode, int terminal,
+                       struct last_seen *last) {
     Catlip__StatusRequest sreq = CATLIP__STATUS_REQUEST__INIT;
     sreq.include_workers = 1;
     Catlip__ClientMessage req = CATLIP__CLIENT_MESSAGE__INIT;
@@ -275,7 +300,8 @@ static int show_status(const struct target *t, int json, int watch_mode, int ter
     if (!m) return -1;
     if (m->message_case != CATLIP__SERVER_MESSAGE__MESSAGE_STATUS) {
         catlip__server_message__free_unpacked(m, NULL);
-        return catlip_error_set("status server %s answered a status request with something else", t->where);
+        return catlip_error_set("status server %s answered a status request with something else",
+                                t->where);
     }
     const Catlip__StatusReply *r = m->status;
     if (r->error && r->error[0]) {
@@ -286,7 +312,8 @@ static int show_status(const struct target *t, int json, int watch_mode, int ter
     *last = (struct last_seen){1, r->state, r->step, r->total_steps};
     if (json) {
         json_t *j = status_reply_json(r);
-        char *text = json_dumps(j, (watch_mode ? JSON_COMPACT : JSON_INDENT(2)) | JSON_PRESERVE_ORDER);
+        char *text =
+            json_dumps(j, (watch_mode ? JSON_COMPACT : JSON_INDENT(2)) | JSON_PRESERVE_ORDER);
         printf("%s\n", text);
         free(text);
         json_decref(j);
@@ -296,14 +323,16 @@ static int show_status(const struct target *t, int json, int watch_mode, int ter
         if (watch_mode && !terminal) printf("\n");
     }
     fflush(stdout);
-    int ended = r->state == CATLIP__STATUS_REPLY__STATE__FINISHED || r->state == CATLIP__STATUS_REPLY__STATE__FAILED;
+    int ended = r->state == CATLIP__STATUS_REPLY__STATE__FINISHED ||
+                r->state == CATLIP__STATUS_REPLY__STATE__FAILED;
     catlip__server_message__free_unpacked(m, NULL);
     return ended;
 }
 
 static int send_control(const struct target *t, int stop, const char *token) {
     Catlip__ControlRequest creq = CATLIP__CONTROL_REQUEST__INIT;
-    creq.action = stop ? CATLIP__CONTROL_REQUEST__ACTION__STOP : CATLIP__CONTROL_REQUEST__ACTION__CHECKPOINT_NOW;
+    creq.action = stop ? CATLIP__CONTROL_REQUEST__ACTION__STOP
+                       : CATLIP__CONTROL_REQUEST__ACTION__CHECKPOINT_NOW;
     creq.token = (char *)token;
     Catlip__ClientMessage req = CATLIP__CLIENT_MESSAGE__INIT;
     req.message_case = CATLIP__CLIENT_MESSAGE__MESSAGE_CONTROL;
@@ -313,19 +342,24 @@ static int send_control(const struct target *t, int stop, const char *token) {
     int rc;
     if (m->message_case == CATLIP__SERVER_MESSAGE__MESSAGE_CONTROL) {
         rc = m->control->accepted ? 0 : -1;
-        if (rc == 0) printf("%s\n", m->control->message);
-        else catlip_error_set("status server %s: %s", t->where, m->control->message);
+        if (rc == 0)
+            printf("%s\n", m->control->message);
+        else
+            catlip_error_set("status server %s: %s", t->where, m->control->message);
     } else if (m->message_case == CATLIP__SERVER_MESSAGE__MESSAGE_STATUS && m->status->error) {
         rc = catlip_error_set("status server %s: %s", t->where, m->status->error);
     } else {
-        rc = catlip_error_set("status server %s answered a control request with something else", t->where);
+        rc = catlip_error_set("status server %s answered a control request with something else",
+                              t->where);
     }
     catlip__server_message__free_unpacked(m, NULL);
     return rc;
 }
 
 static volatile sig_atomic_t interrupted;
-static void on_interrupt(int sig) { interrupted = 1; }
+static void on_interrupt(int sig) {
+    interrupted = 1;
+}
 
 int cmd_status(int argc, char **argv) {
     const char *run_dir = NULL, *connect_arg = NULL, *token_arg = NULL;
@@ -348,7 +382,8 @@ int cmd_status(int argc, char **argv) {
             watch = strtod(argv[++i], &end);
             if (*end || !(watch >= 0.1 && watch <= 86400)) {
                 fputs(usage, stderr);
-                fprintf(stderr, "catlip: error: --watch '%s': expected seconds from 0.1 to 86400\n", argv[i]);
+                fprintf(stderr, "catlip: error: --watch '%s': expected seconds from 0.1 to 86400\n",
+                        argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--checkpoint-now") || !strcmp(argv[i], "--stop")) {
@@ -365,15 +400,19 @@ int cmd_status(int argc, char **argv) {
     }
     if (!run_dir == !connect_arg) {
         fputs(usage, stderr);
-        fprintf(stderr, "catlip: error: give exactly one of --run-dir DIR and --connect HOST:PORT\n");
+        fprintf(stderr,
+                "catlip: error: give exactly one of --run-dir DIR and --connect HOST:PORT\n");
         return 2;
     }
     if (control >= 0 && (json || watch > 0)) {
-        fprintf(stderr, "catlip: error: --checkpoint-now / --stop take neither --json nor --watch\n");
+        fprintf(stderr,
+                "catlip: error: --checkpoint-now / --stop take neither --json nor --watch\n");
         return 2;
     }
     if (control >= 0 && !token_arg && !run_dir) {
-        fprintf(stderr, "catlip: error: a control request with --connect needs --token (or use --run-dir)\n");
+        fprintf(
+            stderr,
+            "catlip: error: a control request with --connect needs --token (or use --run-dir)\n");
         return 2;
     }
     struct target t;
@@ -383,7 +422,8 @@ int cmd_status(int argc, char **argv) {
     }
     if (control >= 0) {
         char token[256];
-        if (token_arg) snprintf(token, sizeof token, "%s", token_arg);
+        if (token_arg)
+            snprintf(token, sizeof token, "%s", token_arg);
         else if (read_token(run_dir, token, sizeof token) != 0) {
             fprintf(stderr, "catlip: error: %s\n", catlip_error());
             return 1;
@@ -410,9 +450,11 @@ int cmd_status(int argc, char **argv) {
                 fprintf(stderr, "catlip status: the run has finished (step %lld/%lld)\n",
                         (long long)last.step, (long long)last.total_steps);
             else
-                fprintf(stderr, "catlip status: the run is no longer reachable; last seen %s at step "
-                        "%lld/%lld (it stopped before the end: see its log)\n", status_state_name(last.state),
-                        (long long)last.step, (long long)last.total_steps);
+                fprintf(stderr,
+                        "catlip status: the run is no longer reachable; last seen %s at step "
+                        "%lld/%lld (it stopped before the end: see its log)\n",
+                        status_state_name(last.state), (long long)last.step,
+                        (long long)last.total_steps);
             return done ? 0 : 1;
         }
         if (rc < 0) {

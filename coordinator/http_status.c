@@ -11,26 +11,29 @@ struct http_session {
     char peer[64];
     char url[256];
     size_t url_len;
-    size_t head_bytes;  // request line + headers of the current request
-    size_t head_fields; // header-name callbacks so far
-    int in_value;       // the last header callback was a value
+    size_t head_bytes;   // request line + headers of the current request
+    size_t head_fields;  // header-name callbacks so far
+    int in_value;        // the last header callback was a value
     size_t body_bytes;
     int url_too_long;
     int in_request;
-    int done;           // a response that closes the connection was written
+    int done;                 // a response that closes the connection was written
     struct text_buffer *out;  // during feed
 };
 
-void http_error_response(struct text_buffer *out, int code, const char *reason, const char *detail) {
-    text_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+void http_error_response(struct text_buffer *out, int code, const char *reason,
+                         const char *detail) {
+    text_printf(out,
+                "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
                 code, reason, strlen(detail) + 1, detail);
 }
 
-static void response(struct text_buffer *out, const char *content_type, const struct text_buffer *body,
-                     int keep_alive) {
-    text_printf(out, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\nConnection: %s\r\n\r\n",
+static void response(struct text_buffer *out, const char *content_type,
+                     const struct text_buffer *body, int keep_alive) {
+    text_printf(out,
+                "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                "Cache-Control: no-store\r\nConnection: %s\r\n\r\n",
                 content_type, body->len, keep_alive ? "keep-alive" : "close");
     text_append(out, body->data, body->len);
 }
@@ -59,7 +62,8 @@ static int on_message_begin(http_parser *p) {
 static int count_head(struct http_session *s, size_t n) {
     s->head_bytes += n;
     if (s->head_bytes > HTTP_MAX_HEAD)
-        return fail(s, 431, "Request Header Fields Too Large", "request head over the 8192-byte limit");
+        return fail(s, 431, "Request Header Fields Too Large",
+                    "request head over the 8192-byte limit");
     return 0;
 }
 
@@ -146,8 +150,10 @@ static int on_message_complete(http_parser *p) {
     if (http_parser_parse_url(s->url, s->url_len, 0, &u) != 0 || !(u.field_set & (1 << UF_PATH)))
         return fail(s, 400, "Bad Request", "unparsable request target");
     char path[256];
-    snprintf(path, sizeof path, "%.*s", (int)u.field_data[UF_PATH].len, s->url + u.field_data[UF_PATH].off);
-    if (strcmp(path, "/") && strcmp(path, "/index.html") && strcmp(path, "/metrics") && strcmp(path, "/status"))
+    snprintf(path, sizeof path, "%.*s", (int)u.field_data[UF_PATH].len,
+             s->url + u.field_data[UF_PATH].off);
+    if (strcmp(path, "/") && strcmp(path, "/index.html") && strcmp(path, "/metrics") &&
+        strcmp(path, "/status"))
         return fail(s, 404, "Not Found", "no such page: try /, /status or /metrics");
     int keep_alive = http_should_keep_alive(p);
     size_t before = s->out->len;
@@ -185,9 +191,13 @@ struct http_session *http_session_create(const struct status_source *src, const 
     return s;
 }
 
-void http_session_destroy(struct http_session *s) { free(s); }
+void http_session_destroy(struct http_session *s) {
+    free(s);
+}
 
-int http_session_in_request(const struct http_session *s) { return s->in_request && !s->done; }
+int http_session_in_request(const struct http_session *s) {
+    return s->in_request && !s->done;
+}
 
 int http_session_feed(struct http_session *s, const char *data, size_t n, struct text_buffer *out) {
     if (s->done) return 1;
@@ -198,11 +208,13 @@ int http_session_feed(struct http_session *s, const char *data, size_t n, struct
         if (HTTP_PARSER_ERRNO(&s->parser) != HPE_OK) {
             enum http_errno e = HTTP_PARSER_ERRNO(&s->parser);
             if (e == HPE_HEADER_OVERFLOW) {
-                fail(s, 431, "Request Header Fields Too Large", "request head over the 8192-byte limit");
+                fail(s, 431, "Request Header Fields Too Large",
+                     "request head over the 8192-byte limit");
                 return 1;
             }
             char detail[160];
-            snprintf(detail, sizeof detail, "malformed HTTP request: %s", http_errno_description(e));
+            snprintf(detail, sizeof detail, "malformed HTTP request: %s",
+                     http_errno_description(e));
             fail(s, 400, "Bad Request", detail);
             return 1;
         }

@@ -13,7 +13,8 @@ int status_token_generate(char token[STATUS_TOKEN_LEN + 1]) {
     while (got < sizeof bytes) {
         ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return catlip_error_set("cannot make the status token: getrandom: %s", strerror(errno));
+        if (n < 0)
+            return catlip_error_set("cannot make the status token: getrandom: %s", strerror(errno));
         got += (size_t)n;
     }
     static const char hex[] = "0123456789abcdef";
@@ -31,7 +32,8 @@ int status_token_equal(const char *given, size_t given_len, const char *expected
     // only branch-free accumulator says whether any differed.
     volatile unsigned diff = (unsigned)(given_len != expected_len) | (unsigned)(expected_len == 0);
     for (size_t i = 0; i < given_len; i++)
-        diff |= (unsigned)((uint8_t)given[i] ^ (uint8_t)expected[expected_len ? i % expected_len : 0]);
+        diff |=
+            (unsigned)((uint8_t)given[i] ^ (uint8_t)expected[expected_len ? i % expected_len : 0]);
     return diff == 0;
 }
 
@@ -67,15 +69,16 @@ static int handle_control(const struct status_source *src, const char *peer,
         return control_reply(out, 0, "refused: wrong token (see RUN_DIR/token)");
     }
     switch (req->action) {
-    case CATLIP__CONTROL_REQUEST__ACTION__CHECKPOINT_NOW:
-        src->control(src->ctx, 0);
-        return control_reply(out, 1, "checkpoint requested: written at the next step boundary");
-    case CATLIP__CONTROL_REQUEST__ACTION__STOP:
-        src->control(src->ctx, 1);
-        return control_reply(out, 1, "stop requested: checkpoint at the next step boundary, then exit");
-    default:
-        log_warn("status: control request from %s refused: no action", peer);
-        return control_reply(out, 0, "refused: no action (use CHECKPOINT_NOW or STOP)");
+        case CATLIP__CONTROL_REQUEST__ACTION__CHECKPOINT_NOW:
+            src->control(src->ctx, 0);
+            return control_reply(out, 1, "checkpoint requested: written at the next step boundary");
+        case CATLIP__CONTROL_REQUEST__ACTION__STOP:
+            src->control(src->ctx, 1);
+            return control_reply(out, 1,
+                                 "stop requested: checkpoint at the next step boundary, then exit");
+        default:
+            log_warn("status: control request from %s refused: no action", peer);
+            return control_reply(out, 0, "refused: no action (use CHECKPOINT_NOW or STOP)");
     }
 }
 
@@ -99,7 +102,8 @@ int status_protocol_handle(const struct status_source *src, const char *peer, co
         rc = handle_control(src, peer, m->control, out);
     } else {
         log_warn("status: %s sent an empty ClientMessage: closing", peer);
-        status_protocol_error("bad request: the ClientMessage holds neither status nor control", out);
+        status_protocol_error("bad request: the ClientMessage holds neither status nor control",
+                              out);
         rc = -1;
     }
     catlip__client_message__free_unpacked(m, NULL);

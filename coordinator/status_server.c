@@ -48,8 +48,8 @@ struct connection {
     char peer[64];
     struct frame_decoder decoder;
     struct http_session *http;
-    size_t queued;        // reply bytes handed to uv_write and not yet written
-    size_t lingered;      // bytes dropped while lingering
+    size_t queued;    // reply bytes handed to uv_write and not yet written
+    size_t lingered;  // bytes dropped while lingering
     int lingering, closing, open_handles;
     int peer_eof, shut_down;  // the client ended its side; our side's shutdown completed
     struct connection *prev, *next;
@@ -89,7 +89,8 @@ static void server_warn(struct status_server *s, const char *fmt, ...) {
     double now = time_now();
     if (now - s->log_window > LOG_WINDOW) {
         if (s->log_suppressed)
-            log_warn("status: %lu more client warnings in the last %.0f s not shown", s->log_suppressed, LOG_WINDOW);
+            log_warn("status: %lu more client warnings in the last %.0f s not shown",
+                     s->log_suppressed, LOG_WINDOW);
         s->log_window = now;
         s->log_lines = 0;
         s->log_suppressed = 0;
@@ -108,7 +109,8 @@ static void server_warn(struct status_server *s, const char *fmt, ...) {
 }
 
 static void server_maybe_free(struct status_server *s) {
-    if (s->stopping && s->listeners_open == 0 && s->nconnections == 0 && s->refused_open == 0) free(s);
+    if (s->stopping && s->listeners_open == 0 && s->nconnections == 0 && s->refused_open == 0)
+        free(s);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -118,8 +120,10 @@ static void on_conn_handle_closed(uv_handle_t *handle) {
     struct connection *c = handle->data;
     if (--c->open_handles > 0) return;
     struct status_server *s = c->server;
-    if (c->prev) c->prev->next = c->next;
-    else s->connections = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->connections = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconnections--;
     frame_decoder_free(&c->decoder);
@@ -135,7 +139,9 @@ static void conn_close(struct connection *c) {
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 }
 
-static void on_linger_timeout(uv_timer_t *timer) { conn_close(timer->data); }
+static void on_linger_timeout(uv_timer_t *timer) {
+    conn_close(timer->data);
+}
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
     struct connection *c = req->data;
@@ -167,7 +173,8 @@ static void on_write(uv_write_t *req, int status) {
 static void conn_send(struct connection *c, const void *data, size_t len) {
     if (c->closing || c->lingering || len == 0) return;
     if (c->queued + len > STATUS_MAX_QUEUED) {
-        server_warn(c->server, "%s does not read its replies (%zu bytes waiting): closing", c->peer, c->queued);
+        server_warn(c->server, "%s does not read its replies (%zu bytes waiting): closing", c->peer,
+                    c->queued);
         conn_close(c);
         return;
     }
@@ -192,8 +199,8 @@ static void on_request_timeout(uv_timer_t *timer) {
             conn_close(c);
             return;
         }
-        server_warn(c->server, "%s sent part of a frame and nothing more for %d s: closing", c->peer,
-                    STATUS_REQUEST_TIMEOUT_MS / 1000);
+        server_warn(c->server, "%s sent part of a frame and nothing more for %d s: closing",
+                    c->peer, STATUS_REQUEST_TIMEOUT_MS / 1000);
         struct frame_buffer out = {0};
         status_protocol_error("timeout: the request frame did not arrive whole within 10 s", &out);
         conn_send(c, out.data, out.len);
@@ -207,7 +214,8 @@ static void on_request_timeout(uv_timer_t *timer) {
         server_warn(c->server, "HTTP 408 for %s: request incomplete after %d s", c->peer,
                     STATUS_REQUEST_TIMEOUT_MS / 1000);
         struct text_buffer out = {0};
-        http_error_response(&out, 408, "Request Timeout", "the request did not arrive whole within 10 s");
+        http_error_response(&out, 408, "Request Timeout",
+                            "the request did not arrive whole within 10 s");
         conn_send(c, out.data, out.len);
         text_free(&out);
     }
@@ -227,7 +235,8 @@ struct frame_context {
 static int on_frame(void *ctx, const uint8_t *frame, size_t len) {
     struct frame_context *f = ctx;
     f->frames++;
-    return status_protocol_handle(&f->conn->server->source, f->conn->peer, frame, len, &f->out) ? 1 : 0;
+    return status_protocol_handle(&f->conn->server->source, f->conn->peer, frame, len, &f->out) ? 1
+                                                                                                : 0;
 }
 
 static void read_protobuf(struct connection *c, const char *data, size_t n) {
@@ -241,8 +250,10 @@ static void read_protobuf(struct connection *c, const char *data, size_t n) {
     }
     conn_send(c, f.out.data, f.out.len);
     frame_buffer_free(&f.out);
-    if (rc != 0) conn_finish(c);
-    else if (f.frames) restart_request_timer(c);
+    if (rc != 0)
+        conn_finish(c);
+    else if (f.frames)
+        restart_request_timer(c);
 }
 
 static void read_http(struct connection *c, const char *data, size_t n) {
@@ -251,8 +262,10 @@ static void read_http(struct connection *c, const char *data, size_t n) {
     int rc = http_session_feed(c->http, data, n, &out);
     conn_send(c, out.data, out.len);
     text_free(&out);
-    if (rc != 0) conn_finish(c);
-    else if (out.len || (!in_request_before && http_session_in_request(c->http))) restart_request_timer(c);
+    if (rc != 0)
+        conn_finish(c);
+    else if (out.len || (!in_request_before && http_session_in_request(c->http)))
+        restart_request_timer(c);
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
@@ -293,8 +306,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         if (c->lingered > LINGER_MAX_BYTES) conn_close(c);
         return;
     }
-    if (c->kind == CONN_PROTOBUF) read_protobuf(c, buf->base, (size_t)nread);
-    else read_http(c, buf->base, (size_t)nread);
+    if (c->kind == CONN_PROTOBUF)
+        read_protobuf(c, buf->base, (size_t)nread);
+    else
+        read_http(c, buf->base, (size_t)nread);
 }
 
 static void peer_name(uv_tcp_t *tcp, char *out, size_t n) {
@@ -334,8 +349,10 @@ static void refuse(struct listener *l) {
         s->refused++;
         double now = time_now();
         if (now - s->refusal_logged >= REFUSAL_LOG_SECONDS) {
-            server_warn(s, "%d connections open (the limit): refusing %s (%lu refused since the last "
-                        "such line)", s->nconnections, peer, s->refused - s->refused_logged);
+            server_warn(s,
+                        "%d connections open (the limit): refusing %s (%lu refused since the last "
+                        "such line)",
+                        s->nconnections, peer, s->refused - s->refused_logged);
             s->refusal_logged = now;
             s->refused_logged = s->refused;
         }
@@ -386,8 +403,10 @@ static void on_connection(uv_stream_t *server_stream, int status) {
     }
     peer_name(&c->tcp, c->peer, sizeof c->peer);
     uv_tcp_nodelay(&c->tcp, 1);
-    if (c->kind == CONN_PROTOBUF) frame_decoder_init(&c->decoder, c->peer, STATUS_MAX_FRAME);
-    else c->http = http_session_create(&s->source, c->peer);
+    if (c->kind == CONN_PROTOBUF)
+        frame_decoder_init(&c->decoder, c->peer, STATUS_MAX_FRAME);
+    else
+        c->http = http_session_create(&s->source, c->peer);
     restart_request_timer(c);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close(c);
 }
@@ -398,8 +417,11 @@ static void on_connection(uv_stream_t *server_stream, int status) {
 static void source_fill(void *ctx, Catlip__StatusReply *reply, int include_workers) {
     coordinator_fill_status(ctx, reply, include_workers);
 }
-static void source_control(void *ctx, int stop) { coordinator_control(ctx, stop); }
-static int source_history(void *ctx, int64_t *steps, double *loss, double *lr, double *ips, int max) {
+static void source_control(void *ctx, int stop) {
+    coordinator_control(ctx, stop);
+}
+static int source_history(void *ctx, int64_t *steps, double *loss, double *lr, double *ips,
+                          int max) {
     return coordinator_history(ctx, steps, loss, lr, ips, max);
 }
 
@@ -408,7 +430,8 @@ static int listen_on(struct status_server *s, struct listener *l, enum conn_kind
     l->server = s;
     l->kind = kind;
     // A numeric address only (or "localhost"): binding must not depend on a name lookup.
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST | AI_PASSIVE};
     struct addrinfo *ai = NULL;
     char service[16];
@@ -416,8 +439,10 @@ static int listen_on(struct status_server *s, struct listener *l, enum conn_kind
     const char *host = strcmp(s->host, "localhost") ? s->host : "127.0.0.1";
     int gai = getaddrinfo(host, service, &hints, &ai);
     if (gai != 0 || !ai)
-        return catlip_error_set("status server: status.host '%s' is not an IP address of this machine "
-                                "(e.g. 127.0.0.1, 0.0.0.0, ::1)", s->host);
+        return catlip_error_set(
+            "status server: status.host '%s' is not an IP address of this machine "
+            "(e.g. 127.0.0.1, 0.0.0.0, ::1)",
+            s->host);
     uv_tcp_init(s->loop, &l->tcp);
     l->tcp.data = l;
     s->listeners_open++;
@@ -425,8 +450,10 @@ static int listen_on(struct status_server *s, struct listener *l, enum conn_kind
     freeaddrinfo(ai);
     if (rc == 0) rc = uv_listen((uv_stream_t *)&l->tcp, 128, on_connection);
     if (rc != 0)
-        return catlip_error_set("status server: cannot listen on %s port %d (%s): %s; choose another "
-                                "port or 0 for an ephemeral one", s->host, port, key, uv_strerror(rc));
+        return catlip_error_set(
+            "status server: cannot listen on %s port %d (%s): %s; choose another "
+            "port or 0 for an ephemeral one",
+            s->host, port, key, uv_strerror(rc));
     struct sockaddr_storage addr;
     int len = sizeof addr;
     uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&addr, &len);
@@ -437,7 +464,8 @@ static int listen_on(struct status_server *s, struct listener *l, enum conn_kind
 
 // Writes bytes to dir/name through a temporary file, fsync and rename, so that a reader sees
 // the old file or the new one, never a part.
-static int write_atomically(const char *dir, const char *name, const char *bytes, size_t n, mode_t mode) {
+static int write_atomically(const char *dir, const char *name, const char *bytes, size_t n,
+                            mode_t mode) {
     char path[CONFIG_STRING_MAX + 64], tmp[CONFIG_STRING_MAX + 96];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld", dir, name, (long)getpid());
@@ -447,8 +475,10 @@ static int write_atomically(const char *dir, const char *name, const char *bytes
     for (size_t done = 0; ok && done < n;) {
         ssize_t w = write(fd, bytes + done, n - done);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) ok = 0;
-        else done += (size_t)w;
+        if (w <= 0)
+            ok = 0;
+        else
+            done += (size_t)w;
     }
     ok = ok && fsync(fd) == 0;
     int saved = errno;
@@ -484,7 +514,8 @@ static int write_files(struct status_server *s, const struct run *run) {
     return rc;
 }
 
-int status_server_start(struct status_server **out, struct coordinator *coord, const struct run *run) {
+int status_server_start(struct status_server **out, struct coordinator *coord,
+                        const struct run *run) {
     *out = NULL;
     // A client that goes away mid-reply must make the write fail, not end the process.
     signal(SIGPIPE, SIG_IGN);
@@ -495,15 +526,20 @@ int status_server_start(struct status_server **out, struct coordinator *coord, c
     s->source = (struct status_source){coord, source_fill, source_control, source_history, {0}};
     s->log_window = time_now();
     int rc = status_token_generate(s->source.token);
-    if (rc == 0) rc = listen_on(s, &s->listeners[CONN_PROTOBUF], CONN_PROTOBUF, (int)run->cfg.status.port, "status.port");
-    if (rc == 0) rc = listen_on(s, &s->listeners[CONN_HTTP], CONN_HTTP, (int)run->cfg.status.http_port, "status.http_port");
+    if (rc == 0)
+        rc = listen_on(s, &s->listeners[CONN_PROTOBUF], CONN_PROTOBUF, (int)run->cfg.status.port,
+                       "status.port");
+    if (rc == 0)
+        rc = listen_on(s, &s->listeners[CONN_HTTP], CONN_HTTP, (int)run->cfg.status.http_port,
+                       "status.http_port");
     if (rc == 0) rc = write_files(s, run);
     if (rc != 0) {
         status_server_stop(s);
         return -1;
     }
     log_info("status: protobuf on %s:%d, HTTP on http://%s:%d/ (metrics, status); %s/status.json",
-             s->host, s->listeners[CONN_PROTOBUF].port, s->host, s->listeners[CONN_HTTP].port, run->cfg.run_dir);
+             s->host, s->listeners[CONN_PROTOBUF].port, s->host, s->listeners[CONN_HTTP].port,
+             run->cfg.run_dir);
     *out = s;
     return 0;
 }

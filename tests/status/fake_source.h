@@ -50,7 +50,9 @@ static void fake_fill(void *ctx, Catlip__StatusReply *r, int include_workers) {
     r->workers = f->worker_ptrs;
 }
 
-static void fake_control(void *ctx, int stop) { ((struct fake_coordinator *)ctx)->controls[stop != 0]++; }
+static void fake_control(void *ctx, int stop) {
+    ((struct fake_coordinator *)ctx)->controls[stop != 0]++;
+}
 
 static int fake_history(void *ctx, int64_t *steps, double *loss, double *lr, double *ips, int max) {
     int n = max < 50 ? max : 50;

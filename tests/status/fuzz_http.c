@@ -18,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t piece = size ? (size_t)data[0] + 1 : 1;
     int rc = 0;
     for (size_t i = size ? 1 : 0; i < size && rc == 0; i += piece)
-        rc = http_session_feed(s, (const char *)data + i, size - i < piece ? size - i : piece, &out);
+        rc =
+            http_session_feed(s, (const char *)data + i, size - i < piece ? size - i : piece, &out);
     if (out.len && strncmp(out.data, "HTTP/1.1 ", 9) != 0) __builtin_trap();
     if (f.controls[0] || f.controls[1]) __builtin_trap();  // HTTP never controls the run
     text_free(&out);

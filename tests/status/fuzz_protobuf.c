@@ -41,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint64_t len;
         int n = frame_varint_decode(c.out.data + pos, c.out.len - pos, &len);
         if (n <= 0 || len > c.out.len - pos - (size_t)n) __builtin_trap();
-        Catlip__ServerMessage *m = catlip__server_message__unpack(NULL, (size_t)len, c.out.data + pos + n);
+        Catlip__ServerMessage *m =
+            catlip__server_message__unpack(NULL, (size_t)len, c.out.data + pos + n);
         if (!m) __builtin_trap();
         catlip__server_message__free_unpacked(m, NULL);
         pos += (size_t)n + (size_t)len;

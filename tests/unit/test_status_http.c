@@ -14,7 +14,8 @@
 #include "tests/status/fake_source.h"
 
 // Feeds the request in pieces of `piece` bytes; returns what feed last returned.
-static int feed(struct http_session *s, const char *req, size_t len, size_t piece, struct text_buffer *out) {
+static int feed(struct http_session *s, const char *req, size_t len, size_t piece,
+                struct text_buffer *out) {
     int rc = 0;
     for (size_t i = 0; i < len && rc == 0; i += piece)
         rc = http_session_feed(s, req + i, len - i < piece ? len - i : piece, out);
@@ -58,7 +59,8 @@ static void pages(void **state) {
     }
     struct http_session *s = http_session_create(&src, "test");
     struct text_buffer out = {0};
-    const char *req = "GET /?x=1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /metrics HTTP/1.1\r\nConnection: close\r\n\r\n";
+    const char *req =
+        "GET /?x=1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /metrics HTTP/1.1\r\nConnection: close\r\n\r\n";
     assert_int_equal(feed(s, req, strlen(req), 5, &out), 1);
     assert_non_null(strstr(out.data, "text/html; charset=utf-8"));
     assert_non_null(strstr(out.data, "<polyline class=\"curve\""));

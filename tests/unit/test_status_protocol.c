@@ -23,7 +23,8 @@ static Catlip__ServerMessage *reply_of(const struct frame_buffer *out) {
     return m;
 }
 
-static int handle(const struct status_source *src, const ProtobufCMessage *msg, struct frame_buffer *out) {
+static int handle(const struct status_source *src, const ProtobufCMessage *msg,
+                  struct frame_buffer *out) {
     uint8_t buf[1024];
     size_t len = protobuf_c_message_pack(msg, buf);
     return status_protocol_handle(src, "test", buf, len, out);
@@ -54,7 +55,8 @@ static void status_request(void **state) {
     assert_int_equal(f.controls[0] + f.controls[1], 0);
 }
 
-static int control(struct status_source *src, int action, const char *token, Catlip__ControlReply **reply) {
+static int control(struct status_source *src, int action, const char *token,
+                   Catlip__ControlReply **reply) {
     Catlip__ControlRequest cr = CATLIP__CONTROL_REQUEST__INIT;
     cr.action = action;
     cr.token = (char *)token;
@@ -80,8 +82,12 @@ static void control_token(void **state) {
     struct fake_coordinator f;
     struct status_source src = fake_source(&f);
     Catlip__ControlReply *r;
-    const char *wrong[] = {"", "0", FAKE_TOKEN "0", "1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                           "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeF", NULL};
+    const char *wrong[] = {"",
+                           "0",
+                           FAKE_TOKEN "0",
+                           "1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                           "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeF",
+                           NULL};
     for (int i = 0; wrong[i]; i++) {
         assert_int_equal(control(&src, CATLIP__CONTROL_REQUEST__ACTION__STOP, wrong[i], &r), -1);
         assert_false(r->accepted);
@@ -89,7 +95,8 @@ static void control_token(void **state) {
     }
     assert_int_equal(control(&src, CATLIP__CONTROL_REQUEST__ACTION__STOP, NULL, &r), -1);
     assert_int_equal(f.controls[0] + f.controls[1], 0);
-    assert_int_equal(control(&src, CATLIP__CONTROL_REQUEST__ACTION__CHECKPOINT_NOW, FAKE_TOKEN, &r), 0);
+    assert_int_equal(control(&src, CATLIP__CONTROL_REQUEST__ACTION__CHECKPOINT_NOW, FAKE_TOKEN, &r),
+                     0);
     assert_true(r->accepted);
     assert_int_equal(f.controls[0], 1);
     assert_int_equal(control(&src, CATLIP__CONTROL_REQUEST__ACTION__STOP, FAKE_TOKEN, &r), 0);
@@ -119,16 +126,21 @@ static void token_compare(void **state) {
 static void bad_frames(void **state) {
     struct fake_coordinator f;
     struct status_source src = fake_source(&f);
-    const struct { const char *bytes; size_t len; } cases[] = {
-        {"\xff\xff\xff", 3},           // truncated varint field
-        {"hello world", 11},            // garbage
-        {"\x0a\x05\x08", 3},            // sub-message longer than the frame
-        {"", 0},                        // empty: a ClientMessage with neither field
-        {"\x1a\x00", 2},                // only an unknown field
+    const struct {
+        const char *bytes;
+        size_t len;
+    } cases[] = {
+        {"\xff\xff\xff", 3},  // truncated varint field
+        {"hello world", 11},  // garbage
+        {"\x0a\x05\x08", 3},  // sub-message longer than the frame
+        {"", 0},              // empty: a ClientMessage with neither field
+        {"\x1a\x00", 2},      // only an unknown field
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct frame_buffer out = {0};
-        assert_int_equal(status_protocol_handle(&src, "test", (const uint8_t *)cases[i].bytes, cases[i].len, &out), -1);
+        assert_int_equal(status_protocol_handle(&src, "test", (const uint8_t *)cases[i].bytes,
+                                                cases[i].len, &out),
+                         -1);
         Catlip__ServerMessage *r = reply_of(&out);
         assert_int_equal(r->message_case, CATLIP__SERVER_MESSAGE__MESSAGE_STATUS);
         assert_non_null(strstr(r->status->error, "bad request"));

@@ -25,8 +25,11 @@ static void metrics_format(void **state) {
     // Line by line: comments name the family that follows; samples belong to the last TYPE.
     regex_t sample_re;
     assert_int_equal(regcomp(&sample_re,
-                             "^(catlip_[a-z_]+)(\\{[a-z_]+=\"([^\"\\\\]|\\\\.)*\"(,[a-z_]+=\"([^\"\\\\]|\\\\.)*\")*\\})? "
-                             "(NaN|[+-]Inf|-?[0-9]+(\\.[0-9]+)?(e[+-][0-9]+)?)$", REG_EXTENDED), 0);
+                             "^(catlip_[a-z_]+)(\\{[a-z_]+=\"([^\"\\\\]|\\\\.)*\"(,[a-z_]+=\"([^"
+                             "\"\\\\]|\\\\.)*\")*\\})? "
+                             "(NaN|[+-]Inf|-?[0-9]+(\\.[0-9]+)?(e[+-][0-9]+)?)$",
+                             REG_EXTENDED),
+                     0);
     char family[128] = "", helped[128] = "";
     int samples = 0;
     char *text = strdup(t.data);
@@ -54,12 +57,14 @@ static void metrics_format(void **state) {
     assert_non_null(strstr(t.data, "\ncatlip_eta_seconds +Inf\n"));
     assert_non_null(strstr(t.data, "\ncatlip_samples_total 7680\n"));
     assert_non_null(strstr(t.data, "\ncatlip_skipped_samples_total{reason=\"bad_jpeg\"} 7\n"));
-    assert_non_null(strstr(t.data, "\ncatlip_skipped_samples_total{reason=\"no\\\"synset\\\\\\n\"} 8\n"));
+    assert_non_null(
+        strstr(t.data, "\ncatlip_skipped_samples_total{reason=\"no\\\"synset\\\\\\n\"} 8\n"));
     assert_non_null(strstr(t.data, "\ncatlip_info{run_id=\"run\\\"<1>\"} 1\n"));
     assert_non_null(strstr(t.data, "\ncatlip_data_wait_ratio{worker=\"1\"} 0.25\n"));
     assert_non_null(strstr(t.data, "\ncatlip_state{state=\"training\"} 1\n"));
     assert_non_null(strstr(t.data, "\ncatlip_state{state=\"finished\"} 0\n"));
-    assert_non_null(strstr(t.data, "\ncatlip_worker_skipped_samples_total{worker=\"1\",reason=\"bad_jpeg\"} 7\n"));
+    assert_non_null(strstr(
+        t.data, "\ncatlip_worker_skipped_samples_total{worker=\"1\",reason=\"bad_jpeg\"} 7\n"));
     assert_null(strstr(t.data, "catlip_worker_skipped_samples_total{worker=\"0\""));
     text_free(&t);
 }
@@ -71,22 +76,40 @@ static void json_fields(void **state) {
     src.fill(src.ctx, &r, 1);
     r.loss = NAN;
     json_t *j = status_reply_json(&r);
-    const char *fields[] = {"run_id", "state", "step", "total_steps", "epoch", "samples_seen", "loss",
-                            "learning_rate", "images_per_second", "eta_seconds", "last_checkpoint_path",
-                            "last_checkpoint_step", "start_unix_time", "config_summary", "skipped", "workers"};
+    const char *fields[] = {"run_id",
+                            "state",
+                            "step",
+                            "total_steps",
+                            "epoch",
+                            "samples_seen",
+                            "loss",
+                            "learning_rate",
+                            "images_per_second",
+                            "eta_seconds",
+                            "last_checkpoint_path",
+                            "last_checkpoint_step",
+                            "start_unix_time",
+                            "config_summary",
+                            "skipped",
+                            "workers"};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (!json_object_get(j, fields[i])) fail_msg("no field %s", fields[i]);
     assert_null(json_object_get(j, "error"));
     assert_true(json_is_null(json_object_get(j, "loss")));
     assert_string_equal(json_string_value(json_object_get(j, "run_id")), "run\"<1>");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "skipped"), "bad_jpeg")), 7);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "skipped"), "bad_jpeg")),
+                     7);
     json_t *w1 = json_array_get(json_object_get(j, "workers"), 1);
     assert_int_equal(json_integer_value(json_object_get(w1, "step")), 119);
     assert_true(json_real_value(json_object_get(w1, "data_wait_ratio")) == 0.25);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(w1, "skipped"), "bad_jpeg")), 7);
-    assert_int_equal(json_object_size(json_object_get(json_array_get(json_object_get(j, "workers"), 0), "skipped")), 0);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(w1, "skipped"), "bad_jpeg")), 7);
+    assert_int_equal(json_object_size(json_object_get(
+                         json_array_get(json_object_get(j, "workers"), 0), "skipped")),
+                     0);
     json_decref(j);
-    assert_string_equal(status_state_name(CATLIP__STATUS_REPLY__STATE__CHECKPOINTING), "checkpointing");
+    assert_string_equal(status_state_name(CATLIP__STATUS_REPLY__STATE__CHECKPOINTING),
+                        "checkpointing");
     assert_string_equal(status_state_name(99), "unknown");
 }
 
