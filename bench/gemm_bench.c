@@ -29,7 +29,8 @@ struct shape {
     int trans_a, trans_b, M, N, K, lda, ldb, ldc;
 };
 
-// lda/ldb/ldc 0: the packed width.
+// lda/ldb/ldc 0: the packed width. The head (V = 24320 classes) splits its columns between the
+// threads in forward and backward dW, its rows (the batch) in backward dinp.
 static const struct shape shapes[] = {
     {"fwd qkv      NT", 0, 1, 3152, 576, 192, 0, 0, 0},
     {"fwd proj     NT", 0, 1, 3152, 192, 192, 0, 0, 0},
@@ -44,6 +45,8 @@ static const struct shape shapes[] = {
     {"bwd dW proj  TN", 1, 0, 96, 192, 6304, 192, 0, 0},
     {"bwd dW fc1   TN", 1, 0, 384, 192, 6304, 768, 0, 0},
     {"bwd dW fc2   TN", 1, 0, 96, 768, 6304, 192, 0, 0},
+    {"bwd head dinp NN", 0, 0, 16, 192, 24320, 0, 0, 0},
+    {"bwd head dW  TN", 1, 0, 12160, 192, 32, 24320, 0, 0},
     {"att q.kT     NT", 0, 1, 197, 197, 64, 576, 576, 197},
     {"att p.v      NN", 0, 0, 197, 64, 197, 197, 576, 192},
     {"att pT.dy    TN", 1, 0, 197, 64, 197, 197, 192, 576},

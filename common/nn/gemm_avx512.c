@@ -55,7 +55,9 @@ static void buffers_free(void *p) {
     free(buffers);
 }
 
-static void buffers_key_create(void) { CATLIP_ASSERT(pthread_key_create(&buffers_key, buffers_free) == 0); }
+static void buffers_key_create(void) {
+    CATLIP_ASSERT(pthread_key_create(&buffers_key, buffers_free) == 0);
+}
 
 static struct gemm_buffers *thread_buffers(void) {
     pthread_once(&buffers_once, buffers_key_create);
@@ -72,7 +74,9 @@ static struct gemm_buffers *thread_buffers(void) {
 // ---------------------------------------------------------------------------------------------
 // Packing
 
-static inline __mmask16 mask_first(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+static inline __mmask16 mask_first(int n) {
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+}
 
 // In-register transpose: on return r[t] holds lane t of the 16 inputs.
 static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
@@ -104,6 +108,16 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
     }
 }
 
+// The rows of an A block of mc rows go to ceil(mc / MR) tiles of near-equal height (16 rows
+// are 8 + 8, not 14 + 2): a tile of fewer than 4 rows has too few independent FMA chains to
+// cover the FMA latency, so it would run at a fraction of the speed per row.
+static inline void tile_rows(int mc, int tiles, int s, int *start, int *rows) {
+    int base = mc / tiles, extra = mc % tiles;
+    *start = s * base + (s < extra ? s : extra);
+    *rows = base + (s < extra);
+}
+
+// Slivers: sliver s of a block starts at s * MR * kc.
 // dst[k * MR + i] = op(A)[i][k] for i < mr, k < kc; src points at op(A)[0][0].
 // op(A) = A: rows of src are the MR rows (stride lda), so 16x16 blocks are transposed in
 // registers. Each 16-float store overlaps the next k's first two floats, which that k then
@@ -130,25 +144,33 @@ static void pack_a_sliver_rows(float *dst, const float *src, long lda, int mr, i
 // row by row, so A is read sequentially (one row segment of mc floats per k) rather than in
 // narrow strided columns.
 static void pack_a_block_columns(float *dst, const float *src, long lda, int mc, int kc) {
+    int tiles = (mc + MR - 1) / MR;
     for (int k = 0; k < kc; k++) {
         const float *row = src + k * lda;
-        for (int ir = 0; ir < mc; ir += MR) {
-            __mmask16 m = mask_first(mc - ir < MR ? mc - ir : MR);
-            _mm_prefetch((const char *)(row + 8 * lda + ir), _MM_HINT_T0);
+        for (int s = 0; s < tiles; s++) {
+            int start, rows;
+            tile_rows(mc, tiles, s, &start, &rows);
+            __mmask16 m = mask_first(rows);
+            _mm_prefetch((const char *)(row + 8 * lda + start), _MM_HINT_T0);
             // Masked: a 16-float store would spill into the next sliver's (already packed) k = 0.
-            _mm512_mask_storeu_ps(dst + (long)ir * kc + (long)k * MR, m, _mm512_maskz_loadu_ps(m, row + ir));
+            _mm512_mask_storeu_ps(dst + (long)s * MR * kc + (long)k * MR, m,
+                                  _mm512_maskz_loadu_ps(m, row + start));
         }
     }
 }
 
-static void pack_a(int trans_a, float *dst, const float *A, long lda, int ic, int pc, int mc, int kc) {
+static void pack_a(int trans_a, float *dst, const float *A, long lda, int ic, int pc, int mc,
+                   int kc) {
     if (trans_a) {
         pack_a_block_columns(dst, A + (long)pc * lda + ic, lda, mc, kc);
         return;
     }
-    for (int ir = 0; ir < mc; ir += MR) {
-        int mr = mc - ir < MR ? mc - ir : MR;
-        pack_a_sliver_rows(dst + (long)ir * kc, A + (long)(ic + ir) * lda + pc, lda, mr, kc);
+    int tiles = (mc + MR - 1) / MR;
+    for (int s = 0; s < tiles; s++) {
+        int start, rows;
+        tile_rows(mc, tiles, s, &start, &rows);
+        pack_a_sliver_rows(dst + (long)s * MR * kc, A + (long)(ic + start) * lda + pc, lda, rows,
+                           kc);
     }
 }
 
@@ -197,9 +219,10 @@ static void pack_b_sliver_columns(float *dst, const float *src, long ldb, int nr
 typedef void (*microkernel_fn)(int kc, const float *a, const float *b, float *C, long ldc, int n,
                                float alpha, float beta);
 
-static inline __attribute__((always_inline)) void microkernel(int mr, int nv, int kc, const float *a,
-                                                              const float *b, float *C, long ldc,
-                                                              int n, float alpha, float beta) {
+static inline __attribute__((always_inline)) void microkernel(int mr, int nv, int kc,
+                                                              const float *a, const float *b,
+                                                              float *C, long ldc, int n,
+                                                              float alpha, float beta) {
     __m512 c[MR][NV];
 #pragma GCC unroll 14
     for (int i = 0; i < mr; i++)
@@ -207,7 +230,7 @@ static inline __attribute__((always_inline)) void microkernel(int mr, int nv, in
         for (int j = 0; j < nv; j++) c[i][j] = _mm512_setzero_ps();
 #pragma GCC unroll 14
     for (int i = 0; i < mr; i++) _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
         __m512 bv[NV];
 #pragma GCC unroll 2
@@ -239,20 +262,23 @@ static inline __attribute__((always_inline)) void microkernel(int mr, int nv, in
     }
 }
 
-#define MICROKERNEL(mr, nv)                                                                        \
-    static void microkernel_##mr##x##nv(int kc, const float *a, const float *b, float *C, long ldc, \
-                                        int n, float alpha, float beta) {                          \
-        microkernel(mr, nv, kc, a, b, C, ldc, n, alpha, beta);                                     \
+#define MICROKERNEL(mr, nv)                                                               \
+    static void microkernel_##mr##x##nv(int kc, const float *a, const float *b, float *C, \
+                                        long ldc, int n, float alpha, float beta) {       \
+        microkernel(mr, nv, kc, a, b, C, ldc, n, alpha, beta);                            \
     }
 #define MICROKERNELS(mr) MICROKERNEL(mr, 1) MICROKERNEL(mr, 2)
-MICROKERNELS(1) MICROKERNELS(2) MICROKERNELS(3) MICROKERNELS(4) MICROKERNELS(5) MICROKERNELS(6)
-MICROKERNELS(7) MICROKERNELS(8) MICROKERNELS(9) MICROKERNELS(10) MICROKERNELS(11)
-MICROKERNELS(12) MICROKERNELS(13) MICROKERNELS(14)
-_Static_assert(MR == 14 && NV == 2, "the microkernel table below lists 1..MR x 1..NV");
+MICROKERNELS(1)
+MICROKERNELS(2) MICROKERNELS(3) MICROKERNELS(4) MICROKERNELS(5) MICROKERNELS(6) MICROKERNELS(7)
+    MICROKERNELS(8) MICROKERNELS(9) MICROKERNELS(10) MICROKERNELS(11) MICROKERNELS(12)
+        MICROKERNELS(13)
+            MICROKERNELS(14) _Static_assert(MR == 14 && NV == 2,
+                                            "the microkernel table below lists 1..MR x 1..NV");
 
-#define ROW(mr) {microkernel_##mr##x1, microkernel_##mr##x2}
+#define ROW(mr) \
+    { microkernel_##mr##x1, microkernel_##mr##x2 }
 static const microkernel_fn microkernels[MR + 1][NV] = {
-    {NULL, NULL}, ROW(1), ROW(2), ROW(3),  ROW(4),  ROW(5),  ROW(6),  ROW(7),
+    {NULL, NULL}, ROW(1), ROW(2),  ROW(3),  ROW(4),  ROW(5),  ROW(6),  ROW(7),
     ROW(8),       ROW(9), ROW(10), ROW(11), ROW(12), ROW(13), ROW(14),
 };
 
@@ -292,6 +318,7 @@ void gemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, con
             if (!trans_b) pack_b_panel_rows(buffers->b, B + (long)pc * ldb + jc, ldb, nc, kc);
             for (int ic = 0; ic < M; ic += mc_max) {
                 int mc = M - ic < mc_max ? M - ic : mc_max;
+                int tiles = (mc + MR - 1) / MR;
                 pack_a(trans_a, buffers->a, A, lda, ic, pc, mc, kc);
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
@@ -301,11 +328,12 @@ void gemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, con
                     // matters when M is small and each packed sliver is used only a few times).
                     if (trans_b && ic == 0)
                         pack_b_sliver_columns(b, B + (long)(jc + jr) * ldb + pc, ldb, nr, kc);
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        int mr = mc - ir < MR ? mc - ir : MR;
-                        microkernels[mr][(nr + 15) / 16 - 1](kc, buffers->a + (long)ir * kc, b,
-                                                             C + (long)(ic + ir) * ldc + jc + jr,
-                                                             ldc, nr, alpha, beta_block);
+                    for (int s = 0; s < tiles; s++) {
+                        int start, rows;
+                        tile_rows(mc, tiles, s, &start, &rows);
+                        microkernels[rows][(nr + 15) / 16 - 1](
+                            kc, buffers->a + (long)s * MR * kc, b,
+                            C + (long)(ic + start) * ldc + jc + jr, ldc, nr, alpha, beta_block);
                     }
                 }
             }
