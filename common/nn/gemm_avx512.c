@@ -229,7 +229,12 @@ static inline __attribute__((always_inline)) void microkernel(int mr, int nv, in
 #pragma GCC unroll 2
         for (int j = 0; j < nv; j++) c[i][j] = _mm512_setzero_ps();
 #pragma GCC unroll 14
-    for (int i = 0; i < mr; i++) _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+    for (int i = 0; i < mr; i++) {
+        // The tile's rows of C (up to 3 lines each), needed after the k loop.
+        _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + i * ldc + 16 * nv - 1), _MM_HINT_T0);
+        if (nv > 1) _mm_prefetch((const char *)(C + i * ldc + 16), _MM_HINT_T0);
+    }
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
         __m512 bv[NV];
@@ -269,11 +274,11 @@ static inline __attribute__((always_inline)) void microkernel(int mr, int nv, in
     }
 #define MICROKERNELS(mr) MICROKERNEL(mr, 1) MICROKERNEL(mr, 2)
 MICROKERNELS(1)
-MICROKERNELS(2) MICROKERNELS(3) MICROKERNELS(4) MICROKERNELS(5) MICROKERNELS(6) MICROKERNELS(7)
-    MICROKERNELS(8) MICROKERNELS(9) MICROKERNELS(10) MICROKERNELS(11) MICROKERNELS(12)
-        MICROKERNELS(13)
-            MICROKERNELS(14) _Static_assert(MR == 14 && NV == 2,
-                                            "the microkernel table below lists 1..MR x 1..NV");
+MICROKERNELS(2)
+MICROKERNELS(3) MICROKERNELS(4) MICROKERNELS(5) MICROKERNELS(6) MICROKERNELS(7) MICROKERNELS(8)
+    MICROKERNELS(9) MICROKERNELS(10) MICROKERNELS(11) MICROKERNELS(12) MICROKERNELS(13)
+        MICROKERNELS(14) _Static_assert(MR == 14 && NV == 2,
+                                        "the microkernel table below lists 1..MR x 1..NV");
 
 #define ROW(mr) \
     { microkernel_##mr##x1, microkernel_##mr##x2 }
