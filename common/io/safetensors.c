@@ -125,13 +125,13 @@ int safetensors_read(const char *path, struct safetensors_file *out) {
         size_t numel = 1;
         for (int d = 0; d < t->ndim; d++) {
             t->shape[d] = json_integer_value(json_array_get(shape, (size_t)d));
-            if (t->shape[d] < 0) rc = -1;
-            numel *= (size_t)t->shape[d];
+            if (t->shape[d] < 0 || (t->shape[d] > 0 && numel > SIZE_MAX / (size_t)t->shape[d])) rc = -1;
+            else numel *= (size_t)t->shape[d];
         }
         json_int_t begin = json_integer_value(json_array_get(offsets, 0));
         json_int_t end = json_integer_value(json_array_get(offsets, 1));
         size_t esize = dtype_size(dtype);
-        if (rc || esize == 0 || begin < 0 || end < begin || (size_t)end > data_size ||
+        if (rc || esize == 0 || numel > SIZE_MAX / esize || begin < 0 || end < begin || (size_t)end > data_size ||
             (size_t)(end - begin) != numel * esize) {
             rc = catlip_error_set("%s: tensor '%s' has inconsistent dtype, shape or offsets",
                                   path, key);

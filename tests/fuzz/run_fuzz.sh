@@ -14,6 +14,10 @@ rm -rf "$WORK"
 mkdir -p "$WORK/corpus" "$REGRESSIONS"
 [ -d "$SEEDS" ] || { echo "fuzz: no seeds at $SEEDS (the fuzz.seeds test writes them)" >&2; exit 1; }
 OPTS="-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=5 -artifact_prefix=$WORK/"
+# tests/fuzz/<target>.dict: tokens the fuzzer cannot see being compared (inside libraries
+# built without coverage, such as jansson).
+DICT=$(dirname "$0")/$(basename "$FUZZER" | sed 's/^fuzz_//').dict
+[ -f "$DICT" ] && OPTS="$OPTS -dict=$DICT"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 echo "== replaying $SEEDS and $REGRESSIONS"
