@@ -39,7 +39,10 @@ command -v mpirun >/dev/null || { echo "mpirun.sh: mpirun not found (apt-get ins
 cores_available() {
     local list cpu lo hi
     list=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status 2>/dev/null)
-    [ -n "$list" ] && [ -r /sys/devices/system/cpu/cpu0/topology/core_id ] || { nproc; return; }
+    if [ -z "$list" ] || [ ! -r /sys/devices/system/cpu/cpu0/topology/core_id ]; then
+        nproc
+        return
+    fi
     for range in ${list//,/ }; do
         lo=${range%-*} hi=${range#*-}
         for ((cpu = lo; cpu <= hi; cpu++)); do

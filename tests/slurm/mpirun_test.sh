@@ -8,7 +8,8 @@ helper=${2:?usage: mpirun_test.sh CATLIP_BINARY SOURCE_DIR}/deploy/mpirun.sh
 failures=0
 # Under -DCATLIP_SANITIZE=ON: what Open MPI, PMIx, hwloc and OpenBLAS allocate once and never
 # free is not catlip's leak (the suppressions the MPI text test uses; jobs inherit this env).
-export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$(readlink -f "$(dirname "$0")/../text/lsan_mpi.supp")"
+supp=$(readlink -f "$(dirname "$0")/../text/lsan_mpi.supp")
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$supp"
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 check() {  # check STATUS DESCRIPTION
     if [ "$1" = 0 ]; then echo "ok    $2"; else echo "FAIL  $2"; failures=$((failures + 1)); fi

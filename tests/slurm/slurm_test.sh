@@ -24,7 +24,8 @@ script=$src/deploy/slurm/catlip.sbatch
 failures=0
 # Under -DCATLIP_SANITIZE=ON: what Open MPI, PMIx, hwloc and OpenBLAS allocate once and never
 # free is not catlip's leak (the suppressions the MPI text test uses; jobs inherit this env).
-export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$(readlink -f "$(dirname "$0")/../text/lsan_mpi.supp")"
+supp=$(readlink -f "$(dirname "$0")/../text/lsan_mpi.supp")
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$supp"
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 
 say() { echo "slurm_test: $*"; }
@@ -192,7 +193,10 @@ wait_done() {  # wait_done JOB SECONDS -> final JobState on stdout
     echo "$s"
 }
 last_step() { tail -n 1 "$1" 2>/dev/null | sed -n 's/.*"step": *\([0-9]*\).*/\1/p'; }
-ckpt_steps() { ls "$1"/checkpoints 2>/dev/null | sed -n 's/^ckpt-0*\([0-9][0-9]*\)\.pb$/\1/p' | sort -n | tr '\n' ' '; }
+ckpt_steps() {
+    find "$1/checkpoints" -maxdepth 1 -name 'ckpt-*.pb' -printf '%f\n' 2>/dev/null |
+        sed -n 's/^ckpt-0*\([0-9][0-9]*\)\.pb$/\1/p' | sort -n | tr '\n' ' '
+}
 digest() { grep -o 'worker 0: step [0-9]*, weights digest [0-9a-f]*' "$1" 2>/dev/null | tail -n 1 | awk '{print $4 $7}'; }
 
 # ---- 1: a whole run ------------------------------------------------------------------------
