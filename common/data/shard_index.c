@@ -261,7 +261,9 @@ int shard_index_read(const char *index_path, const char *shard_path, struct shar
         const struct shard_sample *s = &ix.samples[i];
         if (s->key >= h.keys_len) goto damaged;
         for (int p = 0; p < SHARD_PARTS; p++)
-            if (s->size[p] != SHARD_PART_ABSENT && s->offset[p] + s->size[p] > h.shard_size) goto damaged;
+            if (s->size[p] != SHARD_PART_ABSENT &&
+                (s->offset[p] > h.shard_size || s->size[p] > h.shard_size - s->offset[p]))
+                goto damaged;
     }
     *out = ix;
     memset(&ix, 0, sizeof ix);
