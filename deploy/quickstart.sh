@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 if [ $ci = 1 ]; then
-    : "${epochs:=6}" "${limit:=1200}"; max_side=64; batch=48
+    : "${epochs:=6}" "${limit:=800}"; max_side=64; batch=48
 else
     : "${epochs:=15}" "${limit:=0}"; max_side=96; batch=64
 fi
