@@ -22,11 +22,14 @@
 static const char *multilabel_usage =
     "usage: catlip eval multilabel --checkpoint CKPT --data PATTERN [options]\n"
     "\n"
-    "Scores held-out image-text shards: each caption's synsets (in the vocabulary) are the labels,\n"
+    "Scores held-out image-text shards: each caption's synsets (in the vocabulary) are the "
+    "labels,\n"
     "the model's logits the scores. Prints mean average precision over synsets with at least one\n"
-    "positive (macro), over samples (samples) and over all pairs pooled (micro), precision@1/5/10,\n"
+    "positive (macro), over samples (samples) and over all pairs pooled (micro), "
+    "precision@1/5/10,\n"
     "and the same numbers for the label-frequency prior (every image scored by the synsets'\n"
-    "training counts) as the baseline. Captions without a vocabulary synset are skipped and counted.\n"
+    "training counts) as the baseline. Captions without a vocabulary synset are skipped and "
+    "counted.\n"
     "\n"
     "  --checkpoint CKPT  checkpoint file, or a run directory (its newest valid checkpoint)\n"
     "  --data PATTERN     shards: 'val/{00000..00009}.tar', comma lists, globs, @list.txt\n"
@@ -39,10 +42,12 @@ static const char *multilabel_usage =
     "  --json FILE        also write the metrics as JSON\n";
 
 static const char *zeroshot_usage =
-    "usage: catlip eval zeroshot --checkpoint CKPT (--classes FILE | --head FILE) --data PATTERN [options]\n"
+    "usage: catlip eval zeroshot --checkpoint CKPT (--classes FILE | --head FILE) --data PATTERN "
+    "[options]\n"
     "\n"
     "Classifies labelled shards (KEY.cls: the class index, 0-based, in classes-file order) with a\n"
-    "Transfer Init head and no training: top-1 and top-5 accuracy, per-class accuracy and the most\n"
+    "Transfer Init head and no training: top-1 and top-5 accuracy, per-class accuracy and the "
+    "most\n"
     "frequent confusions, against chance (1/K) and the majority class.\n"
     "\n"
     "  --checkpoint CKPT  checkpoint file, or a run directory\n"
@@ -51,7 +56,8 @@ static const char *zeroshot_usage =
     "  --data PATTERN     labelled shards\n"
     "  --ema              use the EMA weights\n"
     "  --vocab FILE       vocabulary TSV (default: the checkpoint's)\n"
-    "  --batch N, --threads N, --decode-threads N, --max-images N, --json FILE   as for multilabel\n"
+    "  --batch N, --threads N, --decode-threads N, --max-images N, --json FILE   as for "
+    "multilabel\n"
     "  --quiet            no transfer report table\n";
 
 struct eval_args {
@@ -61,11 +67,20 @@ struct eval_args {
 };
 
 static int parse_eval_args(int argc, char **argv, const char *usage, struct eval_args *a) {
-    static const struct option options[] = {
-        {"checkpoint", 1, 0, 'c'}, {"data", 1, 0, 'd'},  {"vocab", 1, 0, 'v'},          {"json", 1, 0, 'j'},
-        {"classes", 1, 0, 'k'},    {"head", 1, 0, 'H'},  {"ema", 0, 0, 'e'},            {"batch", 1, 0, 'b'},
-        {"threads", 1, 0, 't'},    {"quiet", 0, 0, 'q'}, {"decode-threads", 1, 0, 'D'}, {"max-images", 1, 0, 'm'},
-        {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
+    static const struct option options[] = {{"checkpoint", 1, 0, 'c'},
+                                            {"data", 1, 0, 'd'},
+                                            {"vocab", 1, 0, 'v'},
+                                            {"json", 1, 0, 'j'},
+                                            {"classes", 1, 0, 'k'},
+                                            {"head", 1, 0, 'H'},
+                                            {"ema", 0, 0, 'e'},
+                                            {"batch", 1, 0, 'b'},
+                                            {"threads", 1, 0, 't'},
+                                            {"quiet", 0, 0, 'q'},
+                                            {"decode-threads", 1, 0, 'D'},
+                                            {"max-images", 1, 0, 'm'},
+                                            {"help", 0, 0, 'h'},
+                                            {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->batch = 32;
     a->decode_threads = 2;
@@ -73,20 +88,20 @@ static int parse_eval_args(int argc, char **argv, const char *usage, struct eval
     int opt;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
-        case 'c': a->checkpoint = optarg; break;
-        case 'd': a->data = optarg; break;
-        case 'v': a->vocab = optarg; break;
-        case 'j': a->json = optarg; break;
-        case 'k': a->classes = optarg; break;
-        case 'H': a->head = optarg; break;
-        case 'e': a->ema = 1; break;
-        case 'b': a->batch = atoi(optarg); break;
-        case 't': a->threads = atoi(optarg); break;
-        case 'D': a->decode_threads = atoi(optarg); break;
-        case 'm': a->max_images = atol(optarg); break;
-        case 'q': a->quiet = 1; break;
-        case 'h': fputs(usage, stdout); exit(0);
-        default: fputs(usage, stderr); return catlip_error_set("unknown or incomplete option");
+            case 'c': a->checkpoint = optarg; break;
+            case 'd': a->data = optarg; break;
+            case 'v': a->vocab = optarg; break;
+            case 'j': a->json = optarg; break;
+            case 'k': a->classes = optarg; break;
+            case 'H': a->head = optarg; break;
+            case 'e': a->ema = 1; break;
+            case 'b': a->batch = atoi(optarg); break;
+            case 't': a->threads = atoi(optarg); break;
+            case 'D': a->decode_threads = atoi(optarg); break;
+            case 'm': a->max_images = atol(optarg); break;
+            case 'q': a->quiet = 1; break;
+            case 'h': fputs(usage, stdout); exit(0);
+            default: fputs(usage, stderr); return catlip_error_set("unknown or incomplete option");
         }
     }
     if (optind < argc) return catlip_error_set("unexpected argument '%s'", argv[optind]);
@@ -101,13 +116,15 @@ struct progress {
     int tty;
 };
 
-static void progress_show(struct progress *p, const char *what, uint64_t done, uint64_t total, int final) {
+static void progress_show(struct progress *p, const char *what, uint64_t done, uint64_t total,
+                          int final) {
     double now = time_now();
     if (!final && now - p->last < (p->tty ? 0.5 : 10.0)) return;
     p->last = now;
     double rate = now > p->start ? (double)done / (now - p->start) : 0;
-    fprintf(stderr, "%seval %s: %llu/%llu images  %.1f img/s%s", p->tty ? "\r" : "", what, (unsigned long long)done,
-            (unsigned long long)total, rate, p->tty && !final ? "   " : "\n");
+    fprintf(stderr, "%seval %s: %llu/%llu images  %.1f img/s%s", p->tty ? "\r" : "", what,
+            (unsigned long long)done, (unsigned long long)total, rate,
+            p->tty && !final ? "   " : "\n");
 }
 
 struct label_context {
@@ -132,14 +149,24 @@ static int label_caption(void *ctx, const char *caption, size_t len, int32_t *ou
     return count;
 }
 
-static struct pipeline *open_eval_pipeline(const struct eval_args *a, const struct inference_model *m,
-                                           struct shard_list *shards, int num_classes, pipeline_label_fn label,
-                                           void *label_ctx) {
+static struct pipeline *open_eval_pipeline(const struct eval_args *a,
+                                           const struct inference_model *m,
+                                           struct shard_list *shards, int num_classes,
+                                           pipeline_label_fn label, void *label_ctx) {
     if (shardlist_expand(a->data, shards) != 0) return NULL;
     struct pipeline_options opt = {
-        .shards = (const char *const *)shards->paths, .nshards = shards->count, .global_batch = (uint64_t)a->batch,
-        .worker = 0, .nworkers = 1, .train = 0, .image_size = m->config.image_size, .num_classes = num_classes,
-        .label = label, .label_ctx = label_ctx, .decode_threads = a->decode_threads, .compute_threads = -1,
+        .shards = (const char *const *)shards->paths,
+        .nshards = shards->count,
+        .global_batch = (uint64_t)a->batch,
+        .worker = 0,
+        .nworkers = 1,
+        .train = 0,
+        .image_size = m->config.image_size,
+        .num_classes = num_classes,
+        .label = label,
+        .label_ctx = label_ctx,
+        .decode_threads = a->decode_threads,
+        .compute_threads = -1,
     };
     memcpy(opt.mean, m->mean, sizeof opt.mean);
     memcpy(opt.std, m->std, sizeof opt.std);
@@ -184,7 +211,9 @@ int cmd_eval_multilabel(int argc, char **argv) {
         return 1;
     }
     if (!m.vocab) {
-        fprintf(stderr, "catlip: error: %s was trained without a vocabulary: nothing to score captions against\n",
+        fprintf(stderr,
+                "catlip: error: %s was trained without a vocabulary: nothing to score captions "
+                "against\n",
                 m.path);
         inference_free(&m);
         return 1;
@@ -192,7 +221,8 @@ int cmd_eval_multilabel(int argc, char **argv) {
     struct labeler *lab = labeler_create(NULL, LABELER_NOUNS);
     struct label_context lc = {lab, m.vocab};
     struct shard_list shards = {0};
-    struct pipeline *p = lab ? open_eval_pipeline(&a, &m, &shards, m.config.num_classes, label_caption, &lc) : NULL;
+    struct pipeline *p =
+        lab ? open_eval_pipeline(&a, &m, &shards, m.config.num_classes, label_caption, &lc) : NULL;
     if (!p) {
         fprintf(stderr, "catlip: error: %s\n", catlip_error());
         labeler_free(lab);
@@ -225,19 +255,21 @@ int cmd_eval_multilabel(int argc, char **argv) {
     pipeline_format_skips(p, skips, sizeof skips);
     int rc = 0;
     if (N == 0) {
-        rc = catlip_error_set("no usable image in %s (skipped: %s)", a.data, skips[0] ? skips : "none");
+        rc = catlip_error_set("no usable image in %s (skipped: %s)", a.data,
+                              skips[0] ? skips : "none");
     } else {
         // The prior: every image gets the same scores, the synsets' training counts.
         float *prior = xmalloc(N * V * sizeof(float));
         for (size_t n = 0; n < N; n++)
-            for (int v = 0; v < V; v++) prior[n * V + v] = (float)log((double)vocab_count(m.vocab, v));
+            for (int v = 0; v < V; v++)
+                prior[n * V + v] = (float)log((double)vocab_count(m.vocab, v));
         static const int ks[3] = {1, 5, 10};
         struct multilabel_metrics model, base;
         multilabel_metrics(scores, labels, (int)N, V, ks, 3, &model);
         multilabel_metrics(prior, labels, (int)N, V, ks, 3, &base);
         free(prior);
-        printf("eval multilabel: %zu images, %d of %d synsets with a positive; skipped: %s\n", N, model.classes_scored,
-               V, skips[0] ? skips : "none");
+        printf("eval multilabel: %zu images, %d of %d synsets with a positive; skipped: %s\n", N,
+               model.classes_scored, V, skips[0] ? skips : "none");
         printf("  %-16s %8s %8s\n", "metric", "model", "prior");
         print_metrics_row("mAP (macro)", model.map_macro, base.map_macro);
         print_metrics_row("mAP (samples)", model.map_samples, base.map_samples);
@@ -247,8 +279,9 @@ int cmd_eval_multilabel(int argc, char **argv) {
             snprintf(name, sizeof name, "precision@%d", ks[i]);
             print_metrics_row(name, model.precision_at[i], base.precision_at[i]);
         }
-        printf("eval multilabel: mAP %.4f vs prior %.4f (macro), mAP %.4f vs prior %.4f (samples)\n", model.map_macro,
-               base.map_macro, model.map_samples, base.map_samples);
+        printf(
+            "eval multilabel: mAP %.4f vs prior %.4f (macro), mAP %.4f vs prior %.4f (samples)\n",
+            model.map_macro, base.map_macro, model.map_samples, base.map_samples);
         if (a.json) {
             json_t *o = json_object();
             json_object_set_new(o, "checkpoint", json_string(m.path));
@@ -283,7 +316,8 @@ static int by_count_desc(const void *x, const void *y) {
 int cmd_eval_zeroshot(int argc, char **argv) {
     struct eval_args a;
     if (parse_eval_args(argc, argv, zeroshot_usage, &a) != 0 ||
-        (!a.classes == !a.head && catlip_error_set("give exactly one of --classes FILE and --head FILE"))) {
+        (!a.classes == !a.head &&
+         catlip_error_set("give exactly one of --classes FILE and --head FILE"))) {
         fprintf(stderr, "catlip: error: %s\n", catlip_error());
         return 2;
     }
@@ -349,8 +383,8 @@ int cmd_eval_zeroshot(int argc, char **argv) {
     pipeline_format_skips(p, skips, sizeof skips);
     rc = 0;
     if (N == 0) {
-        rc = catlip_error_set("no usable labelled image in %s (skipped: %s; .cls must be 0..%d)", a.data,
-                              skips[0] ? skips : "none", K - 1);
+        rc = catlip_error_set("no usable labelled image in %s (skipped: %s; .cls must be 0..%d)",
+                              a.data, skips[0] ? skips : "none", K - 1);
     } else {
         long majority = 0;
         for (int t = 0; t < K; t++) {
@@ -359,14 +393,16 @@ int cmd_eval_zeroshot(int argc, char **argv) {
             if (row > majority) majority = row;
         }
         double top1 = (double)correct1 / N, top5 = (double)correct5 / N;
-        printf("eval zeroshot: %ld images, %d classes; skipped: %s\n", N, K, skips[0] ? skips : "none");
+        printf("eval zeroshot: %ld images, %d classes; skipped: %s\n", N, K,
+               skips[0] ? skips : "none");
         printf("  %-28s %8s %8s\n", "class", "images", "top-1");
         for (int t = 0; t < K; t++) {
             long row = 0;
             for (int k = 0; k < K; k++) row += confusion[(size_t)t * K + k];
             const char *name = a.classes ? head.classes[t].name : names[t];
             if (row)
-                printf("  %-28.28s %8ld %8.4f\n", name, row, (double)confusion[(size_t)t * K + t] / row);
+                printf("  %-28.28s %8ld %8.4f\n", name, row,
+                       (double)confusion[(size_t)t * K + t] / row);
             else
                 printf("  %-28.28s %8ld %8s\n", name, row, "-");
         }
@@ -374,16 +410,19 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         int np = 0;
         for (int t = 0; t < K; t++)
             for (int k = 0; k < K; k++)
-                if (t != k && confusion[(size_t)t * K + k]) pairs[np++] = (struct confusion){t, k, confusion[(size_t)t * K + k]};
+                if (t != k && confusion[(size_t)t * K + k])
+                    pairs[np++] = (struct confusion){t, k, confusion[(size_t)t * K + k]};
         qsort(pairs, (size_t)np, sizeof *pairs, by_count_desc);
         printf("  most frequent confusions (true -> predicted):\n");
         for (int i = 0; i < np && i < 5; i++)
-            printf("    %-24s -> %-24s %ld\n", a.classes ? head.classes[pairs[i].truth].name : names[pairs[i].truth],
-                   a.classes ? head.classes[pairs[i].predicted].name : names[pairs[i].predicted], pairs[i].count);
+            printf("    %-24s -> %-24s %ld\n",
+                   a.classes ? head.classes[pairs[i].truth].name : names[pairs[i].truth],
+                   a.classes ? head.classes[pairs[i].predicted].name : names[pairs[i].predicted],
+                   pairs[i].count);
         if (np == 0) printf("    (none)\n");
         free(pairs);
-        printf("eval zeroshot: top-1 %.4f, top-%d %.4f; chance %.4f (1/%d), majority class %.4f\n", top1, topk, top5,
-               1.0 / K, K, (double)majority / N);
+        printf("eval zeroshot: top-1 %.4f, top-%d %.4f; chance %.4f (1/%d), majority class %.4f\n",
+               top1, topk, top5, 1.0 / K, K, (double)majority / N);
         if (a.json) {
             json_t *o = json_object();
             json_object_set_new(o, "checkpoint", json_string(m.path));

@@ -13,10 +13,14 @@
 static const char *export_usage =
     "usage: catlip export --checkpoint CKPT -o MODEL.safetensors [--ema] [--vocab FILE]\n"
     "\n"
-    "Writes the model's weights (float32) under timm's VisionTransformer names (patch_embed.proj.weight,\n"
-    "cls_token, pos_embed, blocks.N.*, norm.*, head.*), so a timm or PyTorch model loads them with\n"
-    "load_state_dict and no renaming. __metadata__ holds \"format\" (catlip-vit), \"model_config\"\n"
-    "(JSON: name, dim, depth, heads, mlp_hidden, image_size, patch_size, num_classes, layer_norm_eps,\n"
+    "Writes the model's weights (float32) under timm's VisionTransformer names "
+    "(patch_embed.proj.weight,\n"
+    "cls_token, pos_embed, blocks.N.*, norm.*, head.*), so a timm or PyTorch model loads them "
+    "with\n"
+    "load_state_dict and no renaming. __metadata__ holds \"format\" (catlip-vit), "
+    "\"model_config\"\n"
+    "(JSON: name, dim, depth, heads, mlp_hidden, image_size, patch_size, num_classes, "
+    "layer_norm_eps,\n"
     "mean, std), \"vocab\" (JSON [[id, lemma], ...] in class order), \"vocab_hash\", \"weights\"\n"
     "(params or ema), \"step\" and \"checkpoint\". The vocabulary TSV is written beside it as\n"
     "MODEL.vocab.tsv (MODEL: the output without .safetensors).\n"
@@ -36,7 +40,8 @@ static void set_json_text(json_t *meta, const char *key, json_t *value) {
 static char *metadata_of(const struct inference_model *m) {
     const struct vit_config *c = &m->config;
     json_t *meta = json_object(), *cfg = json_object();
-    json_object_set_new(cfg, "name", json_string(m->header->model->name ? m->header->model->name : ""));
+    json_object_set_new(cfg, "name",
+                        json_string(m->header->model->name ? m->header->model->name : ""));
     json_object_set_new(cfg, "dim", json_integer(c->dim));
     json_object_set_new(cfg, "depth", json_integer(c->depth));
     json_object_set_new(cfg, "heads", json_integer(c->heads));
@@ -77,7 +82,8 @@ static char *metadata_of(const struct inference_model *m) {
     return out;
 }
 
-static int write_vocab_beside(const struct inference_model *m, const char *output, char *path, size_t size) {
+static int write_vocab_beside(const struct inference_model *m, const char *output, char *path,
+                              size_t size) {
     size_t len = strlen(output);
     const char *ext = ".safetensors";
     size_t el = strlen(ext);
@@ -86,27 +92,28 @@ static int write_vocab_beside(const struct inference_model *m, const char *outpu
     int V = vocab_size(m->vocab);
     struct vocab_row *rows = xmalloc((size_t)V * sizeof *rows);
     for (int i = 0; i < V; i++)
-        rows[i] = (struct vocab_row){(uint32_t)strtoul(vocab_id(m->vocab, i) + 1, NULL, 10), vocab_lemma(m->vocab, i),
-                                     vocab_count(m->vocab, i)};
+        rows[i] = (struct vocab_row){(uint32_t)strtoul(vocab_id(m->vocab, i) + 1, NULL, 10),
+                                     vocab_lemma(m->vocab, i), vocab_count(m->vocab, i)};
     int rc = vocab_write(path, vocab_header(m->vocab), rows, (size_t)V);
     free(rows);
     return rc;
 }
 
 int cmd_export(int argc, char **argv) {
-    static const struct option options[] = {{"checkpoint", 1, 0, 'c'}, {"output", 1, 0, 'o'}, {"ema", 0, 0, 'e'},
-                                            {"vocab", 1, 0, 'v'},      {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+    static const struct option options[] = {{"checkpoint", 1, 0, 'c'}, {"output", 1, 0, 'o'},
+                                            {"ema", 0, 0, 'e'},        {"vocab", 1, 0, 'v'},
+                                            {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     const char *checkpoint = NULL, *output = NULL, *vocab = NULL;
     int ema = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
         switch (opt) {
-        case 'c': checkpoint = optarg; break;
-        case 'o': output = optarg; break;
-        case 'e': ema = 1; break;
-        case 'v': vocab = optarg; break;
-        case 'h': fputs(export_usage, stdout); return 0;
-        default: fputs(export_usage, stderr); return 2;
+            case 'c': checkpoint = optarg; break;
+            case 'o': output = optarg; break;
+            case 'e': ema = 1; break;
+            case 'v': vocab = optarg; break;
+            case 'h': fputs(export_usage, stdout); return 0;
+            default: fputs(export_usage, stderr); return 2;
         }
     }
     if (!checkpoint || !output || optind < argc) {
@@ -123,7 +130,10 @@ int cmd_export(int argc, char **argv) {
     struct safetensor *t = xcalloc((size_t)l->ntensors, sizeof *t);
     for (int i = 0; i < l->ntensors; i++) {
         const struct tensor_info *ti = &l->tensors[i];
-        t[i] = (struct safetensor){.name = ti->name, .dtype = "F32", .ndim = ti->ndim, .data = m.params + ti->offset,
+        t[i] = (struct safetensor){.name = ti->name,
+                                   .dtype = "F32",
+                                   .ndim = ti->ndim,
+                                   .data = m.params + ti->offset,
                                    .bytes = ti->numel * sizeof(float)};
         memcpy(t[i].shape, ti->shape, sizeof ti->shape);
     }
@@ -132,8 +142,8 @@ int cmd_export(int argc, char **argv) {
     char vocab_path[4096] = "";
     if (rc == 0 && m.vocab) rc = write_vocab_beside(&m, output, vocab_path, sizeof vocab_path);
     if (rc == 0)
-        printf("export: %s (%d tensors, %zu parameters, %s weights)%s%s\n", output, l->ntensors, l->total,
-               ema ? "EMA" : "raw", vocab_path[0] ? "; vocabulary " : "", vocab_path);
+        printf("export: %s (%d tensors, %zu parameters, %s weights)%s%s\n", output, l->ntensors,
+               l->total, ema ? "EMA" : "raw", vocab_path[0] ? "; vocabulary " : "", vocab_path);
     else
         fprintf(stderr, "catlip: error: %s\n", catlip_error());
     free(meta);

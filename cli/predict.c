@@ -18,7 +18,8 @@ static const char *predict_usage =
     "usage: catlip predict --checkpoint CKPT [options] IMAGE...\n"
     "\n"
     "Prints, for each image (JPEG or PNG), the top-k synsets of the pretrained head with their\n"
-    "lemma names and sigmoid probabilities (CatLIP is multi-label: each synset's own probability).\n"
+    "lemma names and sigmoid probabilities (CatLIP is multi-label: each synset's own "
+    "probability).\n"
     "Images get the evaluation transform: shorter side resized, centre crop, normalised.\n"
     "\n"
     "  --checkpoint CKPT  checkpoint file, or a run directory (its newest valid checkpoint)\n"
@@ -27,7 +28,8 @@ static const char *predict_usage =
     "  --top K            synsets per image (default 5)\n"
     "  --threads N        compute threads (default: all cores)\n"
     "  --dump FILE        also write the preprocessed images and logits as safetensors\n"
-    "                     (\"images\" (N, 3, S, S), \"logits\" (N, V)), e.g. to compare with PyTorch\n";
+    "                     (\"images\" (N, 3, S, S), \"logits\" (N, V)), e.g. to compare with "
+    "PyTorch\n";
 
 static const char *embed_usage =
     "usage: catlip embed --checkpoint CKPT -o FEATURES.npy [options] IMAGE...\n"
@@ -50,31 +52,33 @@ struct image_args {
 };
 
 static void add_image(struct image_args *a, const char *path) {
-    if (a->nimages == a->images_cap) a->images = xrealloc(a->images, (size_t)(a->images_cap = a->images_cap * 2 + 16) * sizeof(char *));
+    if (a->nimages == a->images_cap)
+        a->images =
+            xrealloc(a->images, (size_t)(a->images_cap = a->images_cap * 2 + 16) * sizeof(char *));
     a->images[a->nimages++] = xstrdup(path);
 }
 
 static int parse_args(int argc, char **argv, const char *usage, struct image_args *a) {
     static const struct option options[] = {
-        {"checkpoint", 1, 0, 'c'}, {"vocab", 1, 0, 'v'}, {"ema", 0, 0, 'e'}, {"top", 1, 0, 'k'},
-        {"threads", 1, 0, 't'}, {"dump", 1, 0, 'd'}, {"output", 1, 0, 'o'}, {"list", 1, 0, 'l'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"checkpoint", 1, 0, 'c'}, {"vocab", 1, 0, 'v'}, {"ema", 0, 0, 'e'},    {"top", 1, 0, 'k'},
+        {"threads", 1, 0, 't'},    {"dump", 1, 0, 'd'},  {"output", 1, 0, 'o'}, {"list", 1, 0, 'l'},
+        {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->top = 5;
     optind = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
         switch (opt) {
-        case 'c': a->checkpoint = optarg; break;
-        case 'v': a->vocab = optarg; break;
-        case 'e': a->ema = 1; break;
-        case 'k': a->top = atoi(optarg); break;
-        case 't': a->threads = atoi(optarg); break;
-        case 'd': a->dump = optarg; break;
-        case 'o': a->output = optarg; break;
-        case 'l': a->list = optarg; break;
-        case 'h': fputs(usage, stdout); exit(0);
-        default: fputs(usage, stderr); return -1;
+            case 'c': a->checkpoint = optarg; break;
+            case 'v': a->vocab = optarg; break;
+            case 'e': a->ema = 1; break;
+            case 'k': a->top = atoi(optarg); break;
+            case 't': a->threads = atoi(optarg); break;
+            case 'd': a->dump = optarg; break;
+            case 'o': a->output = optarg; break;
+            case 'l': a->list = optarg; break;
+            case 'h': fputs(usage, stdout); exit(0);
+            default: fputs(usage, stderr); return -1;
         }
     }
     for (int i = optind; i < argc; i++) add_image(a, argv[i]);
@@ -103,7 +107,8 @@ static void free_args(struct image_args *a) {
 }
 
 // Runs the model over every image in batches; calls `each` after every batch.
-typedef void (*batch_fn)(void *ctx, struct inference_model *m, int first, int count, const float *images);
+typedef void (*batch_fn)(void *ctx, struct inference_model *m, int first, int count,
+                         const float *images);
 
 static int run_images(struct inference_model *m, struct image_args *a, batch_fn each, void *ctx) {
     int S = m->config.image_size;
@@ -115,7 +120,8 @@ static int run_images(struct inference_model *m, struct image_args *a, batch_fn 
     for (int first = 0; first < a->nimages && rc == 0; first += PREDICT_BATCH) {
         int count = a->nimages - first < PREDICT_BATCH ? a->nimages - first : PREDICT_BATCH;
         for (int i = 0; i < count && rc == 0; i++)
-            rc = image_file_transform(&tctx, a->images[first + i], S, m->mean, m->std, images + (size_t)i * image_floats);
+            rc = image_file_transform(&tctx, a->images[first + i], S, m->mean, m->std,
+                                      images + (size_t)i * image_floats);
         if (rc != 0) break;
         inference_forward(m, images, count);
         each(ctx, m, first, count, images);
@@ -130,7 +136,8 @@ struct predict_ctx {
     float *dump_images, *dump_logits;  // (N, 3, S, S), (N, V) when --dump
 };
 
-static void predict_batch(void *vctx, struct inference_model *m, int first, int count, const float *images) {
+static void predict_batch(void *vctx, struct inference_model *m, int first, int count,
+                          const float *images) {
     struct predict_ctx *ctx = vctx;
     int V = m->config.num_classes, S = m->config.image_size;
     int top = ctx->args->top < V ? ctx->args->top : V;
@@ -148,15 +155,18 @@ static void predict_batch(void *vctx, struct inference_model *m, int first, int 
             chosen[r] = best;
             double p = 1.0 / (1.0 + exp(-(double)logits[best]));
             if (m->vocab)
-                printf("    %.4f  %s  %s\n", p, vocab_id(m->vocab, best), vocab_lemma(m->vocab, best));
+                printf("    %.4f  %s  %s\n", p, vocab_id(m->vocab, best),
+                       vocab_lemma(m->vocab, best));
             else
                 printf("    %.4f  class %d\n", p, best);
         }
     }
     if (ctx->dump_images) {
         size_t image_floats = (size_t)3 * S * S;
-        memcpy(ctx->dump_images + (size_t)first * image_floats, images, (size_t)count * image_floats * sizeof(float));
-        memcpy(ctx->dump_logits + (size_t)first * V, m->acts.logits, (size_t)count * V * sizeof(float));
+        memcpy(ctx->dump_images + (size_t)first * image_floats, images,
+               (size_t)count * image_floats * sizeof(float));
+        memcpy(ctx->dump_logits + (size_t)first * V, m->acts.logits,
+               (size_t)count * V * sizeof(float));
     }
 }
 
@@ -182,9 +192,17 @@ int cmd_predict(int argc, char **argv) {
     int rc = run_images(&m, &a, predict_batch, &ctx);
     if (rc == 0 && a.dump) {
         struct safetensor t[2] = {
-            {.name = "images", .dtype = "F32", .ndim = 4, .shape = {N, 3, S, S}, .data = ctx.dump_images,
+            {.name = "images",
+             .dtype = "F32",
+             .ndim = 4,
+             .shape = {N, 3, S, S},
+             .data = ctx.dump_images,
              .bytes = (size_t)N * 3 * S * S * sizeof(float)},
-            {.name = "logits", .dtype = "F32", .ndim = 2, .shape = {N, V}, .data = ctx.dump_logits,
+            {.name = "logits",
+             .dtype = "F32",
+             .ndim = 2,
+             .shape = {N, V},
+             .data = ctx.dump_logits,
              .bytes = (size_t)N * V * sizeof(float)},
         };
         rc = safetensors_write(a.dump, t, 2, NULL);
@@ -197,7 +215,8 @@ int cmd_predict(int argc, char **argv) {
     return rc == 0 ? 0 : 1;
 }
 
-static void embed_batch(void *vctx, struct inference_model *m, int first, int count, const float *images) {
+static void embed_batch(void *vctx, struct inference_model *m, int first, int count,
+                        const float *images) {
     (void)images;
     float *features = vctx;
     int C = m->config.dim;
@@ -206,7 +225,8 @@ static void embed_batch(void *vctx, struct inference_model *m, int first, int co
 
 int cmd_embed(int argc, char **argv) {
     struct image_args a;
-    if (parse_args(argc, argv, embed_usage, &a) != 0 || (!a.output && catlip_error_set("-o FEATURES.npy is required"))) {
+    if (parse_args(argc, argv, embed_usage, &a) != 0 ||
+        (!a.output && catlip_error_set("-o FEATURES.npy is required"))) {
         fprintf(stderr, "catlip: error: %s\n", catlip_error());
         free_args(&a);
         return 2;
@@ -223,7 +243,8 @@ int cmd_embed(int argc, char **argv) {
     int64_t shape[2] = {a.nimages, C};
     if (rc == 0) rc = npy_write_f32(a.output, features, 2, shape);
     if (rc == 0)
-        fprintf(stderr, "embed: %d images -> %s (%d x %d float32)\n", a.nimages, a.output, a.nimages, C);
+        fprintf(stderr, "embed: %d images -> %s (%d x %d float32)\n", a.nimages, a.output,
+                a.nimages, C);
     else
         fprintf(stderr, "catlip: error: %s\n", catlip_error());
     free(features);

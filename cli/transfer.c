@@ -14,10 +14,12 @@ static const char *transfer_usage =
     "\n"
     "Builds a classifier head for downstream classes from the pretrained synset head (CatLIP's\n"
     "Transfer Init). Each line of CLASSES.txt is a class: a WordNet noun synset id (n02084071,\n"
-    "optionally followed by a display name) or a name (\"golden retriever\", \"ankle boot\"). A name\n"
+    "optionally followed by a display name) or a name (\"golden retriever\", \"ankle boot\"). A "
+    "name\n"
     "is looked up as a WordNet noun, else labelled like a caption; a class with several synsets\n"
     "gets the mean of their rows; a synset missing from the vocabulary takes the row of its\n"
-    "nearest vocabulary synset by WordNet path similarity; a class with nothing gets a random row.\n"
+    "nearest vocabulary synset by WordNet path similarity; a class with nothing gets a random "
+    "row.\n"
     "Prints the table class -> how matched -> synsets used. The head is safetensors: head.weight\n"
     "(K, C), head.bias (K), metadata with the class names and synsets (see the README).\n"
     "\n"
@@ -31,24 +33,24 @@ static const char *transfer_usage =
 
 int cmd_transfer(int argc, char **argv) {
     static const struct option options[] = {
-        {"checkpoint", 1, 0, 'c'}, {"classes", 1, 0, 'k'}, {"output", 1, 0, 'o'}, {"ema", 0, 0, 'e'},
-        {"vocab", 1, 0, 'v'},      {"seed", 1, 0, 's'},    {"wordnet", 1, 0, 'w'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"checkpoint", 1, 0, 'c'}, {"classes", 1, 0, 'k'}, {"output", 1, 0, 'o'},
+        {"ema", 0, 0, 'e'},        {"vocab", 1, 0, 'v'},   {"seed", 1, 0, 's'},
+        {"wordnet", 1, 0, 'w'},    {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
     const char *checkpoint = NULL, *classes = NULL, *output = NULL, *vocab = NULL, *wordnet = NULL;
     int ema = 0, opt;
     unsigned long long seed = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
         switch (opt) {
-        case 'c': checkpoint = optarg; break;
-        case 'k': classes = optarg; break;
-        case 'o': output = optarg; break;
-        case 'e': ema = 1; break;
-        case 'v': vocab = optarg; break;
-        case 's': seed = strtoull(optarg, NULL, 10); break;
-        case 'w': wordnet = optarg; break;
-        case 'h': fputs(transfer_usage, stdout); return 0;
-        default: fputs(transfer_usage, stderr); return 2;
+            case 'c': checkpoint = optarg; break;
+            case 'k': classes = optarg; break;
+            case 'o': output = optarg; break;
+            case 'e': ema = 1; break;
+            case 'v': vocab = optarg; break;
+            case 's': seed = strtoull(optarg, NULL, 10); break;
+            case 'w': wordnet = optarg; break;
+            case 'h': fputs(transfer_usage, stdout); return 0;
+            default: fputs(transfer_usage, stderr); return 2;
         }
     }
     if (!checkpoint || !classes || !output || optind < argc) {
@@ -64,8 +66,8 @@ int cmd_transfer(int argc, char **argv) {
     struct transfer_head head;
     int rc = transfer_head_from_classes(&m, classes, wordnet, seed, stdout, &head);
     if (rc == 0)
-        rc = transfer_head_write(output, head.classes, head.K, head.C, head.weight, head.bias, m.header->vocab_hash,
-                                 m.path);
+        rc = transfer_head_write(output, head.classes, head.K, head.C, head.weight, head.bias,
+                                 m.header->vocab_hash, m.path);
     if (rc == 0)
         printf("transfer: head (%d x %d) written to %s\n", head.K, head.C, output);
     else

@@ -28,7 +28,9 @@ static unsigned char *read_all(const char *path, size_t *size) {
             if (cap >= (size_t)IMAGE_FILE_MAX_BYTES) {
                 fclose(f);
                 free(buf);
-                return catlip_error_set("%s: larger than %ld MiB", path, IMAGE_FILE_MAX_BYTES >> 20), NULL;
+                return catlip_error_set("%s: larger than %ld MiB", path,
+                                        IMAGE_FILE_MAX_BYTES >> 20),
+                       NULL;
             }
             buf = xrealloc(buf, cap *= 2);
         }
@@ -43,8 +45,8 @@ static unsigned char *read_all(const char *path, size_t *size) {
     return buf;
 }
 
-int image_file_transform(struct transform_ctx *ctx, const char *path, int image_size, const float mean[3],
-                         const float std[3], float *out) {
+int image_file_transform(struct transform_ctx *ctx, const char *path, int image_size,
+                         const float mean[3], const float std[3], float *out) {
     size_t size;
     unsigned char *data = read_all(path, &size);
     if (!data) return -1;
@@ -54,13 +56,15 @@ int image_file_transform(struct transform_ctx *ctx, const char *path, int image_
     if (png_is_png(data, size)) {
         if (png_decode_rgb(data, size, &ctx->decoded) != 0)
             rc = error_prefixed(path, "");
-        else if (ctx->decoded.width < TRANSFORM_MIN_SIDE || ctx->decoded.height < TRANSFORM_MIN_SIDE)
-            rc = catlip_error_set("%s: image of %dx%d is too small", path, ctx->decoded.width, ctx->decoded.height);
+        else if (ctx->decoded.width < TRANSFORM_MIN_SIDE ||
+                 ctx->decoded.height < TRANSFORM_MIN_SIDE)
+            rc = catlip_error_set("%s: image of %dx%d is too small", path, ctx->decoded.width,
+                                  ctx->decoded.height);
         else {
             struct crop_box box;
             augment_plan(&opt, ctx->decoded.width, ctx->decoded.height, 0, 0, 0, &box);
-            resample_to_chw(out, &ctx->decoded, box.x0, box.y0, box.x1, box.y1, image_size, 0, mean, std,
-                            &ctx->scratch);
+            resample_to_chw(out, &ctx->decoded, box.x0, box.y0, box.x1, box.y1, image_size, 0, mean,
+                            std, &ctx->scratch);
         }
     } else if (transform_jpeg(ctx, data, size, &opt, mean, std, 0, 0, 0, out) != TRANSFORM_OK) {
         rc = error_prefixed(path, "");

@@ -5,5 +5,5 @@
 
 // out: (3, S, S). Returns 0, or -1 with catlip_error() naming the file (unreadable, not a
 // JPEG or PNG, too small, corrupt).
-int image_file_transform(struct transform_ctx *ctx, const char *path, int image_size, const float mean[3],
-                         const float std[3], float *out);
+int image_file_transform(struct transform_ctx *ctx, const char *path, int image_size,
+                         const float mean[3], const float std[3], float *out);

@@ -46,8 +46,8 @@ int score_rank(const float *scores, int K, int label) {
     return rank;
 }
 
-void multilabel_metrics(const float *scores, const float *labels, int N, int V, const int *ks, int nk,
-                        struct multilabel_metrics *out) {
+void multilabel_metrics(const float *scores, const float *labels, int N, int V, const int *ks,
+                        int nk, struct multilabel_metrics *out) {
     memset(out, 0, sizeof *out);
     if (nk > METRICS_MAX_K) nk = METRICS_MAX_K;
     out->nk = nk;

@@ -19,19 +19,19 @@ double average_precision(const float *scores, const float *labels, size_t n, siz
 #define METRICS_MAX_K 4
 
 struct multilabel_metrics {
-    double map_macro;     // mean over classes (columns) with at least one positive
-    int classes_scored;   //   how many classes that was
-    double map_samples;   // mean over samples (rows) with at least one positive
+    double map_macro;    // mean over classes (columns) with at least one positive
+    int classes_scored;  //   how many classes that was
+    double map_samples;  // mean over samples (rows) with at least one positive
     int samples_scored;
-    double map_micro;     // AP of all (sample, class) pairs pooled
+    double map_micro;  // AP of all (sample, class) pairs pooled
     int nk;
     int k[METRICS_MAX_K];
     double precision_at[METRICS_MAX_K];  // mean over scored samples of |top-k ∩ positives| / k
 };
 
 // scores, labels: (N, V). ks: up to METRICS_MAX_K cut-offs for precision@k.
-void multilabel_metrics(const float *scores, const float *labels, int N, int V, const int *ks, int nk,
-                        struct multilabel_metrics *out);
+void multilabel_metrics(const float *scores, const float *labels, int N, int V, const int *ks,
+                        int nk, struct multilabel_metrics *out);
 
 // Rank of class `label` in one row of K scores (0: top-1), ties as above.
 int score_rank(const float *scores, int K, int label);

@@ -9,8 +9,8 @@
 
 struct transfer_head {
     int K, C;
-    float *weight;  // (K, C)
-    float *bias;    // (K)
+    float *weight;                   // (K, C)
+    float *bias;                     // (K)
     struct transfer_class *classes;  // (K)
 };
 

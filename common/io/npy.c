@@ -24,8 +24,8 @@ int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) return catlip_error_set("%s: cannot create", tmp);
-    unsigned char prefix[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xff),
-                                (unsigned char)(n >> 8)};
+    unsigned char prefix[10] = {
+        0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xff), (unsigned char)(n >> 8)};
     int ok = fwrite(prefix, 1, 10, f) == 10 && fwrite(header, 1, (size_t)n, f) == (size_t)n &&
              (count == 0 || fwrite(data, sizeof(float), count, f) == count);
     ok = fclose(f) == 0 && ok;

@@ -19,11 +19,13 @@ static void set_json_text(json_t *meta, const char *key, json_t *value) {
 int transfer_head_write(const char *path, const struct transfer_class *classes, int K, int C,
                         const float *weight, const float *bias, uint64_t vocab_hash,
                         const char *checkpoint) {
-    json_t *meta = json_object(), *names = json_array(), *synsets = json_array(), *how = json_array();
+    json_t *meta = json_object(), *names = json_array(), *synsets = json_array(),
+           *how = json_array();
     for (int k = 0; k < K; k++) {
         json_array_append_new(names, json_string(classes[k].name));
         json_t *ids = json_array();
-        for (int i = 0; i < classes[k].nsynsets; i++) json_array_append_new(ids, json_string(classes[k].synsets[i].id));
+        for (int i = 0; i < classes[k].nsynsets; i++)
+            json_array_append_new(ids, json_string(classes[k].synsets[i].id));
         json_array_append_new(synsets, ids);
         json_array_append_new(how, json_string(transfer_how_name(classes[k].how)));
     }
@@ -38,9 +40,17 @@ int transfer_head_write(const char *path, const struct transfer_class *classes, 
     char *meta_text = json_dumps(meta, JSON_COMPACT);
     json_decref(meta);
     struct safetensor t[2] = {
-        {.name = "head.weight", .dtype = "F32", .ndim = 2, .shape = {K, C}, .data = weight,
+        {.name = "head.weight",
+         .dtype = "F32",
+         .ndim = 2,
+         .shape = {K, C},
+         .data = weight,
          .bytes = (size_t)K * C * sizeof(float)},
-        {.name = "head.bias", .dtype = "F32", .ndim = 1, .shape = {K}, .data = bias,
+        {.name = "head.bias",
+         .dtype = "F32",
+         .ndim = 1,
+         .shape = {K},
+         .data = bias,
          .bytes = (size_t)K * sizeof(float)},
     };
     int rc = safetensors_write(path, t, 2, meta_text);
@@ -52,7 +62,8 @@ int transfer_head_load(const char *path, int *num_classes, int dim, float **weig
                        char ***names) {
     struct safetensors_file f;
     if (safetensors_read(path, &f) != 0) return -1;
-    const struct safetensor *w = safetensors_find(&f, "head.weight"), *b = safetensors_find(&f, "head.bias");
+    const struct safetensor *w = safetensors_find(&f, "head.weight"),
+                            *b = safetensors_find(&f, "head.bias");
     int rc = 0;
     json_t *meta = f.metadata_json ? json_loads(f.metadata_json, 0, NULL) : NULL;
     const char *format = json_string_value(json_object_get(meta, "format"));
@@ -62,14 +73,18 @@ int transfer_head_load(const char *path, int *num_classes, int dim, float **weig
              w->shape[0] != b->shape[0] || w->shape[0] < 1)
         rc = catlip_error_set("%s: head.weight and head.bias must be F32 (K, C) and (K)", path);
     else if (w->shape[1] != dim)
-        rc = catlip_error_set("%s: head width %lld differs from the model's %d (another checkpoint's head?)",
-                              path, (long long)w->shape[1], dim);
+        rc = catlip_error_set(
+            "%s: head width %lld differs from the model's %d (another checkpoint's head?)", path,
+            (long long)w->shape[1], dim);
     json_t *classes = NULL;
     if (rc == 0 && names) {
-        classes = json_loads(json_string_value(json_object_get(meta, "classes")) ?
-                             json_string_value(json_object_get(meta, "classes")) : "", 0, NULL);
+        classes = json_loads(json_string_value(json_object_get(meta, "classes"))
+                                 ? json_string_value(json_object_get(meta, "classes"))
+                                 : "",
+                             0, NULL);
         if (!json_is_array(classes) || (long long)json_array_size(classes) != w->shape[0])
-            rc = catlip_error_set("%s: metadata 'classes' must list %lld names", path, (long long)w->shape[0]);
+            rc = catlip_error_set("%s: metadata 'classes' must list %lld names", path,
+                                  (long long)w->shape[0]);
     }
     if (rc == 0) {
         int K = (int)w->shape[0];

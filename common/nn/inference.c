@@ -39,7 +39,8 @@ static int load_run_config(struct config *cfg, const char *yaml, const char *pat
     if (!yaml || !yaml[0]) return 0;
     char tmp[] = "/tmp/catlip-config-XXXXXX";
     int fd = mkstemp(tmp);
-    if (fd < 0) return catlip_error_set("cannot create a temporary file for %s's configuration", path);
+    if (fd < 0)
+        return catlip_error_set("cannot create a temporary file for %s's configuration", path);
     size_t len = strlen(yaml);
     int ok = write(fd, yaml, len) == (ssize_t)len;
     close(fd);
@@ -49,8 +50,8 @@ static int load_run_config(struct config *cfg, const char *yaml, const char *pat
     return 0;
 }
 
-int inference_load(struct inference_model *m, const char *checkpoint, const char *vocab_path, int ema,
-                   int max_batch, int threads) {
+int inference_load(struct inference_model *m, const char *checkpoint, const char *vocab_path,
+                   int ema, int max_batch, int threads) {
     memset(m, 0, sizeof *m);
     if (!(m->path = resolve_checkpoint(checkpoint))) return -1;
     if (!(m->header = checkpoint_read_header(m->path))) goto fail;
@@ -78,15 +79,16 @@ int inference_load(struct inference_model *m, const char *checkpoint, const char
             goto fail;
         }
         if (vocab_hash(m->vocab) != m->header->vocab_hash) {
-            catlip_error_set("%s: vocabulary %s (hash %016llx) is not the one this checkpoint was trained with "
-                             "(hash %016llx); pass the run's vocabulary with --vocab",
-                             m->path, vp, (unsigned long long)vocab_hash(m->vocab),
-                             (unsigned long long)m->header->vocab_hash);
+            catlip_error_set(
+                "%s: vocabulary %s (hash %016llx) is not the one this checkpoint was trained with "
+                "(hash %016llx); pass the run's vocabulary with --vocab",
+                m->path, vp, (unsigned long long)vocab_hash(m->vocab),
+                (unsigned long long)m->header->vocab_hash);
             goto fail;
         }
         if (vocab_size(m->vocab) != m->config.num_classes) {
-            catlip_error_set("%s: the head has %d outputs but vocabulary %s has %d synsets", m->path,
-                             m->config.num_classes, vp, vocab_size(m->vocab));
+            catlip_error_set("%s: the head has %d outputs but vocabulary %s has %d synsets",
+                             m->path, m->config.num_classes, vp, vocab_size(m->vocab));
             goto fail;
         }
     }

@@ -10,8 +10,8 @@
 // Example:
 //     struct inference_model m;
 //     if (inference_load(&m, "run/checkpoints/latest", NULL, 0, 32, 0) != 0) die(catlip_error());
-//     inference_forward(&m, images, B);   // images (B, 3, S, S) -> m.acts.logits (B, V), m.acts.lnf (B, C)
-//     inference_free(&m);
+//     inference_forward(&m, images, B);   // images (B, 3, S, S) -> m.acts.logits (B, V),
+//     m.acts.lnf (B, C) inference_free(&m);
 #pragma once
 #include "catlip.pb-c.h"
 #include "core/config.h"
@@ -19,16 +19,16 @@
 #include "text/vocab.h"
 
 struct inference_model {
-    char *path;                         // the checkpoint file (a run dir / checkpoints dir resolved)
+    char *path;  // the checkpoint file (a run dir / checkpoints dir resolved)
     Catlip__CheckpointHeader *header;
-    struct config run;                  // the run configuration recorded in the checkpoint
+    struct config run;  // the run configuration recorded in the checkpoint
     struct vit_config config;
     struct vit_model model;
-    float *params;                      // (layout.total) weights, or EMA weights with ema = 1
-    struct vit_acts acts;               // for up to max_batch images
+    float *params;         // (layout.total) weights, or EMA weights with ema = 1
+    struct vit_acts acts;  // for up to max_batch images
     int max_batch;
-    struct vocab *vocab;                // NULL when the checkpoint has no vocabulary
-    float mean[3], std[3];              // input normalisation the model was trained with
+    struct vocab *vocab;    // NULL when the checkpoint has no vocabulary
+    float mean[3], std[3];  // input normalisation the model was trained with
     int ema;
 };
 
@@ -36,8 +36,8 @@ struct inference_model {
 // checkpoint). vocab_path: NULL for the recorded one. ema: load the EMA weights (an error when
 // the checkpoint has none). threads: 0 for every available core.
 // Returns -1 with catlip_error() (one line naming the file and what to do).
-int inference_load(struct inference_model *m, const char *checkpoint, const char *vocab_path, int ema,
-                   int max_batch, int threads);
+int inference_load(struct inference_model *m, const char *checkpoint, const char *vocab_path,
+                   int ema, int max_batch, int threads);
 void inference_free(struct inference_model *m);
 
 // images: (B, 3, S, S) normalised, B <= max_batch. Fills m->acts (logits (B, V), lnf (B, C)).

@@ -52,11 +52,11 @@ struct hypernyms *hypernyms_load(const struct wordnet *wn, const char *dir) {
             char *p = line, *q;
             unsigned long offset = strtoul(p, &q, 10);
             int child = wordnet_synset_index(wn, (uint32_t)offset);
-            strtoul(q, &q, 10);                                  // lex_filenum
+            strtoul(q, &q, 10);  // lex_filenum
             while (*q == ' ') q++;
-            if (*q) q++;                                         // ss_type
+            if (*q) q++;  // ss_type
             long words = strtol(q, &q, 16);
-            for (long w = 0; w < 2 * words && *q; w++) {         // word lex_id pairs
+            for (long w = 0; w < 2 * words && *q; w++) {  // word lex_id pairs
                 while (*q == ' ') q++;
                 while (*q && *q != ' ') q++;
             }
@@ -66,7 +66,8 @@ struct hypernyms *hypernyms_load(const struct wordnet *wn, const char *dir) {
                 free(buf);
                 hypernyms_free(h);
                 return catlip_error_set("%s:%d: malformed synset line (mismatched WordNet files?)",
-                                        path, line_no + 1), NULL;
+                                        path, line_no + 1),
+                       NULL;
             }
             for (long k = 0; k < pointers; k++) {
                 char symbol[4] = {0}, pos = 0;
@@ -138,7 +139,8 @@ static int shortest_via_ancestors(const struct hypernyms *h, const int *dist_a, 
     int reached = hypernyms_ancestors(h, b, dist_b, touched_b), best = -1;
     for (int i = 0; i < reached; i++) {
         int x = touched_b[i];
-        if (dist_a[x] >= 0 && (best < 0 || dist_a[x] + dist_b[x] < best)) best = dist_a[x] + dist_b[x];
+        if (dist_a[x] >= 0 && (best < 0 || dist_a[x] + dist_b[x] < best))
+            best = dist_a[x] + dist_b[x];
     }
     for (int i = 0; i < reached; i++) dist_b[touched_b[i]] = -1;
     return best;
@@ -161,7 +163,8 @@ int hypernyms_nearest(const struct hypernyms *h, int index, const int *candidate
     if (similarity) *similarity = 0;
     if (n <= 0 || index < 0 || index >= h->count) return -1;
     int *dist_a = minus_ones(h->count), *dist_b = minus_ones(h->count);
-    int *touched_a = xmalloc((size_t)h->count * sizeof(int)), *touched_b = xmalloc((size_t)h->count * sizeof(int));
+    int *touched_a = xmalloc((size_t)h->count * sizeof(int)),
+        *touched_b = xmalloc((size_t)h->count * sizeof(int));
     hypernyms_ancestors(h, index, dist_a, touched_a);
     int best = -1, best_d = -1;
     for (int i = 0; i < n; i++) {

@@ -31,7 +31,8 @@ struct transfer_matcher *transfer_matcher_create(struct labeler *labeler, const 
     int V = vocab_size(vocab);
     m->candidates = xmalloc((size_t)V * sizeof *m->candidates);
     for (int i = 0; i < V; i++)
-        m->candidates[i] = wordnet_synset_index(wn, (uint32_t)strtoul(vocab_id(vocab, i) + 1, NULL, 10));
+        m->candidates[i] =
+            wordnet_synset_index(wn, (uint32_t)strtoul(vocab_id(vocab, i) + 1, NULL, 10));
     return m;
 }
 
@@ -74,7 +75,8 @@ void transfer_match(struct transfer_matcher *m, const char *line, struct transfe
     memset(out, 0, sizeof *out);
     while (*line == ' ' || *line == '\t') line++;
     size_t len = strlen(line);
-    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' ||
+                   line[len - 1] == '\t'))
         len--;
     size_t first = strcspn(line, " \t");
     if (first > len) first = len;
@@ -125,7 +127,8 @@ void transfer_match(struct transfer_matcher *m, const char *line, struct transfe
     out->how = out->nsynsets ? TRANSFER_CAPTION : TRANSFER_RANDOM;
 }
 
-int transfer_match_file(struct transfer_matcher *m, const char *path, struct transfer_class **classes) {
+int transfer_match_file(struct transfer_matcher *m, const char *path,
+                        struct transfer_class **classes) {
     FILE *f = fopen(path, "r");
     if (!f) return catlip_error_set("%s: cannot open the classes file", path);
     char *line = NULL;
@@ -149,7 +152,8 @@ int transfer_match_file(struct transfer_matcher *m, const char *path, struct tra
 }
 
 void transfer_build_head(const struct transfer_class *classes, int K, const float *head_w,
-                         const float *head_b, int V, int C, uint64_t seed, float *weight, float *bias) {
+                         const float *head_b, int V, int C, uint64_t seed, float *weight,
+                         float *bias) {
     double sum_sq = 0, sum_b = 0;
     for (size_t i = 0; i < (size_t)V * (size_t)C; i++) sum_sq += (double)head_w[i] * head_w[i];
     for (int v = 0; v < V; v++) sum_b += head_b[v];
@@ -192,6 +196,6 @@ void transfer_format_synset(const struct vocab *vocab, const struct transfer_syn
     if (!strcmp(row_id, s->id))
         snprintf(buf, size, "%s %s", s->id, s->lemma ? s->lemma : "?");
     else
-        snprintf(buf, size, "%s %s -> %s %s (path similarity %.3f)", s->id, s->lemma ? s->lemma : "?",
-                 row_id, vocab_lemma(vocab, s->row), s->similarity);
+        snprintf(buf, size, "%s %s -> %s %s (path similarity %.3f)", s->id,
+                 s->lemma ? s->lemma : "?", row_id, vocab_lemma(vocab, s->row), s->similarity);
 }

@@ -63,12 +63,14 @@ void transfer_match(struct transfer_matcher *m, const char *line, struct transfe
 
 // Reads a classes file and matches every class. Returns the number of classes (> 0) with
 // *classes malloc'ed, or -1 with catlip_error() (unreadable, no classes).
-int transfer_match_file(struct transfer_matcher *m, const char *path, struct transfer_class **classes);
+int transfer_match_file(struct transfer_matcher *m, const char *path,
+                        struct transfer_class **classes);
 
 // The head: weight (K, C) and bias (K) from the pretrained head_w (V, C), head_b (V), as
 // described above; random rows use rng_key(seed, class index, 0, 0).
 void transfer_build_head(const struct transfer_class *classes, int K, const float *head_w,
-                         const float *head_b, int V, int C, uint64_t seed, float *weight, float *bias);
+                         const float *head_b, int V, int C, uint64_t seed, float *weight,
+                         float *bias);
 
 const char *transfer_how_name(enum transfer_how how);  // "id", "name", "caption", "random"
 // "n02084071 dog" or "n02121620 cat -> n02121808 domestic_cat (path similarity 0.500)", for

@@ -29,7 +29,8 @@ static int setup(void **state) {
     char path[] = "/tmp/catlip_test_transfer_XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
-    const char *text = "# test vocabulary\nn02084071\tdog\t30\nn02121620\tcat\t20\nn02958343\tcar\t10\n";
+    const char *text =
+        "# test vocabulary\nn02084071\tdog\t30\nn02121620\tcat\t20\nn02958343\tcar\t10\n";
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
     f->vocab = vocab_load(path);
@@ -55,7 +56,8 @@ static int teardown(void **state) {
 }
 
 // Builds the head of one class and checks it equals the mean of `rows`.
-static void head_is_mean_of(struct fixture *f, const struct transfer_class *c, const int *rows, int nrows) {
+static void head_is_mean_of(struct fixture *f, const struct transfer_class *c, const int *rows,
+                            int nrows) {
     float w[C], b;
     transfer_build_head(c, 1, f->head_w, f->head_b, V, C, 7, w, &b);
     for (int j = 0; j < C; j++) {
@@ -132,7 +134,8 @@ static void nearest_by_path_similarity(void **state) {
     assert_float_equal(hypernyms_path_similarity(h, puppy, dog), 0.5, 1e-12);
     assert_float_equal(hypernyms_path_similarity(h, dog, dog), 1.0, 1e-12);
     int parents[8];
-    assert_int_equal(hypernyms_parents(h, dog, parents, 8), 2);  // canine.n.02, domestic_animal.n.01
+    assert_int_equal(hypernyms_parents(h, dog, parents, 8),
+                     2);  // canine.n.02, domestic_animal.n.01
     int candidates[3] = {car, cat, dog};
     double sim;
     assert_int_equal(hypernyms_nearest(h, puppy, candidates, 3, &sim), 2);
@@ -161,8 +164,8 @@ static void nearest_by_path_similarity(void **state) {
 static void missing(void **state) {
     struct fixture *f = *state;
     struct transfer_class c[3];
-    transfer_match(f->matcher, "xyzzy plugh", &c[0]);      // no noun
-    transfer_match(f->matcher, "n99999999", &c[1]);        // no such synset
+    transfer_match(f->matcher, "xyzzy plugh", &c[0]);  // no noun
+    transfer_match(f->matcher, "n99999999", &c[1]);    // no such synset
     transfer_match(f->matcher, "n02084071", &c[2]);
     assert_int_equal(c[0].how, TRANSFER_RANDOM);
     assert_int_equal(c[0].nsynsets, 0);
@@ -213,8 +216,12 @@ static void head_file(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(exact_id),           cmocka_unit_test(name),    cmocka_unit_test(multi_synset_average),
-        cmocka_unit_test(nearest_by_path_similarity), cmocka_unit_test(missing), cmocka_unit_test(head_file),
+        cmocka_unit_test(exact_id),
+        cmocka_unit_test(name),
+        cmocka_unit_test(multi_synset_average),
+        cmocka_unit_test(nearest_by_path_similarity),
+        cmocka_unit_test(missing),
+        cmocka_unit_test(head_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
