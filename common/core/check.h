@@ -26,7 +26,8 @@
 #endif
 
 // Records the last error of this thread (one line, no trailing newline). Returns -1 so that
-// `return catlip_error_set(...)` reads naturally.
+// `return catlip_error_set(...)` reads naturally. Control characters in the result (a name
+// quoted from a corrupt file may hold a newline) become '?', so the message stays one line.
 int catlip_error_set(const char *fmt, ...) CATLIP_PRINTF(1, 2);
 const char *catlip_error(void);
 

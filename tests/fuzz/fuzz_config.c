@@ -12,10 +12,6 @@
 #include "core/log.h"
 #include "tests/fuzz/fuzz_file.h"
 
-static void check_error(void) {
-    if (!catlip_error()[0] || strchr(catlip_error(), '\n')) __builtin_trap();
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static int quiet;
     if (!quiet) log_set_level(LOG_ERROR), quiet = 1;
@@ -25,11 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static struct config cfg, back;
     config_defaults(&cfg);
     int ok = 1;
-    catlip_error_set("%s", "");
+    fuzz_error_clear();
     if (!(mode & 1)) {
         char path[64];
         int fd = fuzz_memfd(data, size, path, sizeof path);
-        if (config_load_file(&cfg, path) != 0) ok = 0, check_error();
+        if (config_load_file(&cfg, path) != 0) ok = 0, fuzz_error_check();
         close(fd);
     } else {
         char *text = xmalloc(size + 1);
@@ -38,12 +34,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (char *line = text, *next; ok && line; line = next) {
             next = strchr(line, '\n');
             if (next) *next++ = '\0';
-            if (config_set(&cfg, line) != 0) ok = 0, check_error();
+            fuzz_error_clear();
+            if (config_set(&cfg, line) != 0) ok = 0, fuzz_error_check();
         }
         free(text);
     }
     if (!ok) return 0;
-    if (config_validate(&cfg) != 0) check_error();
+    fuzz_error_clear();
+    if (config_validate(&cfg) != 0) fuzz_error_check();
     char *yaml = config_to_yaml(&cfg);
     char path[64];
     int fd = fuzz_memfd(yaml, strlen(yaml), path, sizeof path);

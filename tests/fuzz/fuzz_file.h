@@ -7,6 +7,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/check.h"
+
 // Writes data to an anonymous memory file; returns its fd and puts "/proc/self/fd/N" in path.
 // A harness failure (not a finding) aborts.
 static inline int fuzz_memfd(const void *data, size_t size, char *path, size_t path_size) {
@@ -37,4 +39,13 @@ static inline const char *fuzz_scratch_dir(void) {
 static inline void fuzz_write_file(const char *path, const void *data, size_t size) {
     FILE *f = fopen(path, "wb");
     if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0) abort();
+}
+
+// Before a call that may fail: forget the last error, so that a failure which sets none shows.
+static inline void fuzz_error_clear(void) { catlip_error_set("%s", ""); }
+
+// After a failure: catlip_error() must say why, on one line.
+static inline void fuzz_error_check(void) {
+    const char *e = catlip_error();
+    if (!strcmp(e, "unknown error") || strchr(e, '\n')) __builtin_trap();
 }

@@ -2,7 +2,8 @@
 // bytes a status client sends. Input: byte 0 picks the frame cap (1..256 bytes), byte 1 seeds
 // the piece sizes; the rest is the stream. The incremental decoder, fed in pieces, must yield
 // exactly the frames (or the error) of a one-shot parse and of frame_read_file; every frame is
-// unpacked as a ClientMessage, and one that unpacks must pack and unpack again to the same bytes.
+// unpacked as a ClientMessage, and one that unpacks (without unknown fields) must pack and
+// unpack again to the same bytes.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,16 @@ struct frames {
 static void check_message(const uint8_t *frame, size_t len) {
     Catlip__ClientMessage *m = catlip__client_message__unpack(NULL, len, frame);
     if (!m) return;
+    // protobuf-c keeps unknown fields and writes them back as they were read, including a
+    // field number 0 that it accepts only in a padded tag ("80 00"): such a message need not
+    // survive a round trip, and catlip never re-sends what a client sent.
+    const ProtobufCMessage *inner = m->message_case == CATLIP__CLIENT_MESSAGE__MESSAGE_STATUS    ? &m->status->base
+                                    : m->message_case == CATLIP__CLIENT_MESSAGE__MESSAGE_CONTROL ? &m->control->base
+                                                                                                 : NULL;
+    if (m->base.n_unknown_fields || (inner && inner->n_unknown_fields)) {
+        catlip__client_message__free_unpacked(m, NULL);
+        return;
+    }
     size_t n = catlip__client_message__get_packed_size(m);
     uint8_t *packed = xmalloc(n ? n : 1);
     if (catlip__client_message__pack(m, packed) != n) __builtin_trap();
@@ -71,6 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     // The incremental decoder, in pieces of 1..16 bytes.
+    fuzz_error_clear();
     struct frames got = {{0}, 0};
     struct frame_decoder d;
     frame_decoder_init(&d, "fuzz stream", cap);
@@ -87,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if ((rc != 0) != expect_error || got.count != expect_count || got.all.len != expect.len ||
         (expect.len && memcmp(got.all.data, expect.data, expect.len) != 0))
         __builtin_trap();
-    if (rc != 0 && (!catlip_error()[0] || strchr(catlip_error(), '\n'))) __builtin_trap();
+    if (rc != 0) fuzz_error_check();
     frame_decoder_free(&d);
 
     // The blocking reader over a file holding the stream.

@@ -21,10 +21,6 @@ static void check_finite(const float *out, int S) {
         if (!isfinite(out[i])) __builtin_trap();
 }
 
-static void check_error(void) {
-    if (!catlip_error()[0]) __builtin_trap();
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static int quiet;
     if (!quiet) log_set_level(LOG_ERROR), quiet = 1;
@@ -41,9 +37,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int S = sizes[k & 1];
         struct augment_options opt = {.train = k < 2, .image_size = S, .flip_probability = -1};
         augment_options_defaults(&opt);
-        catlip_error_set("%s", "");
+        fuzz_error_clear();
         enum transform_result r = transform_jpeg(&ctx, data, size, &opt, MEAN, STD, 7, 1, size, out);
-        if (r == TRANSFORM_OK) check_finite(out, S); else check_error();
+        if (r == TRANSFORM_OK) check_finite(out, S); else fuzz_error_check();
     }
     // Whole-image and region decoding at 1/denom.
     struct jpeg_info info;
@@ -53,33 +49,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         // Large legitimate images only cost time here; the limits themselves are tested by
         // the transforms above.
         if ((int64_t)w * h <= (4 << 20)) {
+            fuzz_error_clear();
             if (jpeg_decode_rgb(ctx.codec, data, size, denom, &ctx.decoded) == 0) {
                 if (ctx.decoded.width != w || ctx.decoded.height != h) __builtin_trap();
             } else {
-                check_error();
+                fuzz_error_check();
             }
             int ox, oy;
+            fuzz_error_clear();
             if (jpeg_decode_region(ctx.codec, data, size, denom, w / 4, h / 3, w - w / 5, h, &ctx.decoded, &ox,
                                    &oy) == 0) {
                 if (ox < 0 || oy < 0 || ox + ctx.decoded.width > w || oy + ctx.decoded.height > h) __builtin_trap();
             } else {
-                check_error();
+                fuzz_error_check();
             }
         }
     }
     if (png_is_png(data, size)) {
+        fuzz_error_clear();
         if (png_decode_rgb(data, size, &ctx.decoded) == 0) {
             if (ctx.decoded.width <= 0 || ctx.decoded.height <= 0) __builtin_trap();
         } else {
-            check_error();
+            fuzz_error_check();
         }
     }
     // The file path of predict/embed/eval: JPEG or PNG, evaluation transform.
     char path[64];
     int fd = fuzz_memfd(data, size, path, sizeof path);
     for (int k = 0; k < 2; k++) {
+        fuzz_error_clear();
         if (image_file_transform(&ctx, path, sizes[k], MEAN, STD, out) == 0) check_finite(out, sizes[k]);
-        else check_error();
+        else fuzz_error_check();
     }
     close(fd);
     free(out);
