@@ -10,7 +10,7 @@
 #include "data/order.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_state.h"
-#include "io/safetensors.h"
+#include "io/transfer_head.h"
 #include "nn/train_state.h"
 #include "worker/batch_source.h"
 #include "worker/grad_sync.h"
@@ -170,25 +170,19 @@ static int init_fresh_weights(struct worker *w) {
                      cfg->model.init_ema ? "EMA" : "raw", same_head ? ", head included" : ", new head");
     }
     if (!strcmp(cfg->model.head_init, "transfer")) {
-        struct safetensors_file f;
-        if (safetensors_read(cfg->model.head_file, &f) != 0) return -1;
-        const struct safetensor *hw = safetensors_find(&f, "head.weight");
-        const struct safetensor *hb = safetensors_find(&f, "head.bias");
-        const struct tensor_info *tw = vit_layout_find(l, "head.weight");
-        const struct tensor_info *tb = vit_layout_find(l, "head.bias");
-        int ok = hw && hb && !strcmp(hw->dtype, "F32") && !strcmp(hb->dtype, "F32") &&
-                 hw->ndim == 2 && hw->shape[0] == tw->shape[0] && hw->shape[1] == tw->shape[1] &&
-                 hb->ndim == 1 && hb->shape[0] == tb->shape[0];
-        if (ok) {
-            memcpy(w->ts.params + tw->offset, hw->data, tw->numel * sizeof(float));
-            memcpy(w->ts.params + tb->offset, hb->data, tb->numel * sizeof(float));
+        int classes;
+        float *weight, *bias;
+        if (transfer_head_load(cfg->model.head_file, &classes, l->config.dim, &weight, &bias,
+                               NULL) != 0)
+            return -1;
+        if (classes != l->config.num_classes) {
+            free(weight), free(bias);
+            return catlip_error_set("model.head_file %s has %d classes, model.num_classes is %d",
+                                    cfg->model.head_file, classes, l->config.num_classes);
         }
-        safetensors_free(&f);
-        if (!ok)
-            return catlip_error_set("model.head_file %s has no F32 head.weight (%lld, %lld) and "
-                                    "head.bias (%lld) for this model", cfg->model.head_file,
-                                    (long long)tw->shape[0], (long long)tw->shape[1],
-                                    (long long)tb->shape[0]);
+        memcpy(w->ts.params + l->head_w, weight, (size_t)classes * l->config.dim * sizeof(float));
+        memcpy(w->ts.params + l->head_b, bias, (size_t)classes * sizeof(float));
+        free(weight), free(bias);
     }
     if (w->ts.ema) memcpy(w->ts.ema, w->ts.params, l->total * sizeof(float));
     return 0;

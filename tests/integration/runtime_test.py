@@ -319,6 +319,20 @@ def test_classify(catlip, tmp):
         last = sum(ls[s] for s in steps[-3:]) / 3
         check(first > 2.0 and last < 0.8 * first,
               f"{name}: cross-entropy over 12 classes falls from ~ln 12 ({first:.3f} -> {last:.3f})")
+    # Transfer Init: the head starts from the pre-trained synset rows of the class names, so the
+    # very first step already beats a random head (whose loss is ~ln 12).
+    head = os.path.join(tmp, "head.safetensors")
+    p = subprocess.run([catlip, "transfer", "--checkpoint", ckpt, "--vocab", vocab, "--classes",
+                        os.path.join(ds, "class_names.txt"), "-o", head],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    check(p.returncode == 0, "catlip transfer writes a head for the 12 class names")
+    d = os.path.join(tmp, "transfer_probe")
+    rc, log = run(catlip, 2, d, base + ["train.freeze_backbone=true", "model.head_init=transfer",
+                                        f"model.head_file={head}", "train.epochs=1"])
+    ls = losses(d)
+    random_first = losses(os.path.join(tmp, "linear_probe"))[1]
+    check(rc == 0 and ls[1] < random_first - 0.2,
+          f"Transfer Init head starts below a random head ({ls.get(1, 0):.3f} vs {random_first:.3f})")
     rc, out = run(catlip, 0, os.path.join(tmp, "bad"), base + ["model.dim=96"])
     check(rc != 0 and "different backbone" in out, "init_from with another backbone: clear error")
 
