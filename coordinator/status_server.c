@@ -260,12 +260,13 @@ static void read_http(struct connection *c, const char *data, size_t n) {
     struct text_buffer out = {0};
     int in_request_before = http_session_in_request(c->http);
     int rc = http_session_feed(c->http, data, n, &out);
+    int answered = out.len > 0;
     conn_send(c, out.data, out.len);
     text_free(&out);
     if (rc != 0)
         conn_finish(c);
-    else if (out.len || (!in_request_before && http_session_in_request(c->http)))
-        restart_request_timer(c);
+    else if (answered || (!in_request_before && http_session_in_request(c->http)))
+        restart_request_timer(c);  // a busy keep-alive connection is not idle
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
