@@ -17,6 +17,7 @@
 #include "eval/transfer_init.h"
 #include "io/transfer_head.h"
 #include "nn/inference.h"
+#include "text/caption_labels.h"
 #include "text/labeler.h"
 
 static const char *multilabel_usage =
@@ -127,28 +128,6 @@ static void progress_show(struct progress *p, const char *what, uint64_t done, u
             p->tty && !final ? "   " : "\n");
 }
 
-struct label_context {
-    struct labeler *labeler;
-    const struct vocab *vocab;
-};
-
-// Caption -> vocabulary indices (thread-safe: the labeller is, the vocabulary is read-only).
-static int label_caption(void *ctx, const char *caption, size_t len, int32_t *out, int max) {
-    struct label_context *lc = ctx;
-    struct synset_hit hits[64];
-    int n = labeler_label(lc->labeler, caption, len, hits, 64);
-    if (n < 0) return -1;
-    int count = 0;
-    for (int i = 0; i < n && count < max; i++) {
-        int index = vocab_index_offset(lc->vocab, hits[i].offset);
-        if (index < 0) continue;
-        int seen = 0;
-        for (int j = 0; j < count; j++) seen |= out[j] == index;
-        if (!seen) out[count++] = index;
-    }
-    return count;
-}
-
 static struct pipeline *open_eval_pipeline(const struct eval_args *a,
                                            const struct inference_model *m,
                                            struct shard_list *shards, int num_classes,
@@ -219,10 +198,10 @@ int cmd_eval_multilabel(int argc, char **argv) {
         return 1;
     }
     struct labeler *lab = labeler_create(NULL, LABELER_NOUNS);
-    struct label_context lc = {lab, m.vocab};
+    struct caption_labels lc = {lab, m.vocab};
     struct shard_list shards = {0};
     struct pipeline *p =
-        lab ? open_eval_pipeline(&a, &m, &shards, m.config.num_classes, label_caption, &lc) : NULL;
+        lab ? open_eval_pipeline(&a, &m, &shards, m.config.num_classes, caption_labels, &lc) : NULL;
     if (!p) {
         fprintf(stderr, "catlip: error: %s\n", catlip_error());
         labeler_free(lab);

@@ -8,8 +8,7 @@
 #include "data/pipeline.h"
 #include "data/shardlist.h"
 #include "data/synthetic.h"
-#include "text/labeler.h"
-#include "text/vocab.h"
+#include "text/caption_labels.h"
 
 struct batch_source {
     const struct run *run;
@@ -22,34 +21,11 @@ struct batch_source {
     struct pipeline *pipeline;
     struct labeler *labeler;
     struct vocab *vocab;
+    struct caption_labels labels;
     Catlip__SkipCount skip_rows[PIPELINE_SKIP_COUNT];
     Catlip__SkipCount *skip_ptrs[PIPELINE_SKIP_COUNT];
     char description[512];
 };
-
-struct label_context {
-    struct labeler *labeler;
-    const struct vocab *vocab;
-};
-static struct label_context label_ctx;
-
-// Caption -> vocabulary indices of its synsets (thread-safe: the labeller is, the vocabulary
-// is read-only).
-static int label_caption(void *ctx, const char *caption, size_t len, int32_t *out, int max) {
-    struct label_context *lc = ctx;
-    struct synset_hit hits[64];
-    int n = labeler_label(lc->labeler, caption, len, hits, 64);
-    if (n < 0) return -1;
-    int count = 0;
-    for (int i = 0; i < n && count < max; i++) {
-        int index = vocab_index_offset(lc->vocab, hits[i].offset);
-        if (index < 0) continue;
-        int seen = 0;
-        for (int j = 0; j < count; j++) seen |= out[j] == index;
-        if (!seen) out[count++] = index;
-    }
-    return count;
-}
 
 struct batch_source *batch_source_create(const struct run *run, int compute_threads) {
     struct batch_source *s = xcalloc(1, sizeof *s);
@@ -75,8 +51,8 @@ struct batch_source *batch_source_create(const struct run *run, int compute_thre
         if (!s->vocab) goto fail;
         s->labeler = labeler_create(NULL, LABELER_NOUNS);
         if (!s->labeler) goto fail;
-        label_ctx.labeler = s->labeler;
-        label_ctx.vocab = s->vocab;
+        s->labels.labeler = s->labeler;
+        s->labels.vocab = s->vocab;
     }
     struct pipeline_options opt = {
         .shards = (const char *const *)s->shards.paths, .nshards = s->shards.count,
@@ -84,7 +60,7 @@ struct batch_source *batch_source_create(const struct run *run, int compute_thre
         .start_step = (uint64_t)run->start_step, .global_batch = (uint64_t)cfg->train.global_batch,
         .worker = run->worker_index, .nworkers = run->nworkers, .train = 1,
         .image_size = run->model.image_size, .num_classes = run->model.num_classes,
-        .label = s->labeler ? label_caption : NULL, .label_ctx = s->labeler ? &label_ctx : NULL,
+        .label = s->labeler ? caption_labels : NULL, .label_ctx = s->labeler ? &s->labels : NULL,
         .decode_threads = (int)cfg->data.decode_threads, .compute_threads = compute_threads,
     };
     for (int c = 0; c < 3; c++) {
