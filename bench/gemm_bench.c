@@ -8,8 +8,9 @@
 // Each cell is the median over `runs` runs (default 5) of back-to-back calls for at least
 // `seconds_per_run` (default 0.2 s) of this thread's CPU time (CLOCK_THREAD_CPUTIME_ID, so that
 // time the shared machine's scheduler gives to other processes is not counted); ours and
-// OpenBLAS alternate run by run so that a noisy neighbour hits both. "max|diff|" is the largest difference between the two results relative
-// to the largest |C| (a sanity check; tests/unit/test_gemm.c is the real test).
+// OpenBLAS alternate run by run so that a noisy neighbour hits both. "max|diff|" is the largest
+// difference between the two results relative to the largest |C| (a sanity check;
+// tests/unit/test_gemm.c is the real test).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,7 +116,8 @@ int main(int argc, char **argv) {
         for (size_t j = 0; j < na; j++) a[j] = rng_uniform(&r) - 0.5f;
         for (size_t j = 0; j < nb; j++) b[j] = rng_uniform(&r) - 0.5f;
         gemm_avx512(s.trans_a, s.trans_b, s.M, s.N, s.K, 1.0f, a, s.lda, b, s.ldb, 0.0f, c1, s.ldc);
-        gemm_openblas(s.trans_a, s.trans_b, s.M, s.N, s.K, 1.0f, a, s.lda, b, s.ldb, 0.0f, c2, s.ldc);
+        gemm_openblas(s.trans_a, s.trans_b, s.M, s.N, s.K, 1.0f, a, s.lda, b, s.ldb, 0.0f, c2,
+                      s.ldc);
         double diff = 0, top = 0;
         for (int m = 0; m < s.M; m++)
             for (int n = 0; n < s.N; n++) {

@@ -44,6 +44,9 @@ const char *gemm_backend(void) {
 
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc) {
+    // Shapes come from our own code: a bad one is a programming error, as in cblas.
+    CATLIP_ASSERT(M >= 0 && N >= 0 && K >= 0);
+    CATLIP_ASSERT(lda >= (trans_a ? M : K) && ldb >= (trans_b ? K : N) && ldc >= N);
     pthread_once(&active_once, choose_active);
     active(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -51,6 +54,8 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const floa
 void gemm_openblas(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    // cblas insists on leading dimensions >= 1 even where a dimension is 0 and they are unused.
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda > 1 ? lda : 1, B,
+                ldb > 1 ? ldb : 1, beta, C, ldc);
 }

@@ -151,10 +151,16 @@ static void pack_a_block_columns(float *dst, const float *src, long lda, int mc,
             int start, rows;
             tile_rows(mc, tiles, s, &start, &rows);
             __mmask16 m = mask_first(rows);
-            _mm_prefetch((const char *)(row + 8 * lda + start), _MM_HINT_T0);
-            // Masked: a 16-float store would spill into the next sliver's (already packed) k = 0.
-            _mm512_mask_storeu_ps(dst + (long)s * MR * kc + (long)k * MR, m,
-                                  _mm512_maskz_loadu_ps(m, row + start));
+            _mm_prefetch((const char *)(row + 16 * lda + start), _MM_HINT_T0);
+            // A 16-float store spills 2 floats into k + 1 of the same sliver, written later
+            // (masked stores are slow on AMD); at the last k it would spill into the next
+            // sliver's k = 0, already packed, so that one is masked.
+            float *d = dst + (long)s * MR * kc + (long)k * MR;
+            __m512 v = _mm512_maskz_loadu_ps(m, row + start);
+            if (k < kc - 1)
+                _mm512_storeu_ps(d, v);
+            else
+                _mm512_mask_storeu_ps(d, m, v);
         }
     }
 }
@@ -181,8 +187,8 @@ static void pack_b_panel_rows(float *dst, const float *src, long ldb, int nc, in
     for (int k = 0; k < kc; k++) {
         const float *row = src + k * ldb;
         for (int jr = 0; jr < nc; jr += NR) {
-            _mm_prefetch((const char *)(row + 8 * ldb + jr), _MM_HINT_T0);
-            _mm_prefetch((const char *)(row + 8 * ldb + jr + 16), _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + 16 * ldb + jr), _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + 16 * ldb + jr + 16), _MM_HINT_T0);
             int nr = nc - jr < NR ? nc - jr : NR;
             __mmask16 m0 = mask_first(nr), m1 = mask_first(nr > 16 ? nr - 16 : 0);
             float *d = dst + (long)jr * kc + (long)k * NR;
@@ -275,8 +281,9 @@ static inline __attribute__((always_inline)) void microkernel(int mr, int nv, in
 #define MICROKERNELS(mr) MICROKERNEL(mr, 1) MICROKERNEL(mr, 2)
 MICROKERNELS(1)
 MICROKERNELS(2)
-MICROKERNELS(3) MICROKERNELS(4) MICROKERNELS(5) MICROKERNELS(6) MICROKERNELS(7) MICROKERNELS(8)
-    MICROKERNELS(9) MICROKERNELS(10) MICROKERNELS(11) MICROKERNELS(12) MICROKERNELS(13)
+MICROKERNELS(3)
+MICROKERNELS(4) MICROKERNELS(5) MICROKERNELS(6) MICROKERNELS(7) MICROKERNELS(8) MICROKERNELS(9)
+    MICROKERNELS(10) MICROKERNELS(11) MICROKERNELS(12) MICROKERNELS(13)
         MICROKERNELS(14) _Static_assert(MR == 14 && NV == 2,
                                         "the microkernel table below lists 1..MR x 1..NV");
 
