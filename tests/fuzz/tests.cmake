@@ -31,7 +31,13 @@ if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
   set(CATLIP_FUZZ_BUILD_COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target catlip_fuzzers)
 elseif(CATLIP_FUZZ)
   find_program(CATLIP_FUZZ_CLANG NAMES clang clang-14)
-  if(CATLIP_FUZZ_CLANG)
+  set(CATLIP_FUZZ_RUNTIME "")
+  if(CATLIP_FUZZ_CLANG AND EXISTS ${CATLIP_FUZZ_CLANG})
+    # libFuzzer's runtime comes in a separate package (libclang-rt-14-dev on Debian 12).
+    execute_process(COMMAND ${CATLIP_FUZZ_CLANG} -print-file-name=libclang_rt.fuzzer-x86_64.a
+                    OUTPUT_VARIABLE CATLIP_FUZZ_RUNTIME OUTPUT_STRIP_TRAILING_WHITESPACE)
+  endif()
+  if(IS_ABSOLUTE "${CATLIP_FUZZ_RUNTIME}" AND EXISTS "${CATLIP_FUZZ_RUNTIME}")
     include(ExternalProject)
     set(CATLIP_FUZZ_BIN ${CMAKE_BINARY_DIR}/tests/fuzz/clang)
     ExternalProject_Add(catlip_fuzz_build
@@ -47,7 +53,9 @@ elseif(CATLIP_FUZZ)
     set(CATLIP_FUZZ_BUILD_COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target catlip_fuzz_build)
   else()
     set(CATLIP_FUZZ_BUILD_COMMAND sh -c
-        "echo 'fuzz tests need clang with libFuzzer: apt-get install clang libclang-rt-14-dev (or configure with -DCATLIP_FUZZ=OFF)' >&2; exit 1")
+        "echo 'fuzz tests need clang and libFuzzer (clang: ${CATLIP_FUZZ_CLANG}): apt-get install clang libclang-rt-14-dev, or configure with -DCATLIP_FUZZ=OFF' >&2 && exit 1")
+    message(WARNING "clang with libFuzzer not found: the fuzz tests will fail (apt-get install clang "
+                    "libclang-rt-14-dev, or configure with -DCATLIP_FUZZ=OFF)")
   endif()
 endif()
 
