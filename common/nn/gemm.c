@@ -16,22 +16,27 @@ static gemm_fn active;
 static const char *active_name;
 static pthread_once_t active_once = PTHREAD_ONCE_INIT;
 
-// __builtin_cpu_supports also checks that the OS saves the ZMM state (XGETBV).
-static bool cpu_has_avx512f(void) {
+// gemm_avx512.c is compiled, like every *_avx512.c, with -mavx512f/bw/dq/vl -mavx2 -mfma, and
+// GCC uses VL encodings (xmm16-31) in it, so all of them are required, as in nn/isa.c: every
+// AVX-512 CPU since Skylake-SP has them. __builtin_cpu_supports also checks that the OS saves
+// the ZMM state (XGETBV).
+static bool cpu_has_avx512(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 }
 
 static void choose_active(void) {
     const char *forced = getenv("CATLIP_GEMM");
-    bool want_avx512 = cpu_has_avx512f();
+    bool want_avx512 = cpu_has_avx512();
     if (forced != NULL && forced[0] != '\0') {
         if (strcmp(forced, "openblas") == 0)
             want_avx512 = false;
         else if (strcmp(forced, "avx512") != 0)
             catlip_die("CATLIP_GEMM=%s: unknown GEMM backend (choices: avx512, openblas)", forced);
         else if (!want_avx512)
-            catlip_die("CATLIP_GEMM=avx512: this CPU does not support AVX-512F (use openblas)");
+            catlip_die("CATLIP_GEMM=avx512: this CPU lacks AVX-512 (F/BW/DQ/VL); use openblas");
     }
     active = want_avx512 ? gemm_avx512 : gemm_openblas;
     active_name = want_avx512 ? "avx512" : "openblas";

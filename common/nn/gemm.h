@@ -12,8 +12,8 @@
 // (K == 0 gives C = beta * C).
 //
 // The backend is chosen once per process: our AVX-512 kernel (gemm_avx512.c) when the CPU has
-// AVX-512F, otherwise OpenBLAS. CATLIP_GEMM=openblas|avx512 forces one (avx512 on a CPU
-// without it: a one-line error and exit 2).
+// AVX-512 (F, BW, DQ, VL: the flags that file is compiled with), otherwise OpenBLAS.
+// CATLIP_GEMM=openblas|avx512 forces one (avx512 on a CPU without it: a one-line error and exit 2).
 #pragma once
 
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
