@@ -58,6 +58,10 @@ struct coordinator {
     Catlip__WorkerStatus **status_worker_ptrs;
     Catlip__SkipCount *status_skips;
     Catlip__SkipCount **status_skip_ptrs;
+    Catlip__SkipCount *status_worker_skips;        // (nworkers, MAX_SKIP_REASONS)
+    Catlip__SkipCount **status_worker_skip_ptrs;   // (nworkers, MAX_SKIP_REASONS)
+    struct worker_row *status_rows;  // copies taken under the lock: the reply points into them,
+    char status_last_checkpoint[CONFIG_STRING_MAX + 64];  // never into what workers update
     char status_config[CONFIG_STRING_MAX + 512];
     int command_sent;
     FILE *metrics;
@@ -103,6 +107,9 @@ struct coordinator *coordinator_create(struct run *run) {
     c->status_worker_ptrs = xcalloc((size_t)run->nworkers, sizeof *c->status_worker_ptrs);
     c->status_skips = xcalloc((size_t)run->nworkers * MAX_SKIP_REASONS, sizeof *c->status_skips);
     c->status_skip_ptrs = xcalloc((size_t)run->nworkers * MAX_SKIP_REASONS, sizeof *c->status_skip_ptrs);
+    c->status_worker_skips = xcalloc((size_t)run->nworkers * MAX_SKIP_REASONS, sizeof *c->status_worker_skips);
+    c->status_worker_skip_ptrs = xcalloc((size_t)run->nworkers * MAX_SKIP_REASONS, sizeof *c->status_worker_skip_ptrs);
+    c->status_rows = xcalloc((size_t)run->nworkers, sizeof *c->status_rows);
     snprintf(c->status_config, sizeof c->status_config,
              "%s dim %d depth %d heads %d, image %d patch %d, %d classes; %d worker%s, global "
              "batch %lld, lr %g, data %s", run->cfg.model.name, run->model.dim, run->model.depth,
@@ -150,6 +157,9 @@ void coordinator_destroy(struct coordinator *c) {
     free(c->status_worker_ptrs);
     free(c->status_skips);
     free(c->status_skip_ptrs);
+    free(c->status_worker_skips);
+    free(c->status_worker_skip_ptrs);
+    free(c->status_rows);
     if (c->ckpt) ckpt_writer_abort(c->ckpt);
     if (c->metrics) fclose(c->metrics);
     free(c->workers);
@@ -376,14 +386,18 @@ void coordinator_fill_status(struct coordinator *c, Catlip__StatusReply *r, int 
     r->images_per_second = c->last_ips;
     r->eta_seconds = c->last_ips > 0 ? (double)(run->total_steps - c->last_step) *
                                            run->cfg.train.global_batch / c->last_ips : 0.0;
-    r->last_checkpoint_path = c->last_checkpoint;
+    // Copies, so that the reply stays intact while it is encoded after the lock is released
+    // (in single-process mode the worker thread keeps updating the originals).
+    memcpy(c->status_last_checkpoint, c->last_checkpoint, sizeof c->status_last_checkpoint);
+    memcpy(c->status_rows, c->workers, (size_t)run->nworkers * sizeof *c->status_rows);
+    r->last_checkpoint_path = c->status_last_checkpoint;
     r->last_checkpoint_step = c->last_checkpoint_step;
     r->start_unix_time = time_unix() - (time_now() - c->start_time);
     r->config_summary = c->status_config;
     // Skips summed over workers, and the per-worker rows.
     size_t nskips = 0;
     for (int w = 0; w < run->nworkers; w++) {
-        const struct worker_row *row = &c->workers[w];
+        const struct worker_row *row = &c->status_rows[w];
         for (int i = 0; i < row->nskips; i++) {
             size_t j = 0;
             while (j < nskips && strcmp(c->status_skips[j].reason, row->skips[i].reason) != 0) j++;
@@ -403,10 +417,21 @@ void coordinator_fill_status(struct coordinator *c, Catlip__StatusReply *r, int 
         for (int w = 0; w < run->nworkers; w++) {
             Catlip__WorkerStatus *ws = &c->status_workers[w];
             catlip__worker_status__init(ws);
+            const struct worker_row *row = &c->status_rows[w];
             ws->worker = w;
-            ws->step = c->workers[w].step;
-            ws->images_per_second = c->workers[w].images_per_second;
-            ws->data_wait_ratio = c->workers[w].data_wait_ratio;
+            ws->step = row->step;
+            ws->images_per_second = row->images_per_second;
+            ws->data_wait_ratio = row->data_wait_ratio;
+            Catlip__SkipCount *skips = c->status_worker_skips + (size_t)w * MAX_SKIP_REASONS;
+            Catlip__SkipCount **ptrs = c->status_worker_skip_ptrs + (size_t)w * MAX_SKIP_REASONS;
+            for (int i = 0; i < row->nskips; i++) {
+                catlip__skip_count__init(&skips[i]);
+                skips[i].reason = (char *)row->skips[i].reason;
+                skips[i].count = row->skips[i].count;
+                ptrs[i] = &skips[i];
+            }
+            ws->n_skipped = (size_t)row->nskips;
+            ws->skipped = ptrs;
             c->status_worker_ptrs[w] = ws;
         }
         r->n_workers = (size_t)run->nworkers;
