@@ -1,12 +1,13 @@
 // libFuzzer target: caption cleaning and labelling (text/clean.h, text/labeler.h), both
-// labeller modes, on any bytes. The cleaned caption must be what clean.h promises (valid
-// UTF-8, no upper-case ASCII, single spaces, never longer than the input), and every hit a
-// noun synset id.
+// labeller modes, and the sample reader's .txt/.cls checks, on any bytes. The cleaned caption
+// must be what clean.h promises (valid UTF-8, no upper-case ASCII, single spaces, never longer
+// than the input), and every hit a noun synset id.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "data/sample_reader.h"
 #include "text/clean.h"
 #include "text/labeler.h"
 
@@ -45,6 +46,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (n > CAPTION_MAX_BYTES || (n > size)) __builtin_trap();
     if (info.truncated != (size > CAPTION_MAX_BYTES)) __builtin_trap();
     check_clean(out, n);
+    // What the sample reader checks of a .txt and a .cls member before labelling.
+    caption_is_usable(caption, size);
+    long cls;
+    if (parse_class_member(caption, size, &cls) == 0 && (cls > 1000000000L || cls < -1000000000L)) __builtin_trap();
     static struct synset_hit hits[LABELER_MAX_HITS];
     for (int m = 0; m < 2; m++) {
         int k = labeler_label(labelers[m], caption, size, hits, LABELER_MAX_HITS);
