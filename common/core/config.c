@@ -296,6 +296,26 @@ int config_validate(const struct config *cfg) {
     return 0;
 }
 
+// s as a YAML double-quoted scalar: '"' and '\\' escaped, control characters as \xHH, so that
+// any string value (a path with a quote or a backslash) loads back as itself.
+static void quote_yaml(char *out, size_t cap, const char *s) {
+    size_t n = 0;
+    out[n++] = '"';
+    for (; *s && n + 6 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c);
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+}
+
 char *config_to_yaml(const struct config *cfg) {
     size_t cap = 8192, len = 0;
     char *out = xmalloc(cap);
@@ -303,12 +323,12 @@ char *config_to_yaml(const struct config *cfg) {
     for (size_t i = 0; i < NKEYS; i++) {
         const struct key_spec *k = &keys[i];
         const char *base = (const char *)cfg + k->offset;
-        char value[CONFIG_STRING_MAX + 64];
+        char value[4 * CONFIG_STRING_MAX + 64];
         switch (k->type) {
         case KEY_INT: snprintf(value, sizeof value, "%lld", (long long)*(const int64_t *)base); break;
         case KEY_FLOAT: snprintf(value, sizeof value, "%.17g", *(const double *)base); break;
         case KEY_BOOL: snprintf(value, sizeof value, "%s", *(const bool *)base ? "true" : "false"); break;
-        case KEY_STRING: snprintf(value, sizeof value, "\"%s\"", base); break;
+        case KEY_STRING: quote_yaml(value, sizeof value, base); break;
         case KEY_FLOATS: {
             const double *v = (const double *)base;
             int w = snprintf(value, sizeof value, "[");
