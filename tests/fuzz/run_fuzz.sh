@@ -11,7 +11,9 @@ if [ ! -x "$FUZZER" ]; then
   exit 1
 fi
 rm -rf "$WORK"
-mkdir -p "$WORK/corpus" "$REGRESSIONS"
+mkdir -p "$WORK/corpus"
+# A target with no regression inputs yet has no folder in git.
+[ -d "$REGRESSIONS" ] || REGRESSIONS=$WORK/corpus
 [ -d "$SEEDS" ] || { echo "fuzz: no seeds at $SEEDS (the fuzz.seeds test writes them)" >&2; exit 1; }
 OPTS="-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=5 -artifact_prefix=$WORK/"
 # tests/fuzz/<target>.dict: tokens the fuzzer cannot see being compared (inside libraries
