@@ -198,6 +198,20 @@ static void pack_b_panel_rows(float *dst, const float *src, long ldb, int nc, in
     }
 }
 
+// One NR-column sliver of op(B) = B (for a single A block, packed just before its use): the NR
+// values of one k are contiguous in row k of B. Each row also fetches the next sliver's two
+// lines of the same row.
+static void pack_b_sliver_rows(float *dst, const float *src, long ldb, int nr, int kc) {
+    __mmask16 m0 = mask_first(nr), m1 = mask_first(nr > 16 ? nr - 16 : 0);
+    for (int k = 0; k < kc; k++) {
+        const float *row = src + k * ldb;
+        _mm_prefetch((const char *)(row + NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(row + NR + 16), _MM_HINT_T0);
+        _mm512_store_ps(dst + (long)k * NR, _mm512_maskz_loadu_ps(m0, row));
+        _mm512_store_ps(dst + (long)k * NR + 16, _mm512_maskz_loadu_ps(m1, row + 16));
+    }
+}
+
 // op(B) = Bᵀ: column j of op(B) is row j of B, so 16x16 blocks are transposed in registers.
 static void pack_b_sliver_columns(float *dst, const float *src, long ldb, int nr, int kc) {
     __m512 r[16];
@@ -282,8 +296,9 @@ static inline __attribute__((always_inline)) void microkernel(int mr, int nv, in
 MICROKERNELS(1)
 MICROKERNELS(2)
 MICROKERNELS(3)
-MICROKERNELS(4) MICROKERNELS(5) MICROKERNELS(6) MICROKERNELS(7) MICROKERNELS(8) MICROKERNELS(9)
-    MICROKERNELS(10) MICROKERNELS(11) MICROKERNELS(12) MICROKERNELS(13)
+MICROKERNELS(4)
+MICROKERNELS(5) MICROKERNELS(6) MICROKERNELS(7) MICROKERNELS(8) MICROKERNELS(9) MICROKERNELS(10)
+    MICROKERNELS(11) MICROKERNELS(12) MICROKERNELS(13)
         MICROKERNELS(14) _Static_assert(MR == 14 && NV == 2,
                                         "the microkernel table below lists 1..MR x 1..NV");
 
@@ -327,7 +342,12 @@ void gemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, con
         for (int pc = 0; pc < K; pc += kc_max) {
             int kc = K - pc < kc_max ? K - pc : kc_max;
             float beta_block = pc == 0 ? beta : 1.0f;
-            if (!trans_b) pack_b_panel_rows(buffers->b, B + (long)pc * ldb + jc, ldb, nc, kc);
+            // With one A block (M <= MC) each packed B sliver is used once, right after it is
+            // packed: pack slivers on the way (below), so that they are still in L1. With several,
+            // B is packed up front, row by row (sequential reads), for all of them.
+            int one_block = M <= mc_max;
+            if (!trans_b && !one_block)
+                pack_b_panel_rows(buffers->b, B + (long)pc * ldb + jc, ldb, nc, kc);
             for (int ic = 0; ic < M; ic += mc_max) {
                 int mc = M - ic < mc_max ? M - ic : mc_max;
                 int tiles = (mc + MR - 1) / MR;
@@ -340,6 +360,8 @@ void gemm_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha, con
                     // matters when M is small and each packed sliver is used only a few times).
                     if (trans_b && ic == 0)
                         pack_b_sliver_columns(b, B + (long)(jc + jr) * ldb + pc, ldb, nr, kc);
+                    else if (!trans_b && one_block)
+                        pack_b_sliver_rows(b, B + (long)pc * ldb + jc + jr, ldb, nr, kc);
                     for (int s = 0; s < tiles; s++) {
                         int start, rows;
                         tile_rows(mc, tiles, s, &start, &rows);
