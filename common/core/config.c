@@ -296,18 +296,32 @@ int config_validate(const struct config *cfg) {
     return 0;
 }
 
-// s as a YAML double-quoted scalar: '"' and '\\' escaped, control characters as \xHH, so that
-// any string value (a path with a quote or a backslash) loads back as itself.
+// s as a YAML double-quoted scalar: '"' and '\\' escaped, control characters, C1 controls,
+// Unicode line breaks and non-characters as \xHH / \uHHHH (YAML would fold or refuse them), so
+// that any string value (a path with a quote or a backslash) loads back as itself.
 static void quote_yaml(char *out, size_t cap, const char *s) {
     size_t n = 0;
     out[n++] = '"';
-    for (; *s && n + 6 < cap; s++) {
+    for (; *s && n + 8 < cap; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
             out[n++] = '\\';
             out[n++] = (char)c;
         } else if (c < 0x20 || c == 0x7f) {
             n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c);
+        } else if (c >= 0xc2 && c <= 0xef && (s[1] & 0xc0) == 0x80 && (c < 0xe0 || (s[2] & 0xc0) == 0x80)) {
+            // Values came through libyaml, so they are valid UTF-8; only 2- and 3-byte
+            // sequences hold characters that need escaping.
+            int len = c < 0xe0 ? 2 : 3;
+            uint32_t cp = len == 2 ? (uint32_t)(c & 0x1f) << 6 | (s[1] & 0x3f)
+                                   : (uint32_t)(c & 0x0f) << 12 | (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+            if (cp <= 0x9f || cp == 0x2028 || cp == 0x2029 || cp == 0xfeff || cp >= 0xfffe) {
+                n += (size_t)snprintf(out + n, cap - n, "\\u%04x", (unsigned)cp);
+            } else {
+                memcpy(out + n, s, (size_t)len);
+                n += (size_t)len;
+            }
+            s += len - 1;
         } else {
             out[n++] = (char)c;
         }

@@ -34,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (char *line = text, *next; ok && line; line = next) {
             next = strchr(line, '\n');
             if (next) *next++ = '\0';
+            if (!*line) continue;
             fuzz_error_clear();
             if (config_set(&cfg, line) != 0) ok = 0, fuzz_error_check();
         }
