@@ -97,9 +97,32 @@ static int warning_is_fatal(tjhandle h) {
     return tjGetErrorCode(h) == TJERR_FATAL || strstr(msg, "Premature end") != NULL;
 }
 
+// Whether the JPEG has several scans (progressive): libjpeg then holds the DCT coefficients of
+// the whole full-size image (~2 bytes a sample) whatever the output scale, so the pixel limit
+// applies to the source. A header libjpeg cannot read counts as such.
+static int has_multiple_scans(struct jpeg_codec *c, const void *data, size_t size) {
+    if (setjmp(c->region_error.jump)) {
+        jpeg_abort_decompress(&c->region);
+        return 1;
+    }
+    jpeg_mem_src(&c->region, data, (unsigned long)size);
+    jpeg_read_header(&c->region, TRUE);
+    int multiple = jpeg_has_multiple_scans(&c->region);
+    jpeg_abort_decompress(&c->region);
+    return multiple;
+}
+
+static int refuse_multiscan(int w, int h) {
+    return catlip_error_set("progressive JPEG of %dx%d pixels is larger than the %ld-pixel limit "
+                            "(decoding it at any scale holds the whole image)",
+                            w, h, (long)JPEG_MAX_PIXELS);
+}
+
 int jpeg_decode_rgb(struct jpeg_codec *c, const void *data, size_t size, int denom, struct image *out) {
     struct jpeg_info info;
     if (jpeg_read_info(c, data, size, &info) != 0) return -1;
+    if ((long)info.width * (long)info.height > JPEG_MAX_PIXELS && has_multiple_scans(c, data, size))
+        return refuse_multiscan(info.width, info.height);
     if (denom != 1 && denom != 2 && denom != 4 && denom != 8) denom = 1;
     int w = jpeg_scaled_size(info.width, denom), h = jpeg_scaled_size(info.height, denom);
     if ((long)w * (long)h > JPEG_MAX_PIXELS)
@@ -172,6 +195,10 @@ static int decode_region_libjpeg(struct jpeg_codec *c, struct region_request *q)
     c->region_error.truncated = 0;
     jpeg_mem_src(d, q->data, (unsigned long)q->size);
     jpeg_read_header(d, TRUE);
+    if ((long)d->image_width * (long)d->image_height > JPEG_MAX_PIXELS && jpeg_has_multiple_scans(d)) {
+        jpeg_abort_decompress(d);
+        return refuse_multiscan((int)d->image_width, (int)d->image_height);
+    }
     int cmyk = d->jpeg_color_space == JCS_CMYK || d->jpeg_color_space == JCS_YCCK;
     d->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     d->scale_num = 1;
@@ -195,7 +222,7 @@ static int decode_region_libjpeg(struct jpeg_codec *c, struct region_request *q)
     JDIMENSION xoff = (JDIMENSION)x0, width = (JDIMENSION)(x1 - x0);
     if (x0 > 0 || x1 < W) jpeg_crop_scanline(d, &xoff, &width);
     if (y0 > 0) jpeg_skip_scanlines(d, (JDIMENSION)y0);
-    int rows = y1 - y0;
+    int rows = c->region_error.truncated ? 0 : y1 - y0;  // the data ran out: stop (a bomb's rows)
     image_reserve(q->out, (int)width, rows);
     if (cmyk && (size_t)width * 4 > c->region_rows_capacity) {
         free(c->region_rows);
@@ -205,7 +232,7 @@ static int decode_region_libjpeg(struct jpeg_codec *c, struct region_request *q)
     for (int r = 0; r < rows; r++) {
         uint8_t *dst = q->out->pixels + (size_t)r * width * 3;
         JSAMPROW row = cmyk ? c->region_rows : dst;
-        if (jpeg_read_scanlines(d, &row, 1) != 1) break;
+        if (jpeg_read_scanlines(d, &row, 1) != 1 || c->region_error.truncated) break;
         if (cmyk) cmyk_row_to_rgb(dst, c->region_rows, (int)width);
     }
     int truncated = c->region_error.truncated || (int)d->output_scanline < y1;
