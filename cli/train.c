@@ -25,6 +25,7 @@
 #include "data/shardlist.h"
 #include "io/checkpoint.h"
 #include "nn/blas_info.h"
+#include "nn/gemm.h"
 #include "text/vocab.h"
 #include "worker/worker.h"
 
@@ -297,7 +298,7 @@ int cmd_train(int argc, char **argv) {
                  run.nworkers == 1 ? "" : "s", (long long)run.total_steps, (long long)G,
                  (long long)run.start_step, cfg->model.name, run.model.dim, run.model.depth,
                  run.model.num_classes, cfg->run_dir);
-        log_info("BLAS %s", blas_describe());
+        log_info("matmuls: %s; BLAS %s", gemm_backend(), blas_describe());
     }
 
     int status;
