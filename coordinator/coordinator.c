@@ -15,7 +15,10 @@
 #include "io/checkpoint.h"
 #include "worker/worker.h"
 
-enum { MPI_POLL_MS = 2 };
+// The loop polls MPI for worker messages: every MPI_POLL_MIN_MS while messages arrive, backing
+// off to MPI_POLL_MAX_MS when none do (a step of a real model takes far longer than that, and
+// a worker never waits on a small message), so an idle coordinator wakes ~60 times a second.
+enum { MPI_POLL_MIN_MS = 1, MPI_POLL_MAX_MS = 16 };
 
 enum { MAX_SKIP_REASONS = 32 };
 
@@ -39,6 +42,7 @@ struct coordinator {
     struct run *run;
     uv_loop_t loop;
     uv_timer_t poll_timer;
+    int poll_ms;  // current MPI poll interval
     uv_signal_t sig_term, sig_usr1, sig_int;
     int interrupts;
     atomic_int pending_command;  // Catlip__Command__Kind requested by a signal or a client
@@ -477,14 +481,21 @@ static const uint8_t *receive(struct coordinator *c, const MPI_Status *st, int *
     return c->recv_buffer;
 }
 
-static void drain_mpi(struct coordinator *c) {
-    for (;;) {
+// Handles every message waiting; returns how many there were.
+static int drain_mpi(struct coordinator *c) {
+    for (int handled = 0;; handled++) {
         int flag, len;
         MPI_Status st;
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
-        if (!flag) return;
+        if (!flag) return handled;
         const uint8_t *data = receive(c, &st, &len);
         int64_t step;
+        if ((st.MPI_TAG == TAG_CKPT_END && len != (int)sizeof(int64_t)) ||
+            (st.MPI_TAG == TAG_DONE && len != (int)sizeof(int))) {
+            log_warn("malformed message (tag %d, %d bytes) from rank %d ignored", st.MPI_TAG, len,
+                     st.MPI_SOURCE);
+            continue;
+        }
         switch (st.MPI_TAG) {
         case TAG_PROGRESS: coordinator_on_progress_packed(c, data, (size_t)len); break;
         case TAG_CKPT_BEGIN: coordinator_on_checkpoint_begin(c, data, (size_t)len); break;
@@ -530,7 +541,9 @@ static void log_worker_summary(struct coordinator *c) {
 
 static void on_poll(uv_timer_t *timer) {
     struct coordinator *c = timer->data;
-    drain_mpi(c);
+    c->poll_ms = drain_mpi(c) > 0 ? MPI_POLL_MIN_MS
+                                  : (c->poll_ms * 2 < MPI_POLL_MAX_MS ? c->poll_ms * 2 : MPI_POLL_MAX_MS);
+    uv_timer_start(&c->poll_timer, on_poll, (uint64_t)c->poll_ms, 0);
     if (c->workers_done == c->run->nworkers) {
         pthread_mutex_lock(&c->lock);
         c->state = c->exit_status ? CATLIP__STATUS_REPLY__STATE__FAILED
@@ -561,7 +574,8 @@ void coordinator_control(struct coordinator *c, int stop) {
 int coordinator_serve(struct coordinator *c) {
     uv_timer_init(&c->loop, &c->poll_timer);
     c->poll_timer.data = c;
-    uv_timer_start(&c->poll_timer, on_poll, 0, MPI_POLL_MS);
+    c->poll_ms = MPI_POLL_MIN_MS;
+    uv_timer_start(&c->poll_timer, on_poll, 0, 0);
     uv_signal_t *sigs[] = {&c->sig_term, &c->sig_usr1, &c->sig_int};
     int signums[] = {SIGTERM, SIGUSR1, SIGINT};
     for (int i = 0; i < 3; i++) {
