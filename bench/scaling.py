@@ -7,7 +7,8 @@ For vit_tiny/16 at 224, global batch 32, 24,320 synsets, synthetic data, it runs
   - 2 workers with 1 compute thread each, allreduce after backward (train.overlap=false)
 each under `mpirun --bind-to none` (catlip places each worker's thread on its own core),
 and prints per-worker images/s, the share of step time blocked on the allreduce, the scaling
-efficiency, and the coordinator's CPU use. Medians over --runs runs.
+efficiency, and the coordinator's CPU use (over the whole run, and while coordinating, i.e.
+without MPI start-up and the final checkpoint write). Medians over --runs runs.
 
   bench/scaling.py --catlip build/catlip [--runs 3] [--steps 8]
 """
@@ -33,12 +34,14 @@ def one_run(catlip, workers, overlap, steps, extra):
                              text=True).stdout
     rows = re.findall(r"worker (\d+) summary: \d+ steps, ([\d.]+) s/step, ([\d.]+) img/s, "
                       r"data wait ([\d.]+)%, compute ([\d.]+)%, allreduce wait ([\d.]+)%", out)
-    coord = re.search(r"coordinator: ([\d.]+) s of CPU over ([\d.]+) s \(([\d.]+)% of a core\)", out)
+    coord = re.search(r"coordinator: [\d.]+ s of CPU over [\d.]+ s \(([\d.]+)% of a core\).*"
+                      r"coordinating \(([\d.]+)% of a core\)", out)
     if not rows or not coord:
         raise SystemExit("catlip run failed:\n" + out[-3000:])
     ips = [float(r[2]) for r in rows]
     wait = [float(r[5]) for r in rows]
-    return sum(ips) / len(ips), max(wait), float(coord.group(3)), float(rows[0][1])
+    return (sum(ips) / len(ips), max(wait), float(coord.group(1)), float(coord.group(2)),
+            float(rows[0][1]))
 
 
 def main():
@@ -54,9 +57,11 @@ def main():
     for name, workers, overlap in configs:
         runs = [one_run(catlip, workers, overlap, a.steps, []) for _ in range(a.runs)]
         results[name] = [statistics.median(x) for x in zip(*runs)]
-        ips, wait, coord, sps = results[name]
+        ips, wait, coord, steady, sps = results[name]
         print(f"{name:34s} {ips:7.2f} img/s per worker  {sps:6.2f} s/step  allreduce wait "
-              f"{wait:5.1f}%  coordinator CPU {coord:5.2f}% of a core", flush=True)
+              f"{wait:5.1f}%  coordinator CPU {coord:5.2f}% of a core over the run, "
+              f"{steady:5.2f}% while coordinating (start-up and checkpoint writing excluded)",
+              flush=True)
     one = results[configs[0][0]][0]
     for name, workers, _ in configs[1:]:
         eff = results[name][0] / one

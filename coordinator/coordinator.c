@@ -76,13 +76,22 @@ struct coordinator {
     double interval_loss;
     struct ckpt_writer *ckpt;
     int64_t ckpt_step;
-    double ckpt_start;
+    double ckpt_start, ckpt_cpu_start;
+    double ckpt_cpu;                 // CPU seconds spent writing checkpoints
+    double cpu_at_serve, wall_at_serve;  // when the loop started (after MPI and planning)
     char last_checkpoint[CONFIG_STRING_MAX + 64];
     int64_t last_checkpoint_step;
     uint8_t *recv_buffer;
     size_t recv_capacity;
     struct status_server *status;
 };
+
+static double process_cpu_seconds(void) {
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_utime.tv_sec + 1e-6 * usage.ru_utime.tv_usec + usage.ru_stime.tv_sec +
+           1e-6 * usage.ru_stime.tv_usec;
+}
 
 static void format_duration(char *out, size_t n, double seconds) {
     long s = (long)(seconds + 0.5);
@@ -305,6 +314,7 @@ void coordinator_on_checkpoint_begin(struct coordinator *c, const uint8_t *data,
     char dir[CONFIG_STRING_MAX + 32];
     snprintf(dir, sizeof dir, "%s/checkpoints", c->run->cfg.run_dir);
     c->ckpt_start = time_now();
+    c->ckpt_cpu_start = process_cpu_seconds();
     if (ckpt_writer_open(&c->ckpt, dir, c->ckpt_step) != 0 || ckpt_writer_header(c->ckpt, h) != 0) {
         log_error("checkpoint at step %lld not written: %s", (long long)c->ckpt_step,
                   catlip_error());
@@ -346,6 +356,7 @@ void coordinator_on_checkpoint_end(struct coordinator *c, int64_t step) {
         c->last_checkpoint_step = step;
         pthread_mutex_unlock(&c->lock);
     }
+    c->ckpt_cpu += process_cpu_seconds() - c->ckpt_cpu_start;
     pthread_mutex_lock(&c->lock);
     c->state = step >= c->run->total_steps ? CATLIP__STATUS_REPLY__STATE__FINISHED
                                            : CATLIP__STATUS_REPLY__STATE__TRAINING;
@@ -520,13 +531,13 @@ static int drain_mpi(struct coordinator *c) {
 // One line per worker at the end: where its time went. Compute excludes time blocked on the
 // gradient allreduce; data wait is time the trainer waited for its next batch.
 static void log_worker_summary(struct coordinator *c) {
-    struct rusage usage;
-    getrusage(RUSAGE_SELF, &usage);
-    double cpu = usage.ru_utime.tv_sec + 1e-6 * usage.ru_utime.tv_usec + usage.ru_stime.tv_sec +
-                 1e-6 * usage.ru_stime.tv_usec;
-    double wall = time_now() - c->start_time;
-    log_info("coordinator: %.2f s of CPU over %.1f s (%.2f%% of a core)", cpu, wall,
-             100.0 * cpu / wall);
+    double cpu = process_cpu_seconds(), wall = time_now() - c->start_time;
+    double serving = cpu - c->cpu_at_serve - c->ckpt_cpu;
+    double serving_wall = time_now() - c->wall_at_serve;
+    log_info("coordinator: %.2f s of CPU over %.1f s (%.2f%% of a core): %.2f s starting up, "
+             "%.2f s writing checkpoints, %.2f s coordinating (%.2f%% of a core)", cpu, wall,
+             100.0 * cpu / wall, c->cpu_at_serve, c->ckpt_cpu, serving,
+             serving_wall > 0 ? 100.0 * serving / serving_wall : 0.0);
     for (int w = 0; w < c->run->nworkers; w++) {
         const struct worker_row *r = &c->workers[w];
         double total = r->data_s + r->compute_s + r->allreduce_s;
@@ -576,6 +587,8 @@ int coordinator_serve(struct coordinator *c) {
     c->poll_timer.data = c;
     c->poll_ms = MPI_POLL_MIN_MS;
     uv_timer_start(&c->poll_timer, on_poll, 0, 0);
+    c->cpu_at_serve = process_cpu_seconds();
+    c->wall_at_serve = time_now();
     uv_signal_t *sigs[] = {&c->sig_term, &c->sig_usr1, &c->sig_int};
     int signums[] = {SIGTERM, SIGUSR1, SIGINT};
     for (int i = 0; i < 3; i++) {
