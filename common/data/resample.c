@@ -184,14 +184,22 @@ horizontal_pass_chw(float *out, const float *rows, const struct resample_axis *a
     }
 }
 
-// AVX2 + FMA when the CPU has them, unless CATLIP_ISA=scalar (the switch the nn kernels use).
-static int use_avx2(void) {
+// The widest kernels the CPU has (AVX-512 F/BW/DQ/VL, else AVX2 + FMA, else scalar), or the
+// ones CATLIP_ISA=scalar|avx2|avx512 names (the switch the nn kernels use; a level the CPU
+// lacks falls back to the best it has).
+enum { ISA_SCALAR, ISA_AVX2, ISA_AVX512 };
+static int resample_isa(void) {
     static _Atomic int chosen = -1;  // decode threads may race here; they all store the same value
     int c = chosen;
     if (c < 0) {
         const char *forced = getenv("CATLIP_ISA");
         __builtin_cpu_init();
-        c = !(forced && !strcmp(forced, "scalar")) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+        c = avx512 ? ISA_AVX512 : avx2 ? ISA_AVX2 : ISA_SCALAR;
+        if (forced && !strcmp(forced, "scalar")) c = ISA_SCALAR;
+        else if (forced && !strcmp(forced, "avx2") && avx2) c = ISA_AVX2;
         chosen = c;
     }
     return c;
@@ -201,11 +209,16 @@ void resample_to_chw(float *out, const struct image *src, double x0, double y0, 
                      int S, int flip, const float mean[3], const float std[3], struct resample_scratch *s) {
     int col0, ncols;
     plan_both(s, src, x0, y0, x1, y1, S, S, &col0, &ncols);
-    int avx2 = use_avx2();
+    int isa = resample_isa(), avx2 = isa >= ISA_AVX2;
     float scale[3], shift[3];
     for (int c = 0; c < 3; c++) {
         scale[c] = 1.0f / (255.0f * std[c]);
         shift[c] = -mean[c] / std[c];
+    }
+    if (isa == ISA_AVX512 && S % 16 == 0) {
+        resample_chw_transposed_avx512(out, s->rows, src->pixels + (size_t)col0 * 3, (size_t)src->width * 3,
+                                       &s->y, &s->x, col0, ncols, S, flip, scale, shift);
+        return;
     }
     if (avx2 && S % 8 == 0) {
         resample_chw_transposed_avx2(out, s->rows, src->pixels + (size_t)col0 * 3, (size_t)src->width * 3, &s->y,

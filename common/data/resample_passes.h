@@ -1,5 +1,5 @@
 // The two passes of resample_to_chw (resample.c), in the variants picked at run time.
-// Internal to resample.c and resample_avx2.c.
+// Internal to resample.c, resample_avx2.c and resample_avx512.c.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -17,3 +17,7 @@ void resample_horizontal_chw_avx2(float *out, const float *rows, const struct re
 void resample_chw_transposed_avx2(float *out, float *T, const uint8_t *pixels, size_t stride,
                                   const struct resample_axis *ay, const struct resample_axis *ax, int col0,
                                   int ncols, int S, int flip, const float scale[3], const float shift[3]);
+// The same with AVX-512 and strips of 16 rows (T: ncols * 3 * 16 floats); S % 16 == 0.
+void resample_chw_transposed_avx512(float *out, float *T, const uint8_t *pixels, size_t stride,
+                                    const struct resample_axis *ay, const struct resample_axis *ax, int col0,
+                                    int ncols, int S, int flip, const float scale[3], const float shift[3]);
