@@ -37,43 +37,39 @@ static inline void transpose8x2(__m512 r[8]) {
 static inline __attribute__((always_inline)) void
 vertical_half(float *T, const uint8_t *pixels, size_t stride, const struct resample_axis *ay, int y0, int kb,
               int ncols, int taps) {
-    size_t n = (size_t)ncols * 3, n8 = n & ~(size_t)7;
+    size_t n = (size_t)ncols * 3;
     const uint8_t *base[8];
     const float *w[8];
     for (int k = 0; k < 8; k++) {
         base[k] = pixels + (size_t)ay->first[y0 + k] * stride;
         w[k] = ay->weights + (size_t)(y0 + k) * (size_t)ay->ksize;
     }
-    // Blocks of 16 columns; the last may hold 8 (masked load, upper half not stored). The
-    // columns past n8 go one by one, exactly as in the AVX2 path.
-    for (size_t j = 0; j < n8; j += 16) {
-        int full = j + 16 <= n8;
-        __mmask16 m = full ? (__mmask16)0xffff : (__mmask16)0x00ff;
+    // Blocks of 16 columns; the last one loads only the columns left (masked) and stores only
+    // those.
+    for (size_t j = 0; j < n; j += 16) {
+        size_t left = n - j < 16 ? n - j : 16;
+        __mmask16 m = (__mmask16)((1u << left) - 1);
         __m512 r[8];
+#pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
             const uint8_t *s = base[k] + j;
             __m512 acc = _mm512_setzero_ps();
+#pragma GCC unroll 8
             for (int t = 0; t < taps; t++, s += stride)
                 acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][t]),
                                       _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, s))), acc);
             r[k] = acc;
         }
         transpose8x2(r);  // r[k] = [column j + k | column j + 8 + k], rows y0 .. y0 + 7
+#pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
-            size_t ja = j + (size_t)k, ra = (ja % 3) * (size_t)ncols + ja / 3;
-            _mm256_storeu_ps(T + ra * 16 + kb, _mm512_castps512_ps256(r[k]));
-            if (full) {
-                size_t jb = ja + 8, rb = (jb % 3) * (size_t)ncols + jb / 3;
-                _mm256_storeu_ps(T + rb * 16 + kb, _mm512_extractf32x8_ps(r[k], 1));
-            }
+            size_t ja = j + (size_t)k, jb = ja + 8;
+            if ((size_t)k < left)
+                _mm256_storeu_ps(T + ((ja % 3) * (size_t)ncols + ja / 3) * 16 + kb, _mm512_castps512_ps256(r[k]));
+            if ((size_t)k + 8 < left)
+                _mm256_storeu_ps(T + ((jb % 3) * (size_t)ncols + jb / 3) * 16 + kb, _mm512_extractf32x8_ps(r[k], 1));
         }
     }
-    for (size_t j = n8; j < n; j++)
-        for (int k = 0; k < 8; k++) {
-            float acc = 0;
-            for (int t = 0; t < taps; t++) acc += w[k][t] * (float)base[k][(size_t)t * stride + j];
-            T[((j % 3) * (size_t)ncols + j / 3) * 16 + (size_t)(kb + k)] = acc;
-        }
 }
 
 // Horizontal pass for the strip: per channel, 8 output columns x 16 rows, transposed back in
@@ -89,16 +85,19 @@ horizontal_strip16(float *out, const float *T, const struct resample_axis *ax, i
         const float *Tc = T + (size_t)c * (size_t)ncols * 16;
         for (int xb = 0; xb < S; xb += 8) {
             __m512 r[8];
+#pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
                 int x = xb + k;
                 const float *w = ax->weights + (size_t)x * (size_t)ax->ksize;
                 const float *col = Tc + (size_t)(ax->first[x] - col0) * 16;
                 __m512 acc = _mm512_setzero_ps();
+#pragma GCC unroll 8
                 for (int t = 0; t < taps; t++)
                     acc = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), _mm512_loadu_ps(col + 16 * t), acc);
                 r[k] = acc;
             }
             transpose8x2(r);  // r[k] = [row yb + k | row yb + 8 + k], columns xb .. xb + 7
+#pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
                 __m512 v = _mm512_fmadd_ps(r[k], sc, sh);
                 float *dst = plane + (size_t)k * Sz;
