@@ -107,15 +107,18 @@ vertical_strip(float *T, const uint8_t *pixels, size_t stride, const struct resa
     }
     for (size_t j = 0; j < n8; j += 8) {
         __m256 r[8];
+#pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
             const uint8_t *s = base[k] + j;
             __m256 acc = _mm256_setzero_ps();
+#pragma GCC unroll 8
             for (int t = 0; t < taps; t++, s += stride)
                 acc = _mm256_fmadd_ps(_mm256_set1_ps(w[k][t]),
                                       _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)s))), acc);
             r[k] = acc;
         }
         transpose8(r);
+#pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
             size_t jk = j + (size_t)k, row = (jk % 3) * (size_t)ncols + jk / 3;
             _mm256_storeu_ps(T + row * 8, r[k]);
@@ -141,16 +144,19 @@ horizontal_strip(float *out, const float *T, const struct resample_axis *ax, int
         const float *Tc = T + (size_t)c * (size_t)ncols * 8;
         for (int xb = 0; xb < S; xb += 8) {
             __m256 r[8];
+#pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
                 int x = xb + k;
                 const float *w = ax->weights + (size_t)x * (size_t)ax->ksize;
                 const float *col = Tc + (size_t)(ax->first[x] - col0) * 8;
                 __m256 acc = _mm256_setzero_ps();
+#pragma GCC unroll 8
                 for (int t = 0; t < taps; t++)
                     acc = _mm256_fmadd_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(col + 8 * t), acc);
                 r[k] = acc;
             }
             transpose8(r);  // r[k] = row yb + k, columns xb .. xb + 7
+#pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
                 __m256 v = _mm256_fmadd_ps(r[k], sc, sh);
                 float *dst = plane + (size_t)k * Sz;

@@ -32,6 +32,24 @@ static inline void transpose8x2(__m512 r[8]) {
     r[7] = _mm512_permutex2var_ps(u3, hi, u7);
 }
 
+// r[k] = sum_t w[k][t] * base[k][t * stride + j .. j + 15]; a masked load of the columns in m
+// when `masked` (a constant: plain loads are cheaper).
+static inline __attribute__((always_inline)) void
+vertical_block(__m512 r[8], const uint8_t *const base[8], const float *const w[8], size_t j, size_t stride,
+               int taps, __mmask16 m, int masked) {
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+        const uint8_t *s = base[k] + j;
+        __m512 acc = _mm512_setzero_ps();
+#pragma GCC unroll 8
+        for (int t = 0; t < taps; t++, s += stride) {
+            __m128i b = masked ? _mm_maskz_loadu_epi8(m, s) : _mm_loadu_si128((const __m128i *)s);
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][t]), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)), acc);
+        }
+        r[k] = acc;
+    }
+}
+
 // Vertical pass for output rows yb + kb .. yb + kb + 7 (kb = 0 or 8) into lanes kb .. kb + 7 of
 // the strip T[c][col][16]: 16 source columns per vector, transposed in two 8x8 halves.
 static inline __attribute__((always_inline)) void
@@ -48,18 +66,11 @@ vertical_half(float *T, const uint8_t *pixels, size_t stride, const struct resam
     // those.
     for (size_t j = 0; j < n; j += 16) {
         size_t left = n - j < 16 ? n - j : 16;
-        __mmask16 m = (__mmask16)((1u << left) - 1);
         __m512 r[8];
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) {
-            const uint8_t *s = base[k] + j;
-            __m512 acc = _mm512_setzero_ps();
-#pragma GCC unroll 8
-            for (int t = 0; t < taps; t++, s += stride)
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k][t]),
-                                      _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, s))), acc);
-            r[k] = acc;
-        }
+        if (left == 16)
+            vertical_block(r, base, w, j, stride, taps, 0xffff, 0);
+        else
+            vertical_block(r, base, w, j, stride, taps, (__mmask16)((1u << left) - 1), 1);
         transpose8x2(r);  // r[k] = [column j + k | column j + 8 + k], rows y0 .. y0 + 7
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
