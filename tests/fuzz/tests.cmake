@@ -39,6 +39,11 @@ elseif(CATLIP_FUZZ)
   endif()
   if(IS_ABSOLUTE "${CATLIP_FUZZ_RUNTIME}" AND EXISTS "${CATLIP_FUZZ_RUNTIME}")
     include(ExternalProject)
+    include(ProcessorCount)
+    ProcessorCount(CATLIP_FUZZ_JOBS)
+    if(CATLIP_FUZZ_JOBS EQUAL 0)
+      set(CATLIP_FUZZ_JOBS 2)
+    endif()
     set(CATLIP_FUZZ_BIN ${CMAKE_BINARY_DIR}/tests/fuzz/clang)
     ExternalProject_Add(catlip_fuzz_build
       SOURCE_DIR ${CMAKE_SOURCE_DIR}
@@ -47,6 +52,7 @@ elseif(CATLIP_FUZZ)
                  "-DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
                  "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g"
       BUILD_COMMAND ${CMAKE_COMMAND} --build ${CATLIP_FUZZ_BIN} --target catlip_fuzzers
+                    --parallel ${CATLIP_FUZZ_JOBS}
       INSTALL_COMMAND ""
       BUILD_ALWAYS ON
       EXCLUDE_FROM_ALL ON)
