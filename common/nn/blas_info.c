@@ -32,7 +32,8 @@ static void sgemm_worker(void *arg, int ith, int nth) {
              0.0f, t->c + begin * t->n, t->n);
 }
 
-double blas_measure_sgemm_gflops(struct pool *pool, int n, double seconds) {
+// Times the pool multiplying an n x n problem with `worker` for at least `seconds`.
+static double measure_gflops(struct pool *pool, pool_task_fn worker, int n, double seconds) {
     size_t count = (size_t)n * n;
     float *a = xaligned_alloc(count * sizeof(float)), *b = xaligned_alloc(count * sizeof(float)),
           *c = xaligned_alloc(count * sizeof(float));
@@ -40,16 +41,20 @@ double blas_measure_sgemm_gflops(struct pool *pool, int n, double seconds) {
     rng_init(&r, 12345);
     for (size_t i = 0; i < count; i++) a[i] = rng_uniform(&r), b[i] = rng_uniform(&r);
     struct sgemm_task t = {a, b, c, n};
-    pool_run(pool, sgemm_worker, &t);  // warm-up
+    pool_run(pool, worker, &t);  // warm-up
     int reps = 0;
     double start = time_now(), elapsed;
     do {
-        pool_run(pool, sgemm_worker, &t);
+        pool_run(pool, worker, &t);
         reps++;
         elapsed = time_now() - start;
     } while (elapsed < seconds);
     free(a), free(b), free(c);
     return 2.0 * n * (double)n * n * reps / elapsed * 1e-9;
+}
+
+double blas_measure_sgemm_gflops(struct pool *pool, int n, double seconds) {
+    return measure_gflops(pool, sgemm_worker, n, seconds);
 }
 
 // The same measurement through OpenBLAS whatever gemm() chose, so that logs can show both.
@@ -63,21 +68,5 @@ static void openblas_worker(void *arg, int ith, int nth) {
 }
 
 double blas_measure_openblas_gflops(struct pool *pool, int n, double seconds) {
-    size_t count = (size_t)n * n;
-    float *a = xaligned_alloc(count * sizeof(float)), *b = xaligned_alloc(count * sizeof(float)),
-          *c = xaligned_alloc(count * sizeof(float));
-    struct rng r;
-    rng_init(&r, 12345);
-    for (size_t i = 0; i < count; i++) a[i] = rng_uniform(&r), b[i] = rng_uniform(&r);
-    struct sgemm_task t = {a, b, c, n};
-    pool_run(pool, openblas_worker, &t);  // warm-up
-    int reps = 0;
-    double start = time_now(), elapsed;
-    do {
-        pool_run(pool, openblas_worker, &t);
-        reps++;
-        elapsed = time_now() - start;
-    } while (elapsed < seconds);
-    free(a), free(b), free(c);
-    return 2.0 * n * (double)n * n * reps / elapsed * 1e-9;
+    return measure_gflops(pool, openblas_worker, n, seconds);
 }
