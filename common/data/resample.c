@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "core/cpu.h"
 #include "data/resample_passes.h"
 
 #if defined(__SSE2__)
@@ -193,10 +194,7 @@ static int resample_isa(void) {
     int c = chosen;
     if (c < 0) {
         const char *forced = getenv("CATLIP_ISA");
-        __builtin_cpu_init();
-        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                     __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+        int avx2 = cpu_has(CPU_AVX2), avx512 = cpu_has(CPU_AVX512);
         c = avx512 ? ISA_AVX512 : avx2 ? ISA_AVX2 : ISA_SCALAR;
         if (forced && !strcmp(forced, "scalar")) c = ISA_SCALAR;
         else if (forced && !strcmp(forced, "avx2") && avx2) c = ISA_AVX2;

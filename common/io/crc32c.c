@@ -4,6 +4,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "core/cpu.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <nmmintrin.h>
 #define CRC32C_X86 1
@@ -80,7 +82,7 @@ __attribute__((target("sse4.2"))) uint32_t crc32c_update_sse42(uint32_t crc, con
     return ~c;
 }
 
-bool crc32c_have_sse42(void) { return __builtin_cpu_supports("sse4.2"); }
+bool crc32c_have_sse42(void) { return cpu_has(CPU_SSE42); }
 #else
 uint32_t crc32c_update_sse42(uint32_t crc, const void *data, size_t n) {
     return crc32c_update_table(crc, data, n);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "core/cpu.h"
 
 typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
                         float, float *, int);
@@ -17,15 +18,8 @@ static const char *active_name;
 static pthread_once_t active_once = PTHREAD_ONCE_INIT;
 
 // gemm_avx512.c is compiled, like every *_avx512.c, with -mavx512f/bw/dq/vl -mavx2 -mfma, and
-// GCC uses VL encodings (xmm16-31) in it, so all of them are required, as in nn/isa.c: every
-// AVX-512 CPU since Skylake-SP has them. __builtin_cpu_supports also checks that the OS saves
-// the ZMM state (XGETBV).
-static bool cpu_has_avx512(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-}
+// GCC uses VL encodings (xmm16-31) in it: CPU_AVX512 requires all of them.
+static bool cpu_has_avx512(void) { return cpu_has(CPU_AVX512); }
 
 static void choose_active(void) {
     const char *forced = getenv("CATLIP_GEMM");

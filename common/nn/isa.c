@@ -7,19 +7,11 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "core/cpu.h"
 #include "nn/kernels.h"
 
-// __builtin_cpu_supports also checks that the OS saves the YMM/ZMM state (XGETBV).
-static bool cpu_has_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
-static bool cpu_has_avx512(void) {
-    __builtin_cpu_init();
-    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-}
+static bool cpu_has_avx2(void) { return cpu_has(CPU_AVX2); }
+static bool cpu_has_avx512(void) { return cpu_has(CPU_AVX512); }
 
 const struct kernels *kernels_by_name(const char *name) {
     if (name == NULL) return NULL;

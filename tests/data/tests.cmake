@@ -5,18 +5,14 @@ add_test(NAME data.shards_roundtrip
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_shards_roundtrip.py $<TARGET_FILE:catlip>)
 set_tests_properties(data.shards_roundtrip PROPERTIES TIMEOUT 120
                      ENVIRONMENT "CATLIP_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
-foreach(name test_data_tar test_data_jpeg test_data_transform test_data_pipeline test_data_order test_data_shardlist)
+foreach(name test_data_tar test_data_jpeg test_data_pipeline test_data_order test_data_shardlist)
   if(TEST unit.${name})
     set_tests_properties(unit.${name} PROPERTIES TIMEOUT 120)
   endif()
 endforeach()
 
-# The resampling kernels have an AVX2 path (picked at run time) and a baseline one: hold the
-# baseline to the same tests.
-if(TEST unit.test_data_transform)
-  add_test(NAME unit.test_data_transform.scalar COMMAND test_data_transform)
-  set_tests_properties(unit.test_data_transform.scalar PROPERTIES TIMEOUT 120 ENVIRONMENT "CATLIP_ISA=scalar")
-  # On an AVX-512 machine the default run takes the AVX-512 resampler; hold the AVX2 one too.
-  add_test(NAME unit.test_data_transform.avx2 COMMAND test_data_transform)
-  set_tests_properties(unit.test_data_transform.avx2 PROPERTIES TIMEOUT 120 ENVIRONMENT "CATLIP_ISA=avx2")
-endif()
+# The resampler's paths (scalar, AVX2, AVX-512) each run the whole of test_data_transform:
+# unit.test_data_transform.<path>, registered in tests/CMakeLists.txt.
+foreach(path scalar avx2 avx512)
+  set_tests_properties(unit.test_data_transform.${path} PROPERTIES TIMEOUT 120)
+endforeach()

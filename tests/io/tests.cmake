@@ -14,14 +14,13 @@ if(CATLIP_PROTOC)
             --protoc ${CATLIP_PROTOC})
   set_tests_properties(io.checkpoint_python_crosscheck PROPERTIES TIMEOUT 120)
 else()
-  message(WARNING "protoc not found: io.checkpoint_python_crosscheck is not registered "
-                  "(apt-get install protobuf-compiler)")
+  catlip_missing_test(io.checkpoint_python_crosscheck "protoc not found (apt-get install protobuf-compiler)")
 endif()
 
 # Under -DCATLIP_SANITIZE=ON, make any UBSan finding in the io tests fail them (UBSan only
 # prints by default).
 if(CATLIP_SANITIZE)
-  foreach(t unit.test_io_framing unit.test_io_crc32c unit.test_io_checkpoint
+  foreach(t unit.test_io_framing unit.test_io_crc32c.table unit.test_io_crc32c.sse42 unit.test_io_checkpoint
             unit.test_io_checkpoint_kill io.checkpoint_python_crosscheck)
     if(TEST ${t})
       set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT

@@ -12,6 +12,7 @@
 #include "core/check.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
+#include "nn/gemm.h"
 #include "nn/train_state.h"
 
 static void add_params(struct safetensor *out, int *n, const struct vit_layout *l,
@@ -64,7 +65,7 @@ int main(int argc, char **argv) {
     if (!out) catlip_die("usage: catlip_refdump --out DIR [--model NAME --image-size S ...]");
     mkdir(out, 0755);
     const struct kernels *k = kernels_active();
-    fprintf(stderr, "catlip_refdump: kernels %s\n", k->name);
+    fprintf(stderr, "catlip_refdump: kernels %s, gemm %s\n", k->name, gemm_backend());
 
     struct vit_config vc;
     if (vit_config_make(&vc, name, image, patch, classes, dim, depth, heads, 0) != 0)
@@ -135,12 +136,12 @@ int main(int argc, char **argv) {
     fprintf(f,
             "{\"model\": {\"dim\": %d, \"depth\": %d, \"heads\": %d, \"mlp_hidden\": %d, "
             "\"image_size\": %d, \"patch_size\": %d, \"num_classes\": %d},\n"
-            " \"batch\": %d, \"steps\": %d, \"kernels\": \"%s\", \"threads\": %d,\n"
+            " \"batch\": %d, \"steps\": %d, \"kernels\": \"%s\", \"gemm\": \"%s\", \"threads\": %d,\n"
             " \"optim\": {\"lr\": %.17g, \"min_lr\": %.17g, \"warmup_steps\": %lld, "
             "\"warmup_init_lr\": %.17g, \"weight_decay\": %.17g, \"betas\": [%.17g, %.17g], "
             "\"eps\": %.17g, \"grad_clip\": %.17g, \"ema\": %.17g}}\n",
             vc.dim, vc.depth, vc.heads, vc.mlp_hidden, vc.image_size, vc.patch_size,
-            vc.num_classes, batch, steps, k->name, threads, os.lr, os.min_lr,
+            vc.num_classes, batch, steps, k->name, gemm_backend(), threads, os.lr, os.min_lr,
             (long long)os.warmup_steps, os.warmup_init_lr, os.weight_decay, os.beta1, os.beta2,
             os.eps, os.grad_clip, os.ema);
     fclose(f);

@@ -12,8 +12,11 @@ weights and batch into vit_ref.py in float64 and compares:
   - a second run with one step, the optimiser alone: catlip's weights and EMA after that step
     against one float64 AdamW step taken from catlip's own step-0 gradient, < 1e-6 per tensor
     (a few float32 ulps: each element is a handful of float32 operations on the same inputs)
-A path whose run says the CPU lacks it is skipped. Prints one line per failing value and a
-summary table; exits 1 on any failure, 2 on a usage error.
+The matmul backend is whatever CATLIP_GEMM selects (ctest runs the check with the default and
+with CATLIP_GEMM=openblas); config.json must name the backend asked for.
+A path whose run says the CPU lacks it (the message common/nn/isa.c prints, CPU_LACKS below) is
+skipped. Prints one line per failing value and a summary table; exits 1 on any failure, 2 on a
+usage error, 77 (ctest's SKIP_RETURN_CODE) when every path asked for was skipped.
 
   check_reference.py --refdump build/tests/catlip_refdump --shape small --shape vit_tiny
 """
@@ -22,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -38,6 +42,11 @@ import vit_ref  # noqa: E402
 TOL_TENSOR = 1e-4   # max|diff| / max|ref| per tensor
 TOL_SCALAR = 1e-4   # |diff| / |ref|
 TOL_LR = 1e-9
+
+# What catlip prints (common/nn/isa.c, through catlip_die) when CATLIP_ISA names an instruction
+# set the CPU lacks or CATLIP_CPU_DISABLE masks: "CATLIP_ISA=avx512: this CPU does not support it".
+CPU_LACKS = "this CPU does not support it"
+EXIT_SKIPPED = 77
 TOL_STEP = 1e-6     # one optimiser step from catlip's own gradient, ~16 float32 ulps
 
 # name: refdump arguments. "small" covers every code path in seconds (T = 17 tokens and V = 37
@@ -134,6 +143,42 @@ def dump_key(d):
     return h.hexdigest()
 
 
+# --cache-dir: float64 references kept on disk, so that the per-path ctest tests (one process
+# each) compute each shape's reference once. The key covers catlip's inputs (dump_key) and the
+# reference code itself, so a changed vit_ref.py or checker never reads an old result.
+CACHE_DIR = None
+
+
+def _cache_path(key):
+    h = hashlib.sha256(key.encode())
+    for name in ("vit_ref.py", os.path.basename(__file__)):
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), name), "rb") as f:
+            h.update(f.read())
+    h.update(torch.__version__.encode())
+    return os.path.join(CACHE_DIR, h.hexdigest() + ".pkl")
+
+
+def load_cached_reference(key):
+    if CACHE_DIR is None:
+        return None
+    try:
+        with open(_cache_path(key), "rb") as f:
+            return pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        return None
+
+
+def store_cached_reference(key, ref):
+    if CACHE_DIR is None:
+        return
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    path = _cache_path(key)
+    fd, tmp = tempfile.mkstemp(dir=CACHE_DIR, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        pickle.dump(ref, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)  # a concurrent reader sees the old file or the whole new one
+
+
 def reference(config, init, batch):
     """The float64 PyTorch run on catlip's weights and batch."""
     model = vit_ref.build_model(config["model"], torch.float64)
@@ -154,6 +199,10 @@ def check_config(rep, config, shape, isa, init, batch):
     m = config["model"]
     if "kernels" in config and config["kernels"] != isa:
         rep.fail("config", f"CATLIP_ISA={isa} but config.json says kernels {config['kernels']}")
+        return False
+    gemm = os.environ.get("CATLIP_GEMM", "")
+    if gemm and config.get("gemm") != gemm:
+        rep.fail("config", f"CATLIP_GEMM={gemm} but config.json says gemm {config.get('gemm')}")
         return False
     want = {"image_size": shape["image-size"], "patch_size": shape["patch-size"],
             "num_classes": shape["classes"]}
@@ -299,7 +348,7 @@ def check_path(refdump, shape_name, isa, work, cache):
     out = os.path.join(work, f"{shape_name}_{isa}")
     shutil.rmtree(out, ignore_errors=True)
     p, secs, args = run_refdump(refdump, shape, isa, out)
-    if p.returncode != 0 and "CPU lacks" in (p.stderr + p.stdout):
+    if p.returncode != 0 and CPU_LACKS in (p.stderr + p.stdout):
         print(f"{label}: skipped ({(p.stderr.strip().splitlines() or [''])[-1]})")
         return None
     rep = Report(label)
@@ -316,11 +365,14 @@ def check_path(refdump, shape_name, isa, work, cache):
     key = dump_key(out)
     t0 = time.time()
     if key not in cache:
+        cache[key] = load_cached_reference(key)
+    if cache[key] is None:
         try:
             cache[key] = reference(config, init, batch)
         except MALFORMED as e:
             rep.fail("refdump", f"weights do not fit the model: {e}")
             return rep
+        store_cached_reference(key, cache[key])
     try:
         compare(rep, dump, cache[key])
     except MALFORMED as e:
@@ -388,6 +440,8 @@ def main(argv=None):
                     help="shape to check; repeatable (default: small)")
     ap.add_argument("--isa", action="append", choices=ISAS,
                     help="instruction-set path; repeatable (default: all three)")
+    ap.add_argument("--cache-dir", metavar="DIR",
+                    help="keep float64 references here, keyed by inputs and reference code (default: none)")
     ap.add_argument("--keep", metavar="DIR", help="keep the dumps under DIR instead of a temp dir")
     ap.add_argument("--torch-threads", type=int, default=0,
                     help="torch.set_num_threads for the float64 run (default: torch's own)")
@@ -403,6 +457,8 @@ def main(argv=None):
     if "all" in shapes:
         shapes = list(SHAPES)
     isas = a.isa or list(ISAS)
+    global CACHE_DIR
+    CACHE_DIR = a.cache_dir
     if a.torch_threads > 0:
         torch.set_num_threads(a.torch_threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); refdump {a.refdump}")
@@ -425,8 +481,8 @@ def main(argv=None):
     print_table(rows)
     checked = sum(1 for r in rows if r[2] is not None)
     if checked == 0:
-        print("\nFAIL: no instruction-set path could be checked")
-        return 1
+        print(f"\nSKIPPED: no instruction-set path asked for ({', '.join(isas)}) runs on this CPU")
+        return EXIT_SKIPPED
     print(f"\n{'FAIL' if failures else 'PASS'}: {failures} failure(s) over {checked} run(s)")
     return 1 if failures else 0
 

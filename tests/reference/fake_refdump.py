@@ -42,8 +42,10 @@ def main():
 
     isa = os.environ.get("CATLIP_ISA", "")
     if isa == os.environ.get("FAKE_REFDUMP_LACKS", "-"):
-        print(f"catlip_refdump: error: CATLIP_ISA={isa} but the CPU lacks it", file=sys.stderr)
-        return 1
+        # The words of common/nn/isa.c, which check_reference.py looks for.
+        print(f"catlip: error: CATLIP_ISA={isa}: this CPU does not support it (choices: scalar, avx2, avx512)",
+              file=sys.stderr)
+        return 2
 
     cfg = vit_ref.model_config(a.model, a.image_size, a.patch_size, a.classes, a.dim, a.depth, a.heads)
     torch.manual_seed(a.seed)
@@ -102,7 +104,8 @@ def main():
     safetensors_io.write(os.path.join(a.out, "step0.safetensors"), step0)
     safetensors_io.write(os.path.join(a.out, "train.safetensors"), train)
     with open(os.path.join(a.out, "config.json"), "w") as f:
-        json.dump({"model": cfg, "batch": B, "steps": a.steps, "optim": OPTIM}, f, indent=1)
+        json.dump({"model": cfg, "batch": B, "steps": a.steps, "optim": OPTIM,
+                   "gemm": os.environ.get("CATLIP_GEMM") or "torch"}, f, indent=1)
     return 0
 
 

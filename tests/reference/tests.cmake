@@ -12,13 +12,27 @@ add_test(NAME reference.selfcheck
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/reference/selfcheck.py)
 set_tests_properties(reference.selfcheck PROPERTIES TIMEOUT 120)
 
-if(TARGET catlip_refdump)
-  add_test(NAME reference.small
+# One test per shape and instruction-set path, so that a path this CPU lacks (or that
+# CATLIP_CPU_DISABLE masks) shows as Skipped (exit 77) without hiding the paths that ran; and
+# each shape once more as a CPU without AVX-512 runs it: AVX2 kernels, OpenBLAS matmuls.
+foreach(shape small vit_tiny)
+  if(shape STREQUAL "small")
+    set(timeout 120)
+  else()
+    set(timeout 300)
+  endif()
+  foreach(isa scalar avx2 avx512)
+    add_test(NAME reference.${shape}.${isa}
+      COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/reference/check_reference.py
+              --refdump $<TARGET_FILE:catlip_refdump> --shape ${shape} --isa ${isa}
+              --cache-dir ${CMAKE_BINARY_DIR}/tests/reference-cache)
+    set_tests_properties(reference.${shape}.${isa} PROPERTIES TIMEOUT ${timeout}
+                         SKIP_RETURN_CODE ${CATLIP_SKIP_CODE})
+  endforeach()
+  add_test(NAME reference.${shape}.openblas
     COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/reference/check_reference.py
-            --refdump $<TARGET_FILE:catlip_refdump> --shape small)
-  add_test(NAME reference.vit_tiny
-    COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/reference/check_reference.py
-            --refdump $<TARGET_FILE:catlip_refdump> --shape vit_tiny)
-  set_tests_properties(reference.small PROPERTIES TIMEOUT 120)
-  set_tests_properties(reference.vit_tiny PROPERTIES TIMEOUT 300)
-endif()
+            --refdump $<TARGET_FILE:catlip_refdump> --shape ${shape} --isa avx2
+            --cache-dir ${CMAKE_BINARY_DIR}/tests/reference-cache)
+  set_tests_properties(reference.${shape}.openblas PROPERTIES TIMEOUT ${timeout}
+                       ENVIRONMENT "CATLIP_GEMM=openblas" SKIP_RETURN_CODE ${CATLIP_SKIP_CODE})
+endforeach()

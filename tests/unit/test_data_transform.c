@@ -15,6 +15,7 @@
 #include "data/jpeg.h"
 #include "data/resample.h"
 #include "data/transform.h"
+#include "cpu_require.h"
 
 static const float MEAN[3] = {0.485f, 0.456f, 0.406f}, STD[3] = {0.229f, 0.224f, 0.225f};
 
@@ -248,11 +249,23 @@ static void test_region_decode_matches_full_decode(void **state) {
 }
 
 int main(void) {
+    // One ctest test per resampler path: CATLIP_TEST_PATH=scalar|avx2|avx512 runs the whole
+    // program with the resampler forced to that path (CATLIP_ISA), or skips (77) when the CPU
+    // lacks it (the resampler would silently take a narrower path).
+    const char *path = getenv("CATLIP_TEST_PATH");
+    if (path != NULL && path[0] != '\0') {
+        if ((strcmp(path, "avx2") == 0 && !cpu_has(CPU_AVX2)) ||
+            (strcmp(path, "avx512") == 0 && !cpu_has(CPU_AVX512))) {
+            test_note_cpu_lacks(path);
+            return test_exit_status(0);
+        }
+        setenv("CATLIP_ISA", path, 1);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_resized_crop_geometry),
         cmocka_unit_test(test_eval_resize_and_centre_crop),
         cmocka_unit_test(test_resample_matches_reference_and_normalises),
         cmocka_unit_test(test_region_decode_matches_full_decode),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

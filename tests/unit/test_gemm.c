@@ -37,6 +37,7 @@
 #include "core/check.h"
 #include "core/rng.h"
 #include "nn/gemm.h"
+#include "cpu_require.h"
 
 #define ULP (1.0 / 16777216.0)  // 2^-24
 #define SENTINEL 12345.0f
@@ -44,13 +45,8 @@
 typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
                         float, float *, int);
 
-// What gemm.c requires of the CPU for the AVX-512 backend.
-static int cpu_has_avx512(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-}
+// What gemm.c requires of the CPU for the AVX-512 backend (CATLIP_CPU_DISABLE applies).
+static int cpu_has_avx512(void) { return cpu_has(CPU_AVX512); }
 
 // ---------------------------------------------------------------------------------------------
 // Matrices
@@ -242,12 +238,14 @@ static void check_backend(gemm_fn fn) {
 
 static void test_avx512_matches_reference(void **state) {
     (void)state;
-    if (!cpu_has_avx512()) skip();
+    if (!test_path_selected("avx512")) skip();
+    REQUIRE_CPU(CPU_AVX512);
     check_backend(gemm_avx512);
 }
 
 static void test_openblas_matches_reference(void **state) {
     (void)state;
+    if (!test_path_selected("openblas")) skip();
     check_backend(gemm_openblas);
 }
 
@@ -367,5 +365,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_concurrent_calls_match_serial),
         cmocka_unit_test(test_environment_picks_backend),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }
