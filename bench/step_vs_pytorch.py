@@ -1,23 +1,66 @@
 #!/usr/bin/python3
-"""Training-step speed of catlip against PyTorch (float32, CPU), same model, same machine, same run.
+"""Training-step speed of catlip against PyTorch (float32, CPU), same model, same machine, same run,
+with PyTorch timed in each of several configurations and compared at its fastest.
 
 For each thread count and each of --runs runs, it starts, one after the other (alternating, so
-that both see the same machine state):
+that every side sees the same machine state):
   (a) catlip bench step --model M --image-size S --patch-size P --batch B --classes V
                         --threads T --steps N --warmup 1
       whose last stdout line is
-      result: images_per_second=F gflops=F sgemm_gflops=F sgemm_share=F peak_rss_mb=F
-  (b) a fresh Python process running the same training step in PyTorch: forward, CatLIP BCE
-      loss, backward, grad-norm clip, AdamW step, EMA update; torch.set_num_threads(T); one
-      warm-up step, then N timed steps.
-Peak RSS is each child's own ru_maxrss (os.wait4), so every run is measured on its own.
-Prints the medians per thread count, the catlip/PyTorch ratio, and PyTorch's achieved GFLOP/s
-as a share of catlip's measured sgemm rate (FLOPs counted the same way for both).
+      result: images_per_second=F gflops=F sgemm_gflops=F sgemm_share=F peak_rss_mb=F ...
+  (b) for each PyTorch configuration, a fresh Python process running the same training step in
+      PyTorch: forward, CatLIP BCE loss, backward, grad-norm clip, AdamW step (foreach), EMA
+      update; torch.set_num_threads(T), OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = T.
+Then, per thread count, --runs runs of PyTorch's bf16 autocast step (autocast("cpu", bfloat16)
+around forward + loss) in the environment of the fastest float32 configuration: a reference for
+later bf16 work, printed apart and not part of the ratio (--no-bf16 skips it).
+
+Statistic, the same on both sides: one warm-up step (not timed), then N steps each timed on its
+own; a run's rate is batch / the median step time (catlip bench step reports exactly that, and
+its step_ms_median). Per thread count the table gives the median over runs.
+
+PyTorch configurations: OPENBLAS_CORETYPE / ATEN_CPU_CAPABILITY / OMP_WAIT_POLICY, named e.g.
+SkylakeX/avx512/PASSIVE. Debian's torch takes its float32 matmuls from the system OpenBLAS
+(libblas.so.3, the same library catlip can call) and its elementwise kernels from ATen's
+AVX2 build unless told otherwise, so:
+  OPENBLAS_CORETYPE   given    = as in this environment (e.g. Haswell: OpenBLAS's AVX2 kernel)
+                      SkylakeX = OpenBLAS's AVX-512 kernel (only on CPUs with AVX-512);
+                                 OPENBLAS_L2_SIZE is unset with it (OpenBLAS's own cache sizes)
+  ATEN_CPU_CAPABILITY default  = unset (ATen picks; this torch picks AVX2 even on AVX-512 CPUs)
+                      avx512   = ATen's AVX-512 kernels (only on CPUs with AVX-512)
+  OMP_WAIT_POLICY     default  = unset (libgomp spins a while before sleeping)
+                      PASSIVE  = idle OpenMP threads sleep at once, leaving the cores to
+                                 OpenBLAS's own pthreads while they run a matmul
+--torch-configs picks them: given (the environment as given, under both wait policies:
+given/default/{PASSIVE,default}), best (default: given/default/PASSIVE and
+SkylakeX/avx512/{PASSIVE,default}; given's two on a CPU without AVX-512), all (every combination
+this CPU supports), or a comma-separated list of names. At 1 thread there is no OpenMP or
+OpenBLAS worker thread for a wait policy to act on, so X/Y/default is not run there when
+X/Y/PASSIVE is (it would be the same run). Each PyTorch child verifies
+what actually ran and prints it: OpenBLAS's core (threadpoolctl's threadpool_info(), or
+openblas_get_corename through ctypes) and thread count, ATen's CPU capability
+(torch.backends.cpu.get_cpu_capability() or torch.__config__.show()), libgomp's wait policy and
+spin count (OMP_DISPLAY_ENV=VERBOSE) and the CPUs its threads may run on; a configuration that
+did not take effect is marked NOT IN EFFECT. None of this touches catlip's runs, tests or CI.
+
+Ratio = catlip img/s / the FASTEST PyTorch configuration's img/s at the same thread count (every
+configuration's own rate and ratio are printed too). Peak RSS is each child's own ru_maxrss
+(os.wait4). Share of peak: catlip's step GFLOP/s over the sgemm GFLOP/s catlip measures on this
+machine with the same threads (sgemm_share), and the fastest PyTorch configuration's GFLOP/s (same
+FLOP count) over that same sgemm rate.
+
+Thread pinning: the script pins neither side. catlip binds each of its pool threads to its own
+core with hwloc, within the process's cpuset (what it does in training too). PyTorch runs as it
+ships, its threads unbound: OMP_PROC_BIND=close/OMP_PLACES=cores binds the main thread to one
+core before OpenBLAS sizes its pool from that thread's affinity, so OpenBLAS drops to 1 thread
+and torch's matmuls lose the other cores (measured: threadpool_info() says openblas 1 thread).
 
   bench/step_vs_pytorch.py --catlip build/catlip            # vit_tiny/16, 224, batch 32, 24320 classes
+  bench/step_vs_pytorch.py --torch-configs all --runs 1     # every PyTorch configuration, once
   bench/step_vs_pytorch.py --no-catlip --threads 1 --runs 1  # the PyTorch half alone
 """
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -32,6 +75,25 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "reference"))
 
 RESULT_KEYS = ("images_per_second", "gflops", "sgemm_gflops", "sgemm_share", "peak_rss_mb")
+
+# ATen's AVX-512 build and OpenBLAS's SkylakeX kernel both need these.
+AVX512_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
+CORETYPES = ("given", "SkylakeX")
+ATENS = ("default", "avx512")
+WAITS = ("default", "PASSIVE")
+# given: the environment as given, under both wait policies. best: the environment as given
+# (passive, the old peer), and both AVX-512 switches on together (the likely fastest on an
+# AVX-512 CPU) under both policies; given/default/default is left out of it because spinning
+# can make 2-thread steps several times slower on the 2-core machine (7x measured), a minute or
+# more per run, and SkylakeX/avx512/default already shows what spinning does. all: every
+# combination, the mixed ones too.
+PRESET_GIVEN = ("given/default/PASSIVE", "given/default/default")
+PRESET_BEST = ("given/default/PASSIVE", "SkylakeX/avx512/PASSIVE", "SkylakeX/avx512/default")
+
+PINNING = ("thread pinning: none by this script. catlip binds each pool thread to its own core "
+           "(hwloc, within the process's cpuset), as in training;\n  PyTorch as shipped, threads "
+           "unbound (OMP_PROC_BIND/OMP_PLACES/GOMP_CPU_AFFINITY removed): OMP_PROC_BIND=close would "
+           "bind the main thread first and leave OpenBLAS 1 thread")
 
 
 def train_flops_per_image(dim, depth, heads, image_size, patch_size, classes):
@@ -70,6 +132,9 @@ def parse_result_line(text):
     missing = [k for k in RESULT_KEYS if k not in values]
     if missing:
         raise ValueError(f"result line lacks {', '.join(missing)}")
+    for line in lines:  # "threads    2 threads bound to PUs 0,1": how catlip placed its pool
+        if line.startswith("threads "):
+            values["threads_line"] = line[len("threads"):].strip()
     return values
 
 
@@ -86,8 +151,97 @@ def run_child(args, env):
         return p.returncode, out.read(), err.read(), usage.ru_maxrss / 1024.0, secs
 
 
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+# ---------------------------------------------------------------- in the PyTorch child
+
+def openblas_info():
+    """(core name, threads, how it was found) of the OpenBLAS loaded in this process."""
+    try:
+        import threadpoolctl
+        for i in threadpoolctl.threadpool_info():
+            if i.get("internal_api") == "openblas":
+                return i.get("architecture"), i.get("num_threads"), "threadpoolctl"
+    except ImportError:
+        pass
+    with open("/proc/self/maps") as f:
+        paths = sorted({l.split()[-1] for l in f if "blas" in l and l.split()[-1].startswith("/")})
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+            name = lib.openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        name.restype = ctypes.c_char_p
+        return name().decode(), lib.openblas_get_num_threads(), "openblas_get_corename"
+    return None, None, "no OpenBLAS loaded"
+
+
+def aten_capability(torch):
+    try:
+        import torch.backends.cpu as tbc
+        return tbc.get_cpu_capability()
+    except (ImportError, AttributeError):
+        pass
+    for line in torch.__config__.show().splitlines():
+        if "CPU capability usage:" in line:
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def thread_cpus():
+    """'N threads on cpus X' (or 'cpus X / Y' when threads differ) for every thread of this process."""
+    masks = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("Cpus_allowed_list:"):
+                        masks.append(line.split(":", 1)[1].strip())
+        except OSError:
+            pass
+    return f"{len(masks)} thread{'s' if len(masks) != 1 else ''} on cpus {' / '.join(sorted(set(masks)))}"
+
+
+def onednn_matmul_impl(torch, probe):
+    """The oneDNN implementation a bf16 linear under autocast runs (from oneDNN's verbose output,
+    captured at the file-descriptor level), or a reason it is unknown."""
+    verbose = getattr(torch.backends.mkldnn, "verbose", None)
+    if verbose is None:
+        return "unknown (no torch.backends.mkldnn.verbose)"
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile("w+") as tmp:
+        os.dup2(tmp.fileno(), 1)
+        try:
+            with verbose(1):
+                probe()
+        finally:
+            ctypes.CDLL(None).fflush(None)
+            os.dup2(saved, 1)
+            os.close(saved)
+        tmp.seek(0)
+        text = tmp.read()
+    for line in text.splitlines():
+        f = line.split(",")
+        if len(f) > 4 and f[1] == "exec" and f[3] in ("matmul", "inner_product"):
+            return f"{f[3]} {f[4]}"
+    return "no oneDNN matmul seen (bf16 linear did not go to oneDNN)"
+
+
 def torch_worker(a):
-    """One PyTorch run, in its own process; prints a result line like catlip's."""
+    """One PyTorch run, in its own process; prints a 'verify:' JSON line and a result line."""
+    import resource
+
     import torch
     import vit_ref
 
@@ -105,12 +259,25 @@ def torch_worker(a):
                             betas=tuple(optim["betas"]), eps=optim["eps"], foreach=True)
     ema = [p.detach().clone() for p in params]
     total = a.warmup + a.steps
+    verify = {}
+    if a.bf16:
+        def probe():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                model.blocks[0].mlp.fc1(torch.randn(64, cfg["dim"]))
+        verify["onednn"] = onednn_matmul_impl(torch, probe)
+
+    def forward_loss():
+        return vit_ref.catlip_loss(model(images), targets)
 
     def step(t):
         for g in opt.param_groups:
             g["lr"] = vit_ref.lr_at(t, optim, total)
         opt.zero_grad(set_to_none=True)
-        loss = vit_ref.catlip_loss(model(images), targets)
+        if a.bf16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = forward_loss()
+        else:
+            loss = forward_loss()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, optim["grad_clip"])
         opt.step()
@@ -121,29 +288,23 @@ def torch_worker(a):
 
     for t in range(a.warmup):
         step(t)
-    t0 = time.perf_counter()
+    times = []
     for t in range(a.warmup, total):
-        step(t)
-    secs = time.perf_counter() - t0
-    ips = a.batch * a.steps / secs
+        t0 = time.perf_counter()
+        step(t)  # float(loss) inside: the step has finished when the clock stops
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    ips = a.batch / med
     flops = train_flops_per_image(cfg["dim"], cfg["depth"], cfg["heads"], a.image_size, a.patch_size, a.classes)
-    import resource
+    core, blas_threads, how = openblas_info()
+    verify.update({"openblas_core": core, "openblas_threads": blas_threads, "openblas_found_by": how,
+                   "aten": aten_capability(torch), "threads": thread_cpus(),
+                   "step_ms": [round(s * 1e3, 3) for s in times]})
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(f"result: images_per_second={ips:.4f} gflops={ips * flops / 1e9:.4f} peak_rss_mb={rss:.1f} "
-          f"torch_threads={torch.get_num_threads()}")
+    print("verify: " + json.dumps(verify))
+    print(f"result: images_per_second={ips:.4f} step_ms_median={med * 1e3:.3f} gflops={ips * flops / 1e9:.4f} "
+          f"peak_rss_mb={rss:.1f} torch_threads={torch.get_num_threads()}")
     return 0
-
-
-def catlip_args(a, threads):
-    return [a.catlip, "bench", "step", "--model", a.model, "--image-size", str(a.image_size),
-            "--patch-size", str(a.patch_size), "--batch", str(a.batch), "--classes", str(a.classes),
-            "--threads", str(threads), "--steps", str(a.steps), "--warmup", "1"]
-
-
-def torch_args(a, threads):
-    return [sys.executable, os.path.abspath(__file__), "--torch-worker", "--model", a.model,
-            "--image-size", str(a.image_size), "--patch-size", str(a.patch_size), "--batch", str(a.batch),
-            "--classes", str(a.classes), "--threads", str(threads), "--steps", str(a.steps), "--warmup", "1"]
 
 
 def describe_worker(a):
@@ -169,15 +330,211 @@ def describe_worker(a):
         if "BLAS_INFO" in field:
             lines.append("  " + field.strip() + " (libblas.so.3: the same OpenBLAS as catlip's where "
                          "Debian's alternative points there)")
-    for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    core, _, how = openblas_info()
+    lines.append(f"  OpenBLAS core in this environment: {core} (found by {how}); "
+                 f"ATen CPU capability: {aten_capability(torch)}")
+    for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "ATEN_CPU_CAPABILITY", "OMP_WAIT_POLICY",
+              "OMP_PROC_BIND", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         if k in os.environ:
-            lines.append(f"  {k}={os.environ[k]}")
+            lines.append(f"  {k}={os.environ[k]} (in the environment)")
+    if "OPENBLAS_L2_SIZE" in os.environ:
+        # Whether the loaded OpenBLAS reads it at all: the name must be in the library.
+        with open("/proc/self/maps") as f:
+            libs = sorted({l.split()[-1] for l in f if "libopenblas" in l and l.split()[-1].startswith("/")})
+        reads = []
+        for path in libs:
+            try:
+                with open(path, "rb") as lib:
+                    reads.append(b"OPENBLAS_L2_SIZE" in lib.read())
+            except OSError:
+                pass
+        if reads:
+            lines.append("  OPENBLAS_L2_SIZE: the loaded OpenBLAS " + ("reads it" if any(reads) else
+                         "does not read it (no such name in the library)") +
+                         "; SkylakeX configurations unset it")
     print(json.dumps({"lines": lines, "presets": vit_ref.PRESETS}))
     return 0
 
 
+# ---------------------------------------------------------------- in the parent
+
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
+
+
+def fmt(x, spec):
+    """x formatted to spec ('>7.2f'), or '-' at the same width when it is missing (no catlip run)."""
+    width = spec[1:].split(".")[0]
+    return f"{'-':>{width}}" if x is None or x != x else format(x, spec)
+
+
+def no_nan(x):
+    """x with every NaN (a number with no runs behind it) as None, for strict JSON."""
+    if isinstance(x, dict):
+        return {k: no_nan(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [no_nan(v) for v in x]
+    return None if isinstance(x, float) and x != x else x
+
+
+def torch_configs(spec, has_avx512):
+    """The configuration names --torch-configs asks for, or raise ValueError."""
+    every = [f"{c}/{t}/{w}" for c in CORETYPES for t in ATENS for w in WAITS
+             if has_avx512 or (c == "given" and t == "default")]
+    if spec == "all":
+        return every
+    if spec == "given":
+        return list(PRESET_GIVEN)
+    if spec == "best":
+        return [n for n in PRESET_BEST if n in every] if has_avx512 else list(PRESET_GIVEN)
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    for n in names:
+        parts = n.split("/")
+        if len(parts) != 3 or parts[0] not in CORETYPES or parts[1] not in ATENS or parts[2] not in WAITS:
+            raise ValueError(f"'{n}' is not a configuration (CORETYPE/ATEN/WAIT, each of "
+                             f"{'|'.join(CORETYPES)} / {'|'.join(ATENS)} / {'|'.join(WAITS)})")
+    if not names:
+        raise ValueError("no configuration named")
+    return list(dict.fromkeys(names))
+
+
+def configs_at(configs, threads):
+    """The configurations to run at this thread count: at 1 thread X/Y/default only when X/Y/PASSIVE
+    is not also asked for (no worker threads: the wait policy changes nothing)."""
+    if threads > 1:
+        return list(configs)
+    return [n for n in configs if not (n.endswith("/default") and n[:-len("default")] + "PASSIVE" in configs)]
+
+
+def torch_env(name, threads):
+    """The environment of a PyTorch child in configuration `name`, and what it should verify as."""
+    core, aten, wait = name.split("/")
+    # OpenMP and OpenBLAS (pthreads; torch.set_num_threads does not govern it) both get T
+    # threads, as a PyTorch user would give them, or they fight over the cores.
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               OMP_DISPLAY_ENV="VERBOSE")  # libgomp prints its settings: the wait policy's proof
+    for k in ("OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY"):
+        env.pop(k, None)  # the pinning policy (PINNING): PyTorch's threads unbound
+    want = {"openblas_threads": threads}
+    if core == "SkylakeX":
+        env["OPENBLAS_CORETYPE"] = "SkylakeX"
+        env.pop("OPENBLAS_L2_SIZE", None)
+    if env.get("OPENBLAS_CORETYPE"):
+        want["openblas_core"] = env["OPENBLAS_CORETYPE"]
+    if aten == "avx512":
+        env["ATEN_CPU_CAPABILITY"] = "avx512"
+        want["aten"] = "AVX512"
+    else:
+        env.pop("ATEN_CPU_CAPABILITY", None)
+    if wait == "PASSIVE":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+        want["spin"] = "0"
+    else:
+        env.pop("OMP_WAIT_POLICY", None)
+    return env, want
+
+
+def omp_settings(stderr):
+    """libgomp's OMP_WAIT_POLICY and GOMP_SPINCOUNT from its OMP_DISPLAY_ENV block."""
+    got = {}
+    for line in stderr.splitlines():
+        key, sep, value = line.strip().partition(" = ")
+        if sep and key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+            got[key] = value.strip("'")
+    return got
+
+
+def torch_result(out, err, want, threads):
+    """The values of a PyTorch child's output, with 'verified' (one line) and 'not_in_effect'."""
+    values, verify = None, None
+    for line in out.splitlines():
+        if line.startswith("result:"):
+            values = {}
+            for field in line[len("result:"):].split():
+                k, _, v = field.partition("=")
+                values[k] = float(v)
+        elif line.startswith("verify: "):
+            verify = json.loads(line[len("verify: "):])
+    if values is None or verify is None:
+        raise ValueError("PyTorch worker printed no result line")
+    omp = omp_settings(err)
+    verify["omp_wait_policy"] = omp.get("OMP_WAIT_POLICY")
+    verify["omp_spincount"] = omp.get("GOMP_SPINCOUNT")
+    bad = []
+    if "openblas_core" in want and (verify["openblas_core"] or "").lower() != want["openblas_core"].lower():
+        bad.append(f"OpenBLAS core {verify['openblas_core']}, wanted {want['openblas_core']}")
+    if verify["openblas_threads"] != want["openblas_threads"]:
+        bad.append(f"OpenBLAS {verify['openblas_threads']} threads, wanted {want['openblas_threads']}")
+    if "aten" in want and (verify["aten"] or "").upper() != want["aten"]:
+        bad.append(f"ATen {verify['aten']}, wanted {want['aten']}")
+    spin = verify["omp_spincount"]
+    if spin is None:
+        bad.append("libgomp printed no settings (wait policy unverified)")
+    elif "spin" in want and spin != want["spin"]:
+        bad.append(f"libgomp spin count {spin}, wanted {want['spin']} (PASSIVE)")
+    elif "spin" not in want and spin == "0" and threads > 1:
+        bad.append("libgomp does not spin (OMP_WAIT_POLICY default wanted)")
+    if " / " in verify["threads"]:
+        bad.append("threads bound to different CPUs (unbound wanted)")
+    omp_text = "passive (spin 0)" if spin == "0" else f"spins {spin}" if spin else "?"
+    values["verified"] = (f"OpenBLAS {verify['openblas_core']} x{verify['openblas_threads']}, "
+                          f"ATen {verify['aten']}, OpenMP {omp_text}, {verify['threads']}"
+                          + (f", oneDNN {verify['onednn']}" if "onednn" in verify else ""))
+    values["not_in_effect"] = "; ".join(bad)
+    values["verify"] = verify
+    return values
+
+
+def catlip_args(a, threads):
+    return [a.catlip, "bench", "step", "--model", a.model, "--image-size", str(a.image_size),
+            "--patch-size", str(a.patch_size), "--batch", str(a.batch), "--classes", str(a.classes),
+            "--threads", str(threads), "--steps", str(a.steps), "--warmup", "1"]
+
+
+def torch_args(a, threads, bf16=False):
+    return ([sys.executable, os.path.abspath(__file__), "--torch-worker", "--model", a.model,
+             "--image-size", str(a.image_size), "--patch-size", str(a.patch_size), "--batch", str(a.batch),
+             "--classes", str(a.classes), "--threads", str(threads), "--steps", str(a.steps), "--warmup", "1"]
+            + (["--bf16"] if bf16 else []))
+
+
+def without_omp_display(text):
+    """text less libgomp's OMP_DISPLAY_ENV block."""
+    keep, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("OPENMP DISPLAY ENVIRONMENT"):
+            inside = line.endswith("BEGIN")
+        elif not inside:
+            keep.append(line)
+    return "\n".join(keep)
+
+
+def run_torch(a, t, r, name, bf16, runs):
+    """One PyTorch child; appends its values to runs and prints its line; False if it failed."""
+    env, want = torch_env(name, t)
+    label = f"torch {name}" + (" bf16" if bf16 else "")
+    rc, out, err, rss, secs = run_child(torch_args(a, t, bf16), env)
+    if rc != 0:
+        last = (without_omp_display(err).strip().splitlines() or out.strip().splitlines() or ["no output"])[-1]
+        print(f"threads {t} run {r + 1} {label}: FAILED (exit {rc}): {last}")
+        return False
+    try:
+        v = torch_result(out, err, want, t)
+    except ValueError as e:
+        print(f"threads {t} run {r + 1} {label}: FAILED: {e}")
+        return False
+    v["rss_mb"], v["wall_s"] = rss, secs
+    runs.append(v)
+    flag = f"  NOT IN EFFECT: {v['not_in_effect']}" if v["not_in_effect"] else ""
+    print(f"threads {t} run {r + 1} {label:<31}: {v['images_per_second']:8.2f} img/s (median step "
+          f"{v['step_ms_median']:.0f} ms), peak RSS {rss:5.0f} MB, {secs:5.1f} s wall, "
+          f"{v['gflops']:.1f} GFLOP/s; {v['verified']}{flag}", flush=True)
+    return True
+
+
+def summarise(vs, key):
+    """The distinct values of key over runs, joined (they should all agree)."""
+    return " | ".join(dict.fromkeys(str(v[key]) for v in vs)) if vs else "-"
 
 
 def main():
@@ -192,10 +549,13 @@ def main():
     ap.add_argument("--model", default="vit_tiny")
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--patch-size", type=int, default=16)
-    ap.add_argument("--torch-omp-wait", default="PASSIVE", metavar="POLICY",
-                    help="OMP_WAIT_POLICY for the PyTorch runs (default PASSIVE; '' leaves it unset)")
+    ap.add_argument("--torch-configs", default="best", metavar="SET",
+                    help="PyTorch configurations: given, best (default), all, or a comma-separated "
+                         "list of CORETYPE/ATEN/WAIT names, e.g. SkylakeX/avx512/PASSIVE")
+    ap.add_argument("--no-bf16", action="store_true", help="skip PyTorch's bf16 autocast reference runs")
     ap.add_argument("--json", metavar="FILE", help="also write every run's numbers to FILE")
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--describe", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--warmup", type=int, default=1, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -222,6 +582,13 @@ def main():
         print(f"step_vs_pytorch: error: catlip executable '{a.catlip}' not found "
               "(build it, pass --catlip PATH, or --no-catlip)", file=sys.stderr)
         return 2
+    flags = cpu_flags()
+    has_avx512 = all(f in flags for f in AVX512_FLAGS)
+    try:
+        configs = torch_configs(a.torch_configs, has_avx512)
+    except ValueError as e:
+        print(f"step_vs_pytorch: error: --torch-configs: {e}", file=sys.stderr)
+        return 2
 
     rc, out, err, _, _ = run_child([sys.executable, os.path.abspath(__file__), "--describe"], dict(os.environ))
     if rc != 0:
@@ -237,92 +604,143 @@ def main():
     dim, depth, heads = described["presets"][a.model]
     flops_img = train_flops_per_image(dim, depth, heads, a.image_size, a.patch_size, a.classes)
     print(f"config: {a.model}/{a.patch_size} image {a.image_size} batch {a.batch} classes {a.classes}, "
-          f"{a.runs} run(s) x (1 warm-up + {a.steps} timed steps) per side and thread count")
-    print(f"PyTorch runs: OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = threads, "
-          f"OMP_WAIT_POLICY={a.torch_omp_wait or '(unset)'}; catlip runs: environment as given")
+          f"{a.runs} run(s) x (1 warm-up + {a.steps} timed steps) per side, configuration and thread count")
+    print("statistic (both sides): batch / median of the per-step times, warm-up step excluded; "
+          "medians over runs below")
+    given = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
+    print(f"PyTorch configurations ({a.torch_configs}): {', '.join(configs)}\n"
+          f"  = OPENBLAS_CORETYPE (given: {given}) / ATEN_CPU_CAPABILITY (default: unset) / "
+          f"OMP_WAIT_POLICY (default: unset); OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = threads"
+          + ("" if has_avx512 else "\n  no AVX-512 on this CPU (flags lack one of "
+             f"{', '.join(AVX512_FLAGS)}): no SkylakeX or avx512 configurations")
+          + ("\n  at 1 thread: " + ", ".join(configs_at(configs, 1)) + " (no worker threads for a wait "
+             "policy to act on)" if 1 in threads and configs_at(configs, 1) != configs else ""))
+    print("catlip runs: environment as given")
+    print(PINNING)
     print(f"FLOPs per image per training step (3 x forward matmuls): {flops_img / 1e9:.3f} GFLOP")
     print("load average before: %.2f %.2f %.2f (other work on the machine skews every number)" % os.getloadavg())
 
-    runs = {t: {"catlip": [], "torch": []} for t in threads}
+    runs = {t: {"catlip": [], "torch": {n: [] for n in configs_at(configs, t)},
+                "torch_bf16": {"config": None, "runs": []}} for t in threads}
     failed = False
     for t in threads:
-        # catlip is left to size its own pool and OpenBLAS (that is part of what is measured).
-        # PyTorch calls the system libblas.so.3 (OpenBLAS, pthreads), whose threads
-        # torch.set_num_threads does not govern: give both pools T threads, as a PyTorch
-        # user would, or OpenMP and OpenBLAS threads fight over the cores.
-        # OMP_WAIT_POLICY=PASSIVE (default --torch-omp-wait): idle OpenMP threads sleep instead
-        # of spinning while OpenBLAS's own threads run the matmuls; with spinning they take the
-        # cores from OpenBLAS and PyTorch at 2 threads measured up to 7x slower on this box.
-        envs = {"catlip": dict(os.environ),
-                "torch": dict(os.environ, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t))}
-        if a.torch_omp_wait:
-            envs["torch"]["OMP_WAIT_POLICY"] = a.torch_omp_wait
         for r in range(a.runs):
-            sides = [] if a.no_catlip else [("catlip", catlip_args(a, t))]
-            sides.append(("torch", torch_args(a, t)))
-            for side, args in sides:
-                env = envs[side]
-                rc, out, err, rss, secs = run_child(args, env)
-                if rc != 0:
-                    last = (err.strip().splitlines() or out.strip().splitlines() or ["no output"])[-1]
-                    print(f"threads {t} run {r + 1} {side}: FAILED (exit {rc}): {last}")
-                    failed = True
-                    continue
+            if not a.no_catlip:
+                rc, out, err, rss, secs = run_child(catlip_args(a, t), dict(os.environ))
                 try:
-                    v = parse_result_line(out) if side == "catlip" else _torch_result(out)
+                    if rc != 0:
+                        raise ValueError(f"(exit {rc}): " +
+                                         (err.strip().splitlines() or out.strip().splitlines() or ["no output"])[-1])
+                    v = parse_result_line(out)
                 except ValueError as e:
-                    print(f"threads {t} run {r + 1} {side}: FAILED: {e}")
+                    print(f"threads {t} run {r + 1} catlip: FAILED {e}")
                     failed = True
-                    continue
-                v["rss_mb"] = rss
-                v["wall_s"] = secs
-                runs[t][side].append(v)
-                extra = (f" gflops {v['gflops']:.1f} sgemm {v['sgemm_gflops']:.1f} GFLOP/s"
-                         f" (share {v['sgemm_share']:.2f}), own peak RSS {v['peak_rss_mb']:.0f} MB"
-                         if side == "catlip" else f" gflops {v['gflops']:.1f}")
-                print(f"threads {t} run {r + 1} {side:<6}: {v['images_per_second']:8.2f} img/s,"
-                      f" peak RSS {rss:7.0f} MB, {secs:5.1f} s wall;{extra}", flush=True)
+                else:
+                    v["rss_mb"], v["wall_s"] = rss, secs
+                    runs[t]["catlip"].append(v)
+                    med = f" (median step {v['step_ms_median']:.0f} ms)" if "step_ms_median" in v else ""
+                    print(f"threads {t} run {r + 1} {'catlip':<31}: {v['images_per_second']:8.2f} img/s{med}, "
+                          f"peak RSS {rss:5.0f} MB, {secs:5.1f} s wall, {v['gflops']:.1f} GFLOP/s, sgemm "
+                          f"{v['sgemm_gflops']:.1f} GFLOP/s (share {v['sgemm_share']:.2f}); "
+                          f"{v.get('threads_line', '')}", flush=True)
+            for name in runs[t]["torch"]:
+                failed |= not run_torch(a, t, r, name, False, runs[t]["torch"][name])
+        if not a.no_bf16:
+            rates = {n: median([v["images_per_second"] for v in vs]) for n, vs in runs[t]["torch"].items() if vs}
+            if rates:
+                best = max(rates, key=rates.get)
+                runs[t]["torch_bf16"]["config"] = best
+                for r in range(a.runs):
+                    failed |= not run_torch(a, t, r, best, True, runs[t]["torch_bf16"]["runs"])
+
+    print()
+    print("Every PyTorch configuration (medians over runs; ratio = catlip img/s / this configuration's):")
+    print(f"{'threads':>7} {'configuration':<26} {'img/s':>7} {'ratio':>6} {'GFLOP/s':>7} {'of sgemm':>8} "
+          f"{'MB':>5}  verified")
+    summary = {}
+    for t in threads:
+        c = runs[t]["catlip"]
+        c_ips = median([v["images_per_second"] for v in c])
+        # FLOPs per image: catlip's own count if it gave one (gflops / img/s), else ours.
+        f_img = median([v["gflops"] * 1e9 / v["images_per_second"] for v in c
+                        if v["images_per_second"] > 0]) if c else flops_img
+        sg = median([v["sgemm_gflops"] for v in c])
+        rows = {}
+        for name, vs in runs[t]["torch"].items():
+            if not vs:
+                print(f"{t:>7} {name:<26} {'FAILED':>7}")
+                continue
+            ips = median([v["images_per_second"] for v in vs])
+            rows[name] = {"images_per_second": ips, "gflops": ips * f_img / 1e9, "sgemm_share": ips * f_img / 1e9 / sg,
+                          "rss_mb": median([v["rss_mb"] for v in vs]), "ratio": c_ips / ips,
+                          "verified": summarise(vs, "verified"), "not_in_effect": summarise(vs, "not_in_effect")}
+        best = max(rows, key=lambda n: rows[n]["images_per_second"]) if rows else None
+        for name, row in rows.items():
+            flag = f"  NOT IN EFFECT: {row['not_in_effect']}" if row["not_in_effect"] else ""
+            print(f"{t:>7} {name + (' *' if name == best else ''):<26} {row['images_per_second']:>7.2f} "
+                  f"{fmt(row['ratio'], '>6.2f')} {row['gflops']:>7.1f} {fmt(row['sgemm_share'], '>8.2f')} "
+                  f"{row['rss_mb']:>5.0f}  {row['verified']}{flag}")
+        bf = runs[t]["torch_bf16"]
+        bf_row = None
+        if bf["runs"]:
+            ips = median([v["images_per_second"] for v in bf["runs"]])
+            bf_row = {"config": bf["config"], "images_per_second": ips, "gflops": ips * f_img / 1e9,
+                      "rss_mb": median([v["rss_mb"] for v in bf["runs"]]),
+                      "verified": summarise(bf["runs"], "verified"),
+                      "not_in_effect": summarise(bf["runs"], "not_in_effect")}
+        summary[t] = {"catlip_images_per_second": c_ips, "sgemm_gflops": sg, "flops_per_image": f_img,
+                      "torch": rows, "fastest_torch": best, "torch_bf16": bf_row}
+    print("  * = fastest float32 configuration at that thread count (the one the ratio below uses)")
 
     print()
     print(f"{'threads':>7} {'catlip img/s':>12} {'torch img/s':>11} {'ratio':>6} {'catlip MB':>9} "
-          f"{'torch MB':>8} {'sgemm share':>11} {'catlip GFLOP/s':>14} {'torch GFLOP/s':>13} {'of catlip sgemm':>15}")
+          f"{'torch MB':>8} {'sgemm share':>11} {'catlip GFLOP/s':>14} {'torch GFLOP/s':>13} "
+          f"{'of catlip sgemm':>15}  fastest PyTorch configuration")
     for t in threads:
-        c, p = runs[t]["catlip"], runs[t]["torch"]
-        c_ips = median([v["images_per_second"] for v in c])
-        p_ips = median([v["images_per_second"] for v in p])
-        # FLOPs per image: catlip's own count if it gave one (gflops / img/s), else ours.
-        c_flops = median([v["gflops"] * 1e9 / v["images_per_second"] for v in c if v["images_per_second"] > 0])
-        f_img = c_flops if c else flops_img
-        p_gflops = p_ips * f_img / 1e9
-        sg = median([v["sgemm_gflops"] for v in c])
-        print(f"{t:>7} {c_ips:>12.2f} {p_ips:>11.2f} {c_ips / p_ips:>6.2f} "
-              f"{median([v['rss_mb'] for v in c]):>9.0f} {median([v['rss_mb'] for v in p]):>8.0f} "
-              f"{median([v['sgemm_share'] for v in c]):>11.2f} {median([v['gflops'] for v in c]):>14.1f} "
-              f"{p_gflops:>13.1f} {p_gflops / sg:>15.2f}")
+        s, c = summary[t], runs[t]["catlip"]
+        if s["fastest_torch"] is None:
+            print(f"{t:>7} (no PyTorch run succeeded)")
+            continue
+        p = s["torch"][s["fastest_torch"]]
+        print(f"{t:>7} {fmt(s['catlip_images_per_second'], '>12.2f')} {p['images_per_second']:>11.2f} "
+              f"{fmt(p['ratio'], '>6.2f')} {fmt(median([v['rss_mb'] for v in c]), '>9.0f')} {p['rss_mb']:>8.0f} "
+              f"{fmt(median([v['sgemm_share'] for v in c]), '>11.2f')} "
+              f"{fmt(median([v['gflops'] for v in c]), '>14.1f')} {p['gflops']:>13.1f} "
+              f"{fmt(p['sgemm_share'], '>15.2f')}  {s['fastest_torch']}")
+    for t in threads:
+        b = summary[t]["torch_bf16"]
+        if b:
+            best = summary[t]["torch"][summary[t]["fastest_torch"]]
+            flag = f"  NOT IN EFFECT: {b['not_in_effect']}" if b["not_in_effect"] else ""
+            print(f"PyTorch bf16 autocast reference, {t} thread(s), {b['config']}: {b['images_per_second']:.2f} img/s "
+                  f"({b['images_per_second'] / best['images_per_second']:.2f}x its float32, "
+                  f"{b['gflops']:.1f} GFLOP/s, peak RSS {b['rss_mb']:.0f} MB; not in the ratio); "
+                  f"{b['verified']}{flag}")
     if any(runs[t]["catlip"] for t in threads):
         c_all = [v["gflops"] * 1e9 / v["images_per_second"] for t in threads for v in runs[t]["catlip"]
                  if v["images_per_second"] > 0]
         print(f"\nFLOPs/image: catlip counts {median(c_all) / 1e9:.3f} GFLOP, this script {flops_img / 1e9:.3f} GFLOP")
-    print("img/s and MB are medians over runs (MB: each child's peak RSS); ratio = catlip / PyTorch img/s;\n"
-          "sgemm share = catlip's step GFLOP/s over the sgemm GFLOP/s it measured on this machine with the same "
-          "threads;\n'of catlip sgemm' = PyTorch's step GFLOP/s (same FLOP count) over that same sgemm rate.")
+    print("img/s and MB are medians over runs (MB: each child's peak RSS); ratio = catlip / the fastest "
+          "PyTorch configuration's img/s;\nsgemm share = catlip's step GFLOP/s over the sgemm GFLOP/s it "
+          "measured on this machine with the same threads;\n'of catlip sgemm' = PyTorch's step GFLOP/s "
+          "(same FLOP count) over that same sgemm rate.")
+    print(PINNING)
     print("load average after: %.2f %.2f %.2f" % os.getloadavg())
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"config": vars(a), "flops_per_image": flops_img,
-                       "runs": {str(t): v for t, v in runs.items()}}, f, indent=1)
+            json.dump(no_nan({"config": vars(a), "flops_per_image": flops_img, "has_avx512": has_avx512,
+                       "torch_configs": {n: {"name": n, "env_changes": env_changes(n)} for n in configs},
+                       "pinning": PINNING, "summary": {str(t): v for t, v in summary.items()},
+                       "runs": {str(t): v for t, v in runs.items()}}), f, indent=1)
     return 1 if failed else 0
 
 
-def _torch_result(out):
-    lines = [l for l in out.splitlines() if l.startswith("result:")]
-    if not lines:
-        raise ValueError("PyTorch worker printed no result line")
-    values = {}
-    for field in lines[-1][len("result:"):].split():
-        k, _, v = field.partition("=")
-        values[k] = float(v)
-    return values
+def env_changes(name):
+    """What configuration `name` changes in the environment (threads aside), for the JSON."""
+    env, _ = torch_env(name, 0)
+    keys = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "ATEN_CPU_CAPABILITY", "OMP_WAIT_POLICY",
+            "OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY")
+    return {k: env.get(k) for k in keys if env.get(k) != os.environ.get(k)}
 
 
 if __name__ == "__main__":

@@ -25,9 +25,12 @@ static void usage(FILE *out) {
             "  --threads T         compute threads (default: cores of this process)\n"
             "  --steps N           timed steps (default 5)\n"
             "  --warmup N          untimed steps first (default 1)\n"
+            "Each timed step is timed on its own; images/s = batch / the median step time\n"
+            "(warm-up steps excluded), and GFLOP/s is taken at that median too.\n"
             "Prints images/s, achieved GFLOP/s, the share of the measured sgemm rate, peak RSS;\n"
             "the last line is machine-readable:\n"
-            "  result: images_per_second=F gflops=F sgemm_gflops=F sgemm_share=F peak_rss_mb=F\n");
+            "  result: images_per_second=F gflops=F sgemm_gflops=F sgemm_share=F peak_rss_mb=F\n"
+            "          openblas_gflops=F step_ms_median=F\n");
 }
 
 int cmd_bench_step(int argc, char **argv) {
@@ -132,8 +135,8 @@ int cmd_bench_step(int argc, char **argv) {
            openblas, blas_describe(), 100.0 * gflops / openblas);
     printf("memory     peak RSS %.0f MB\n", rss);
     printf("result: images_per_second=%.3f gflops=%.2f sgemm_gflops=%.2f sgemm_share=%.4f "
-           "peak_rss_mb=%.1f openblas_gflops=%.2f\n",
-           B / median, gflops, sgemm, gflops / sgemm, rss, openblas);
+           "peak_rss_mb=%.1f openblas_gflops=%.2f step_ms_median=%.3f\n",
+           B / median, gflops, sgemm, gflops / sgemm, rss, openblas, median * 1e3);
     free(times), free(images), free(targets);
     train_state_free(&ts);
     pool_destroy(pool);
