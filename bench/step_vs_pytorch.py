@@ -49,9 +49,11 @@ configuration's own rate and ratio are printed too). Peak RSS is each child's ow
 machine with the same threads (sgemm_share), and the fastest PyTorch configuration's GFLOP/s (same
 FLOP count) over that same sgemm rate.
 
-Thread pinning: the script pins neither side. catlip binds each of its pool threads to its own
-core with hwloc, within the process's cpuset (what it does in training too). PyTorch runs as it
-ships, its threads unbound: OMP_PROC_BIND=close/OMP_PLACES=cores binds the main thread to one
+Thread pinning, the same on both sides: each child process (catlip and PyTorch) is given the
+same first T usable CPUs as its affinity mask (sched_setaffinity before exec), so at T threads
+both sides run on the same T cores and neither borrows an idle one. Within that set catlip binds
+each of its pool threads to its own core with hwloc (what it does in training too) and PyTorch's
+threads run as it ships, unbound within the set: OMP_PROC_BIND=close/OMP_PLACES=cores binds the main thread to one
 core before OpenBLAS sizes its pool from that thread's affinity, so OpenBLAS drops to 1 thread
 and torch's matmuls lose the other cores (measured: threadpool_info() says openblas 1 thread).
 
@@ -90,10 +92,16 @@ WAITS = ("default", "PASSIVE")
 PRESET_GIVEN = ("given/default/PASSIVE", "given/default/default")
 PRESET_BEST = ("given/default/PASSIVE", "SkylakeX/avx512/PASSIVE", "SkylakeX/avx512/default")
 
-PINNING = ("thread pinning: none by this script. catlip binds each pool thread to its own core "
-           "(hwloc, within the process's cpuset), as in training;\n  PyTorch as shipped, threads "
+PINNING = ("thread pinning: both children get the same first T usable CPUs as their affinity mask; "
+           "within it catlip binds each pool thread to its own core\n  (hwloc), as in training; "
+           "PyTorch as shipped, threads "
            "unbound (OMP_PROC_BIND/OMP_PLACES/GOMP_CPU_AFFINITY removed): OMP_PROC_BIND=close would "
            "bind the main thread first and leave OpenBLAS 1 thread")
+
+
+def first_cpus(t):
+    """The first t CPUs this process may use: the affinity both sides get at t threads."""
+    return sorted(os.sched_getaffinity(0))[:t]
 
 
 def train_flops_per_image(dim, depth, heads, image_size, patch_size, classes):
@@ -138,11 +146,15 @@ def parse_result_line(text):
     return values
 
 
-def run_child(args, env):
-    """Runs a child with stdout/stderr to temp files; returns (rc, stdout, stderr, peak RSS MB, s)."""
+def run_child(args, env, cpus=None):
+    """Runs a child with stdout/stderr to temp files, its affinity restricted to cpus (a list) when
+    given; returns (rc, stdout, stderr, peak RSS MB, s)."""
+    def restrict():
+        if cpus:
+            os.sched_setaffinity(0, cpus)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.time()
-        p = subprocess.Popen(args, stdout=out, stderr=err, env=env)
+        p = subprocess.Popen(args, stdout=out, stderr=err, env=env, preexec_fn=restrict)
         _, status, usage = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
         secs = time.time() - t0
@@ -513,7 +525,7 @@ def run_torch(a, t, r, name, bf16, runs):
     """One PyTorch child; appends its values to runs and prints its line; False if it failed."""
     env, want = torch_env(name, t)
     label = f"torch {name}" + (" bf16" if bf16 else "")
-    rc, out, err, rss, secs = run_child(torch_args(a, t, bf16), env)
+    rc, out, err, rss, secs = run_child(torch_args(a, t, bf16), env, first_cpus(t))
     if rc != 0:
         last = (without_omp_display(err).strip().splitlines() or out.strip().splitlines() or ["no output"])[-1]
         print(f"threads {t} run {r + 1} {label}: FAILED (exit {rc}): {last}")
@@ -626,7 +638,7 @@ def main():
     for t in threads:
         for r in range(a.runs):
             if not a.no_catlip:
-                rc, out, err, rss, secs = run_child(catlip_args(a, t), dict(os.environ))
+                rc, out, err, rss, secs = run_child(catlip_args(a, t), dict(os.environ), first_cpus(t))
                 try:
                     if rc != 0:
                         raise ValueError(f"(exit {rc}): " +
