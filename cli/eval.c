@@ -47,9 +47,9 @@ static const char *zeroshot_usage =
     "[options]\n"
     "\n"
     "Classifies labelled shards (KEY.cls: the class index, 0-based, in classes-file order) with a\n"
-    "Transfer Init head and no training: top-1 and top-5 accuracy, per-class accuracy and the "
-    "most\n"
-    "frequent confusions, against chance (1/K) and the majority class.\n"
+    "Transfer Init head and no training: top-1 and top-5 accuracy, per-class accuracy, their mean\n"
+    "over the classes with images (mean per-class) and the most frequent confusions, against\n"
+    "chance (1/K) and the majority class.\n"
     "\n"
     "  --checkpoint CKPT  checkpoint file, or a run directory\n"
     "  --classes FILE     build the head from these classes now (as catlip transfer does)\n"
@@ -365,12 +365,21 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         rc = catlip_error_set("no usable labelled image in %s (skipped: %s; .cls must be 0..%d)",
                               a.data, skips[0] ? skips : "none", K - 1);
     } else {
+        // Mean per-class accuracy: the mean of the per-class top-1 over the classes with an
+        // image (a constant prediction scores 1 / that count, whatever the class balance).
         long majority = 0;
+        int present = 0;
+        double per_class_sum = 0;
         for (int t = 0; t < K; t++) {
             long row = 0;
             for (int k = 0; k < K; k++) row += confusion[(size_t)t * K + k];
             if (row > majority) majority = row;
+            if (row) {
+                present++;
+                per_class_sum += (double)confusion[(size_t)t * K + t] / row;
+            }
         }
+        double mean_per_class = per_class_sum / present;
         double top1 = (double)correct1 / N, top5 = (double)correct5 / N;
         printf("eval zeroshot: %ld images, %d classes; skipped: %s\n", N, K,
                skips[0] ? skips : "none");
@@ -400,8 +409,10 @@ int cmd_eval_zeroshot(int argc, char **argv) {
                    pairs[i].count);
         if (np == 0) printf("    (none)\n");
         free(pairs);
-        printf("eval zeroshot: top-1 %.4f, top-%d %.4f; chance %.4f (1/%d), majority class %.4f\n",
-               top1, topk, top5, 1.0 / K, K, (double)majority / N);
+        printf(
+            "eval zeroshot: top-1 %.4f, top-%d %.4f, mean per-class %.4f (%d classes with "
+            "images); chance %.4f (1/%d), majority class %.4f\n",
+            top1, topk, top5, mean_per_class, present, 1.0 / K, K, (double)majority / N);
         if (a.json) {
             json_t *o = json_object();
             json_object_set_new(o, "checkpoint", json_string(m.path));
@@ -410,6 +421,8 @@ int cmd_eval_zeroshot(int argc, char **argv) {
             json_object_set_new(o, "classes", json_integer(K));
             json_object_set_new(o, "top1", json_real(top1));
             json_object_set_new(o, "top5", json_real(top5));
+            json_object_set_new(o, "mean_per_class", json_real(mean_per_class));
+            json_object_set_new(o, "classes_present", json_integer(present));
             json_object_set_new(o, "chance", json_real(1.0 / K));
             json_object_set_new(o, "majority", json_real((double)majority / N));
             json_object_set_new(o, "skipped", json_string(skips));

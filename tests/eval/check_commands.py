@@ -181,6 +181,14 @@ def main():
         zs = json.load(open(zs_json))
         check("top-1" in p.stdout and zs["classes"] == 4 and 0 <= zs["top1"] <= zs["top5"] <= 1 and zs["images"] > 10,
               f"eval zeroshot reports top-1 {zs['top1']:.3f} / top-5 over {zs['images']} images")
+        # The per-class table: "  NAME  IMAGES  TOP-1" rows (top-1 "-" for a class without images).
+        rows = [l.split() for l in p.stdout.splitlines() if l.startswith("  ") and len(l.split()) >= 3]
+        rows = [r for r in rows if r[-2].isdigit() and r[-1] != "-" and int(r[-2]) > 0]
+        want = sum(float(r[-1]) for r in rows) / len(rows) if rows else -1
+        check(len(rows) == zs["classes_present"] and abs(zs["mean_per_class"] - want) < 1e-3 and
+              f"mean per-class {zs['mean_per_class']:.4f}" in p.stdout,
+              f"eval zeroshot: mean per-class {zs['mean_per_class']:.4f} is the mean of the per-class "
+              f"column over {len(rows)} classes with images ({want:.4f})")
         p2 = run([catlip, "eval", "zeroshot", "--checkpoint", rd, "--classes", classes, "--quiet", "--data",
                   os.path.join(tmp, "cls", "00000.tar"), "--json", zs_json])
         check(json.load(open(zs_json))["top1"] == zs["top1"], "eval zeroshot: --classes equals --head of the same classes")

@@ -13,11 +13,19 @@ add_test(NAME eval.path_similarity
 # PyTorch give catlip predict's logits; bad inputs give one-line errors.
 add_test(NAME eval.commands
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/check_commands.py $<TARGET_FILE:catlip>)
-# The quickstart, short: openclipart shards, vocabulary, 2 workers + coordinator, eval vs prior
-# and zero-shot vs chance.
+# The quickstart, short: openclipart shards, vocabulary, 2 workers + coordinator, and a control
+# (the same model at learning rate 0); deploy/quickstart_check.py: the model beats control and
+# label-frequency prior on mAP, and majority class and 1/K on zero-shot.
 add_test(NAME eval.quickstart
   COMMAND ${CMAKE_SOURCE_DIR}/deploy/quickstart.sh --ci --build-dir ${CMAKE_BINARY_DIR}
           --work ${CMAKE_BINARY_DIR}/quickstart-ci)
+# On eval.quickstart's outputs: the checker fails the control's results given as the trained
+# model's (and passes the real ones); the control's weights are the random initialisation.
+add_test(NAME eval.quickstart_check_control
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/check_quickstart_control.py $<TARGET_FILE:catlip>
+          ${CMAKE_BINARY_DIR}/quickstart-ci)
+set_tests_properties(eval.quickstart PROPERTIES FIXTURES_SETUP quickstart_ci)
+set_tests_properties(eval.quickstart_check_control PROPERTIES FIXTURES_REQUIRED quickstart_ci TIMEOUT 300)
 set_tests_properties(eval.metrics eval.path_similarity PROPERTIES TIMEOUT 120)
 set_tests_properties(eval.commands PROPERTIES TIMEOUT 300)
 set_tests_properties(eval.quickstart PROPERTIES TIMEOUT 900)
