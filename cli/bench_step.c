@@ -142,6 +142,6 @@ int cmd_bench_step(int argc, char **argv) {
     pool_destroy(pool);
     return 0;
 bad:
-    fprintf(stderr, "catlip: error: %s\n", catlip_error());
+    catlip_error_print();
     return 2;
 }

@@ -16,7 +16,7 @@
 #include "eval/metrics.h"
 #include "eval/transfer_init.h"
 #include "io/transfer_head.h"
-#include "nn/inference.h"
+#include "model/inference.h"
 #include "text/caption_labels.h"
 #include "text/labeler.h"
 
@@ -181,12 +181,12 @@ static int write_json(const char *path, json_t *o) {
 int cmd_eval_multilabel(int argc, char **argv) {
     struct eval_args a;
     if (parse_eval_args(argc, argv, multilabel_usage, &a) != 0) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         return 2;
     }
     struct inference_model m;
     if (inference_load(&m, a.checkpoint, a.vocab, a.ema, a.batch, a.threads) != 0) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         return 1;
     }
     if (!m.vocab) {
@@ -203,7 +203,7 @@ int cmd_eval_multilabel(int argc, char **argv) {
     struct pipeline *p =
         lab ? open_eval_pipeline(&a, &m, &shards, m.config.num_classes, caption_labels, &lc) : NULL;
     if (!p) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         labeler_free(lab);
         if (shards.paths) shardlist_free(&shards);
         inference_free(&m);
@@ -272,7 +272,7 @@ int cmd_eval_multilabel(int argc, char **argv) {
             rc = write_json(a.json, o);
         }
     }
-    if (rc != 0) fprintf(stderr, "catlip: error: %s\n", catlip_error());
+    if (rc != 0) catlip_error_print();
     free(scores);
     free(labels);
     pipeline_destroy(p);
@@ -297,12 +297,12 @@ int cmd_eval_zeroshot(int argc, char **argv) {
     if (parse_eval_args(argc, argv, zeroshot_usage, &a) != 0 ||
         (!a.classes == !a.head &&
          catlip_error_set("give exactly one of --classes FILE and --head FILE"))) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         return 2;
     }
     struct inference_model m;
     if (inference_load(&m, a.checkpoint, a.vocab, a.ema, a.batch, a.threads) != 0) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         return 1;
     }
     struct transfer_head head = {0};
@@ -317,7 +317,7 @@ int cmd_eval_zeroshot(int argc, char **argv) {
     struct shard_list shards = {0};
     struct pipeline *p = rc == 0 ? open_eval_pipeline(&a, &m, &shards, head.K, NULL, NULL) : NULL;
     if (!p) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         if (shards.paths) shardlist_free(&shards);
         transfer_head_free(&head);
         inference_free(&m);
@@ -429,7 +429,7 @@ int cmd_eval_zeroshot(int argc, char **argv) {
             rc = write_json(a.json, o);
         }
     }
-    if (rc != 0) fprintf(stderr, "catlip: error: %s\n", catlip_error());
+    if (rc != 0) catlip_error_print();
     if (names) {
         for (int k = 0; k < K; k++) free(names[k]);
         free(names);

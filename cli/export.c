@@ -8,7 +8,7 @@
 #include "cli/commands.h"
 #include "core/check.h"
 #include "io/safetensors.h"
-#include "nn/inference.h"
+#include "model/inference.h"
 
 static const char *export_usage =
     "usage: catlip export --checkpoint CKPT -o MODEL.safetensors [--ema] [--vocab FILE]\n"
@@ -123,7 +123,7 @@ int cmd_export(int argc, char **argv) {
     }
     struct inference_model m;
     if (inference_load(&m, checkpoint, vocab, ema, 1, 1) != 0) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         return 1;
     }
     const struct vit_layout *l = &m.model.layout;
@@ -145,7 +145,7 @@ int cmd_export(int argc, char **argv) {
         printf("export: %s (%d tensors, %zu parameters, %s weights)%s%s\n", output, l->ntensors,
                l->total, ema ? "EMA" : "raw", vocab_path[0] ? "; vocabulary " : "", vocab_path);
     else
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
     free(meta);
     free(t);
     inference_free(&m);

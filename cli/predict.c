@@ -10,7 +10,7 @@
 #include "data/image_file.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
-#include "nn/inference.h"
+#include "model/inference.h"
 
 #define PREDICT_BATCH 16
 
@@ -173,13 +173,13 @@ static void predict_batch(void *vctx, struct inference_model *m, int first, int 
 int cmd_predict(int argc, char **argv) {
     struct image_args a;
     if (parse_args(argc, argv, predict_usage, &a) != 0) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         free_args(&a);
         return 2;
     }
     struct inference_model m;
     if (inference_load(&m, a.checkpoint, a.vocab, a.ema, PREDICT_BATCH, a.threads) != 0) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         free_args(&a);
         return 1;
     }
@@ -207,7 +207,7 @@ int cmd_predict(int argc, char **argv) {
         };
         rc = safetensors_write(a.dump, t, 2, NULL);
     }
-    if (rc != 0) fprintf(stderr, "catlip: error: %s\n", catlip_error());
+    if (rc != 0) catlip_error_print();
     free(ctx.dump_images);
     free(ctx.dump_logits);
     inference_free(&m);
@@ -227,13 +227,13 @@ int cmd_embed(int argc, char **argv) {
     struct image_args a;
     if (parse_args(argc, argv, embed_usage, &a) != 0 ||
         (!a.output && catlip_error_set("-o FEATURES.npy is required"))) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         free_args(&a);
         return 2;
     }
     struct inference_model m;
     if (inference_load(&m, a.checkpoint, a.vocab, a.ema, PREDICT_BATCH, a.threads) != 0) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         free_args(&a);
         return 1;
     }
@@ -246,7 +246,7 @@ int cmd_embed(int argc, char **argv) {
         fprintf(stderr, "embed: %d images -> %s (%d x %d float32)\n", a.nimages, a.output,
                 a.nimages, C);
     else
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
     free(features);
     inference_free(&m);
     free_args(&a);

@@ -521,7 +521,7 @@ int cmd_shards_index(int argc, char **argv) {
     }
     struct shard_list list;
     if (shardlist_expand(argv[optind], &list) != 0) {
-        if (rank == 0) fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        if (rank == 0) catlip_error_print();
         if (mpi) MPI_Finalize();
         return 2;
     }

@@ -417,7 +417,7 @@ int cmd_status(int argc, char **argv) {
     }
     struct target t;
     if ((run_dir ? read_status_file(run_dir, &t) : parse_connect(connect_arg, &t)) != 0) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         return connect_arg ? 2 : 1;
     }
     if (control >= 0) {
@@ -425,11 +425,11 @@ int cmd_status(int argc, char **argv) {
         if (token_arg)
             snprintf(token, sizeof token, "%s", token_arg);
         else if (read_token(run_dir, token, sizeof token) != 0) {
-            fprintf(stderr, "catlip: error: %s\n", catlip_error());
+            catlip_error_print();
             return 1;
         }
         if (send_control(&t, control, token) != 0) {
-            fprintf(stderr, "catlip: error: %s\n", catlip_error());
+            catlip_error_print();
             return 1;
         }
         return 0;
@@ -458,7 +458,7 @@ int cmd_status(int argc, char **argv) {
             return done ? 0 : 1;
         }
         if (rc < 0) {
-            fprintf(stderr, "catlip: error: %s\n", catlip_error());
+            catlip_error_print();
             return 1;
         }
         if (watch <= 0 || rc == 1 || interrupted) return 0;

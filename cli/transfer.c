@@ -60,7 +60,7 @@ int cmd_transfer(int argc, char **argv) {
     }
     struct inference_model m;
     if (inference_load(&m, checkpoint, vocab, ema, 1, 1) != 0) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
         return 1;
     }
     struct transfer_head head;
@@ -71,7 +71,7 @@ int cmd_transfer(int argc, char **argv) {
     if (rc == 0)
         printf("transfer: head (%d x %d) written to %s\n", head.K, head.C, output);
     else
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        catlip_error_print();
     transfer_head_free(&head);
     inference_free(&m);
     return rc == 0 ? 0 : 1;

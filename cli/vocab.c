@@ -231,14 +231,14 @@ int cmd_vocab_build(int argc, char **argv) {
     // Argument and set-up errors are the same on every rank, so every rank exits the same way.
     struct shard_list shards;
     if (shardlist_expand(data, &shards) != 0) {
-        if (rank == 0) fprintf(stderr, "catlip: error: %s\n", catlip_error());
+        if (rank == 0) catlip_error_print();
         MPI_Finalize();
         return 2;
     }
     // WordNet could be missing on one node only: agree before counting, so no rank waits forever.
     struct labeler *lab = labeler_create(wordnet_dir, (enum labeler_mode)mode);
     int ready = lab != NULL;
-    if (!lab) fprintf(stderr, "catlip: error: %s\n", catlip_error());
+    if (!lab) catlip_error_print();
     MPI_Allreduce(MPI_IN_PLACE, &ready, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (!ready) {
         labeler_free(lab);
@@ -307,7 +307,7 @@ int cmd_vocab_build(int argc, char **argv) {
                         (unsigned long long)total_stats[STAT_CAPTIONS]);
                 status = 1;
             } else if (vocab_write(output, header, rows, nrows) != 0) {
-                fprintf(stderr, "catlip: error: %s\n", catlip_error());
+                catlip_error_print();
                 status = 1;
             } else {
                 log_info("vocab build: %llu shards, %llu captions in %.1f s (%.0f captions/s over %d ranks); "

@@ -13,7 +13,7 @@
 #include "core/check.h"
 #include "core/log.h"
 #include "io/checkpoint.h"
-#include "worker/worker.h"
+#include "train/link.h"
 
 // The loop polls MPI for worker messages: every MPI_POLL_MIN_MS while messages arrive, backing
 // off to MPI_POLL_MAX_MS when none do (a step of a real model takes far longer than that, and
@@ -40,12 +40,13 @@ struct worker_row {
 
 struct coordinator {
     struct run *run;
+    struct link *link;  // to the workers
     uv_loop_t loop;
     uv_timer_t poll_timer;
     int poll_ms;  // current MPI poll interval
     uv_signal_t sig_term, sig_usr1, sig_int;
     int interrupts;
-    atomic_int pending_command;  // Catlip__Command__Kind requested by a signal or a client
+    atomic_int pending_command;  // highest Catlip__Command__Kind a signal or a client requested
     pthread_mutex_t lock;        // guards what status clients read (single-process mode)
     pthread_t loop_thread;
     int loop_thread_running;
@@ -81,8 +82,6 @@ struct coordinator {
     double cpu_at_serve, wall_at_serve;  // when the loop started (after MPI and planning)
     char last_checkpoint[CONFIG_STRING_MAX + 64];
     int64_t last_checkpoint_step;
-    uint8_t *recv_buffer;
-    size_t recv_capacity;
     struct status_server *status;
 };
 
@@ -100,9 +99,13 @@ static void format_duration(char *out, size_t n, double seconds) {
     else snprintf(out, n, "%lds", s);
 }
 
-struct coordinator *coordinator_create(struct run *run) {
+static void on_message(void *ctx, int worker, int kind, const uint8_t *data, size_t len);
+
+struct coordinator *coordinator_create(struct run *run, struct link *link) {
     struct coordinator *c = xcalloc(1, sizeof *c);
     c->run = run;
+    c->link = link;
+    link_set_receiver(link, on_message, c);
     c->workers = xcalloc((size_t)run->nworkers, sizeof *c->workers);
     char path[CONFIG_STRING_MAX + 64];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run->cfg.run_dir);
@@ -132,6 +135,16 @@ struct coordinator *coordinator_create(struct run *run) {
     return c;
 }
 
+static int start_status_server(struct coordinator *c) {
+    const struct config *cfg = &c->run->cfg;
+    struct status_options o = {.host = cfg->status.host,
+                               .port = (int)cfg->status.port,
+                               .http_port = (int)cfg->status.http_port,
+                               .run_dir = cfg->run_dir,
+                               .run_id = c->run->run_id};
+    return status_server_start(&c->status, c, &o);
+}
+
 static void on_stop_async(uv_async_t *handle) { uv_stop(handle->loop); }
 
 static void *loop_thread_main(void *arg) {
@@ -141,7 +154,7 @@ static void *loop_thread_main(void *arg) {
 }
 
 int coordinator_start_loop_thread(struct coordinator *c) {
-    if (status_server_start(&c->status, c, c->run) != 0) return -1;
+    if (start_status_server(c) != 0) return -1;
     uv_async_init(&c->loop, &c->stop_async, on_stop_async);
     if (pthread_create(&c->loop_thread, NULL, loop_thread_main, c) != 0)
         return catlip_error_set("cannot start the coordinator's status thread");
@@ -176,7 +189,6 @@ void coordinator_destroy(struct coordinator *c) {
     if (c->ckpt) ckpt_writer_abort(c->ckpt);
     if (c->metrics) fclose(c->metrics);
     free(c->workers);
-    free(c->recv_buffer);
     free(c);
 }
 
@@ -283,7 +295,7 @@ static void on_progress(struct coordinator *c, const Catlip__Progress *p) {
         log_interval(c, p);
 }
 
-void coordinator_on_progress_packed(struct coordinator *c, const uint8_t *data, size_t len) {
+static void on_progress_packed(struct coordinator *c, const uint8_t *data, size_t len) {
     Catlip__Progress *p = catlip__progress__unpack(NULL, len, data);
     if (!p) {
         log_warn("unreadable progress message (%zu bytes) ignored", len);
@@ -298,7 +310,7 @@ void coordinator_on_progress_packed(struct coordinator *c, const uint8_t *data, 
 // ---------------------------------------------------------------------------------------
 // checkpoints
 
-void coordinator_on_checkpoint_begin(struct coordinator *c, const uint8_t *data, size_t len) {
+static void on_checkpoint_begin(struct coordinator *c, const uint8_t *data, size_t len) {
     if (c->ckpt) ckpt_writer_abort(c->ckpt);
     c->ckpt = NULL;
     Catlip__CheckpointHeader *h = catlip__checkpoint_header__unpack(NULL, len, data);
@@ -325,7 +337,7 @@ void coordinator_on_checkpoint_begin(struct coordinator *c, const uint8_t *data,
     catlip__checkpoint_header__free_unpacked(h, NULL);
 }
 
-void coordinator_on_checkpoint_record(struct coordinator *c, const uint8_t *data, size_t len) {
+static void on_checkpoint_record(struct coordinator *c, const uint8_t *data, size_t len) {
     if (!c->ckpt) return;
     if (ckpt_writer_record(c->ckpt, data, len) != 0) {
         log_error("checkpoint at step %lld not written: %s", (long long)c->ckpt_step,
@@ -336,7 +348,7 @@ void coordinator_on_checkpoint_record(struct coordinator *c, const uint8_t *data
     }
 }
 
-void coordinator_on_checkpoint_end(struct coordinator *c, int64_t step) {
+static void on_checkpoint_end(struct coordinator *c, int64_t step) {
     if (!c->ckpt) return;
     char path[CONFIG_STRING_MAX + 64];
     snprintf(path, sizeof path, "%s", ckpt_writer_path(c->ckpt));
@@ -365,8 +377,63 @@ void coordinator_on_checkpoint_end(struct coordinator *c, int64_t step) {
     c->ckpt = NULL;
 }
 
-int coordinator_pending_command(struct coordinator *c) {
-    return atomic_exchange(&c->pending_command, 0);  // acted on once
+static void on_done(struct coordinator *c, int worker, int status) {
+    pthread_mutex_lock(&c->lock);
+    if (!c->workers[worker].done) {
+        c->workers[worker].done = 1;
+        c->workers_done++;
+    }
+    if (status != 0) {
+        log_error("worker %d ended with status %d", worker, status);
+        c->exit_status = status;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+// Every message from a worker, whichever link carried it. Lengths are checked here: a
+// message is outside input to the coordinator.
+static void on_message(void *ctx, int worker, int kind, const uint8_t *data, size_t len) {
+    struct coordinator *c = ctx;
+    if (worker < 0 || worker >= c->run->nworkers) {
+        log_warn("message (kind %d) from unknown worker %d ignored", kind, worker);
+        return;
+    }
+    if ((kind == LINK_CKPT_END && len != sizeof(int64_t)) ||
+        (kind == LINK_DONE && len != sizeof(int32_t))) {
+        log_warn("malformed message (tag %d, %zu bytes) from rank %d ignored", kind, len,
+                 worker + 1);
+        return;
+    }
+    int64_t step;
+    int32_t status;
+    switch (kind) {
+    case LINK_PROGRESS: on_progress_packed(c, data, len); break;
+    case LINK_CKPT_BEGIN: on_checkpoint_begin(c, data, len); break;
+    case LINK_CKPT_RECORD: on_checkpoint_record(c, data, len); break;
+    case LINK_CKPT_END:
+        memcpy(&step, data, sizeof step);
+        on_checkpoint_end(c, step);
+        break;
+    case LINK_DONE:
+        memcpy(&status, data, sizeof status);
+        on_done(c, worker, status);
+        break;
+    default: log_warn("unexpected message tag %d from rank %d", kind, worker + 1);
+    }
+}
+
+int coordinator_exit_status(struct coordinator *c) {
+    pthread_mutex_lock(&c->lock);
+    int status = c->exit_status;
+    pthread_mutex_unlock(&c->lock);
+    return status;
+}
+
+int coordinator_workers_done(struct coordinator *c) {
+    pthread_mutex_lock(&c->lock);
+    int done = c->workers_done;
+    pthread_mutex_unlock(&c->lock);
+    return done;
 }
 
 struct uv_loop_s *coordinator_loop(struct coordinator *c) { return &c->loop; }
@@ -462,70 +529,17 @@ static void request_command(struct coordinator *c, int kind) {
     int now = atomic_load(&c->pending_command);
     while (kind > now && !atomic_compare_exchange_weak(&c->pending_command, &now, kind)) {
     }
-    if (c->run->single_process) return;
-    Catlip__Command cmd = CATLIP__COMMAND__INIT;
-    cmd.kind = (Catlip__Command__Kind)atomic_load(&c->pending_command);
-    uint8_t buf[64];
-    size_t len = catlip__command__pack(&cmd, buf);
-    for (int r = 1; r < c->run->world_size; r++)
-        MPI_Send(buf, (int)len, MPI_BYTE, r, TAG_COMMAND, MPI_COMM_WORLD);
+    link_send_command(c->link, atomic_load(&c->pending_command));
 }
 
 static void on_signal(uv_signal_t *handle, int signum) {
     struct coordinator *c = handle->data;
     if (signum == SIGINT && ++c->interrupts >= 2) {
         log_error("second interrupt: aborting without a checkpoint");
-        MPI_Abort(MPI_COMM_WORLD, 130);
+        link_abort(c->link, 130);
     }
     log_warn("%s: checkpointing at the next step boundary, then stopping", strsignal(signum));
     request_command(c, CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP);
-}
-
-static const uint8_t *receive(struct coordinator *c, const MPI_Status *st, int *len) {
-    MPI_Get_count(st, MPI_BYTE, len);
-    if ((size_t)*len + 1 > c->recv_capacity) {
-        c->recv_capacity = (size_t)*len + 1;
-        c->recv_buffer = xrealloc(c->recv_buffer, c->recv_capacity);
-    }
-    MPI_Recv(c->recv_buffer, *len, MPI_BYTE, st->MPI_SOURCE, st->MPI_TAG, MPI_COMM_WORLD,
-             MPI_STATUS_IGNORE);
-    return c->recv_buffer;
-}
-
-// Handles every message waiting; returns how many there were.
-static int drain_mpi(struct coordinator *c) {
-    for (int handled = 0;; handled++) {
-        int flag, len;
-        MPI_Status st;
-        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
-        if (!flag) return handled;
-        const uint8_t *data = receive(c, &st, &len);
-        int64_t step;
-        if ((st.MPI_TAG == TAG_CKPT_END && len != (int)sizeof(int64_t)) ||
-            (st.MPI_TAG == TAG_DONE && len != (int)sizeof(int))) {
-            log_warn("malformed message (tag %d, %d bytes) from rank %d ignored", st.MPI_TAG, len,
-                     st.MPI_SOURCE);
-            continue;
-        }
-        switch (st.MPI_TAG) {
-        case TAG_PROGRESS: coordinator_on_progress_packed(c, data, (size_t)len); break;
-        case TAG_CKPT_BEGIN: coordinator_on_checkpoint_begin(c, data, (size_t)len); break;
-        case TAG_CKPT_RECORD: coordinator_on_checkpoint_record(c, data, (size_t)len); break;
-        case TAG_CKPT_END:
-            memcpy(&step, data, sizeof step);
-            coordinator_on_checkpoint_end(c, step);
-            break;
-        case TAG_DONE: {
-            int status;
-            memcpy(&status, data, sizeof status);
-            c->workers[st.MPI_SOURCE - 1].done = 1;
-            c->workers_done++;
-            if (status != 0) c->exit_status = status;
-            break;
-        }
-        default: log_warn("unexpected message tag %d from rank %d", st.MPI_TAG, st.MPI_SOURCE);
-        }
-    }
 }
 
 // One line per worker at the end: where its time went. Compute excludes time blocked on the
@@ -552,7 +566,7 @@ static void log_worker_summary(struct coordinator *c) {
 
 static void on_poll(uv_timer_t *timer) {
     struct coordinator *c = timer->data;
-    c->poll_ms = drain_mpi(c) > 0 ? MPI_POLL_MIN_MS
+    c->poll_ms = link_poll(c->link) > 0 ? MPI_POLL_MIN_MS
                                   : (c->poll_ms * 2 < MPI_POLL_MAX_MS ? c->poll_ms * 2 : MPI_POLL_MAX_MS);
     uv_timer_start(&c->poll_timer, on_poll, (uint64_t)c->poll_ms, 0);
     if (c->workers_done == c->run->nworkers) {
@@ -571,7 +585,7 @@ static void on_poll(uv_timer_t *timer) {
         if (!row->done && !c->ckpt && now - row->last_seen > c->run->cfg.train.worker_timeout) {
             log_error("worker on rank %d sent no progress for %.0f s (train.worker_timeout): "
                       "aborting the job", i + 1, now - row->last_seen);
-            MPI_Abort(MPI_COMM_WORLD, 4);
+            link_abort(c->link, 4);
         }
     }
 }
@@ -596,9 +610,9 @@ int coordinator_serve(struct coordinator *c) {
         sigs[i]->data = c;
         uv_signal_start(sigs[i], on_signal, signums[i]);
     }
-    if (status_server_start(&c->status, c, c->run) != 0) {
-        fprintf(stderr, "catlip: error: %s\n", catlip_error());
-        MPI_Abort(MPI_COMM_WORLD, 2);
+    if (start_status_server(c) != 0) {
+        catlip_error_print();
+        link_abort(c->link, 2);
     }
     uv_run(&c->loop, UV_RUN_DEFAULT);
     uv_timer_stop(&c->poll_timer);

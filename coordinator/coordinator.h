@@ -1,31 +1,32 @@
-// The coordinator role (rank 0): plans the run, collects progress, logs it, writes
-// checkpoints from the state worker 0 streams, and relays stop/checkpoint requests.
+// The coordinator role (rank 0): collects progress, logs it, writes checkpoints from the
+// state worker 0 streams, and relays stop/checkpoint requests. It hears the workers only
+// through the link (train/link.h) and knows nothing else of them.
 //
-// In a launched job it runs coordinator_serve(): a libuv loop that polls MPI on a short
+// In a launched job it runs coordinator_serve(): a libuv loop that polls the link on a short
 // timer (Open MPI has no descriptor to wait on; a blocking receive would spin a core), and
-// handles signals. In single-process mode the worker calls the coordinator_on_* functions
-// directly, and nothing else changes.
+// handles signals. In single-process mode the in-process link delivers the worker's messages
+// by direct call, and the loop (status server only) runs on a thread of its own.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 
 #include "catlip.pb-c.h"
-#include "cli/run.h"
+#include "train/link.h"
+#include "train/run.h"
 
-struct coordinator *coordinator_create(struct run *run);
+// Becomes the link's receiver. Exits with a message when RUN_DIR/metrics.jsonl cannot be
+// opened.
+struct coordinator *coordinator_create(struct run *run, struct link *link);
 void coordinator_destroy(struct coordinator *c);
 
 // Runs until every worker has finished. Returns the job's exit status.
 int coordinator_serve(struct coordinator *c);
 
-// Events from workers (also the single-process path).
-void coordinator_on_progress_packed(struct coordinator *c, const uint8_t *data, size_t len);
-// A checkpoint starts with its packed Catlip__CheckpointHeader, then tensor records.
-void coordinator_on_checkpoint_begin(struct coordinator *c, const uint8_t *header, size_t len);
-void coordinator_on_checkpoint_record(struct coordinator *c, const uint8_t *data, size_t len);
-void coordinator_on_checkpoint_end(struct coordinator *c, int64_t step);
-// Single-process mode: the command the worker should act on at this step boundary.
-int coordinator_pending_command(struct coordinator *c);
+// The job's exit status so far: 0, the first non-zero status a worker reported (LINK_DONE),
+// or 1 after a checkpoint that could not be written.
+int coordinator_exit_status(struct coordinator *c);
+// How many workers have reported LINK_DONE.
+int coordinator_workers_done(struct coordinator *c);
 
 // ---------------------------------------------------------------------------------------
 // for the status server (coordinator/status_server.h), called on the coordinator's loop

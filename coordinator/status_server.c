@@ -14,7 +14,6 @@
 
 #include <jansson.h>
 
-#include "cli/run.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/http_status.h"
 #include "coordinator/status_protocol.h"
@@ -492,8 +491,8 @@ static int write_atomically(const char *dir, const char *name, const char *bytes
     return 0;
 }
 
-static int write_files(struct status_server *s, const struct run *run) {
-    const char *dir = run->cfg.run_dir;
+static int write_files(struct status_server *s, const struct status_options *o) {
+    const char *dir = o->run_dir;
     char token_line[STATUS_TOKEN_LEN + 2];
     snprintf(token_line, sizeof token_line, "%s\n", s->source.token);
     if (write_atomically(dir, "token", token_line, strlen(token_line), 0600) != 0) return -1;
@@ -502,7 +501,7 @@ static int write_files(struct status_server *s, const struct run *run) {
     json_object_set_new(j, "port", json_integer(s->listeners[CONN_PROTOBUF].port));
     json_object_set_new(j, "http_port", json_integer(s->listeners[CONN_HTTP].port));
     json_object_set_new(j, "pid", json_integer(getpid()));
-    json_object_set_new(j, "run_id", json_string(run->run_id));
+    json_object_set_new(j, "run_id", json_string(o->run_id));
     char *text = json_dumps(j, JSON_PRESERVE_ORDER);
     json_decref(j);
     size_t n = strlen(text);
@@ -516,31 +515,31 @@ static int write_files(struct status_server *s, const struct run *run) {
 }
 
 int status_server_start(struct status_server **out, struct coordinator *coord,
-                        const struct run *run) {
+                        const struct status_options *o) {
     *out = NULL;
     // A client that goes away mid-reply must make the write fail, not end the process.
     signal(SIGPIPE, SIG_IGN);
     struct status_server *s = xcalloc(1, sizeof *s);
     s->coordinator = coord;
     s->loop = coordinator_loop(coord);
-    snprintf(s->host, sizeof s->host, "%s", run->cfg.status.host);
+    snprintf(s->host, sizeof s->host, "%s", o->host);
     s->source = (struct status_source){coord, source_fill, source_control, source_history, {0}};
     s->log_window = time_now();
     int rc = status_token_generate(s->source.token);
     if (rc == 0)
-        rc = listen_on(s, &s->listeners[CONN_PROTOBUF], CONN_PROTOBUF, (int)run->cfg.status.port,
+        rc = listen_on(s, &s->listeners[CONN_PROTOBUF], CONN_PROTOBUF, o->port,
                        "status.port");
     if (rc == 0)
-        rc = listen_on(s, &s->listeners[CONN_HTTP], CONN_HTTP, (int)run->cfg.status.http_port,
+        rc = listen_on(s, &s->listeners[CONN_HTTP], CONN_HTTP, o->http_port,
                        "status.http_port");
-    if (rc == 0) rc = write_files(s, run);
+    if (rc == 0) rc = write_files(s, o);
     if (rc != 0) {
         status_server_stop(s);
         return -1;
     }
     log_info("status: protobuf on %s:%d, HTTP on http://%s:%d/ (metrics, status); %s/status.json",
              s->host, s->listeners[CONN_PROTOBUF].port, s->host, s->listeners[CONN_HTTP].port,
-             run->cfg.run_dir);
+             o->run_dir);
     *out = s;
     return 0;
 }

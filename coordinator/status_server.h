@@ -14,7 +14,15 @@
 #pragma once
 
 struct coordinator;
-struct run;
+
+// Where to listen and what to write into the run directory.
+struct status_options {
+    const char *host;  // status.host
+    int port;          // status.port (0: ephemeral)
+    int http_port;     // status.http_port (0: ephemeral)
+    const char *run_dir;
+    const char *run_id;
+};
 
 #define STATUS_MAX_CONNECTIONS 64
 #define STATUS_READ_BUFFER 4096
@@ -25,7 +33,8 @@ struct status_server;
 
 // Starts listening on the coordinator's loop (call before the loop runs). Returns 0, or -1
 // with catlip_error() one line naming the address and the problem (port in use, bad host).
-int status_server_start(struct status_server **out, struct coordinator *c, const struct run *run);
+int status_server_start(struct status_server **out, struct coordinator *c,
+                        const struct status_options *options);
 // Closes the listeners and every connection; their memory is released by the loop's next
 // run (the coordinator runs it in coordinator_destroy). NULL is a no-op.
 void status_server_stop(struct status_server *s);

@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 #include "catlip.pb-c.h"
-#include "cli/run.h"
+#include "train/run.h"
 
 struct batch_source;
 

@@ -4,21 +4,22 @@
 #include <string.h>
 
 #include "catlip.pb-c.h"
-#include "coordinator/coordinator.h"
 #include "core/check.h"
 #include "core/log.h"
 #include "data/order.h"
 #include "io/checkpoint.h"
-#include "io/checkpoint_state.h"
+#include "model/checkpoint_state.h"
 #include "io/transfer_head.h"
 #include "nn/train_state.h"
 #include "worker/batch_source.h"
+#include "train/link.h"
 #include "worker/grad_sync.h"
 
 volatile sig_atomic_t worker_stop_requested;
 
 struct worker {
     struct run *run;
+    struct link *link;  // to the coordinator
     struct train_state ts;
     struct pool *pool;
     struct grad_sync sync;
@@ -31,17 +32,7 @@ struct worker {
 };
 
 // ---------------------------------------------------------------------------------------
-// sending to the coordinator (over MPI, or by a direct call in single-process mode)
-
-static void send_packed(struct worker *w, int tag, const uint8_t *data, size_t len) {
-    if (w->run->single_process) {
-        struct coordinator *c = w->run->coordinator;
-        if (tag == TAG_PROGRESS) coordinator_on_progress_packed(c, data, len);
-        else if (tag == TAG_CKPT_RECORD) coordinator_on_checkpoint_record(c, data, len);
-        return;
-    }
-    MPI_Send(data, (int)len, MPI_BYTE, 0, tag, MPI_COMM_WORLD);
-}
+// messages to the coordinator (train/link.h: over MPI, or in-process)
 
 static const uint8_t *pack_message(struct worker *w, const ProtobufCMessage *m, size_t *len) {
     *len = protobuf_c_message_get_packed_size(m);
@@ -57,7 +48,8 @@ static const uint8_t *pack_message(struct worker *w, const ProtobufCMessage *m, 
 // checkpoint state out and in
 
 static int send_record(void *ctx, const uint8_t *record, size_t len) {
-    send_packed(ctx, TAG_CKPT_RECORD, record, len);
+    struct worker *w = ctx;
+    link_send(w->link, w->run->worker_index, LINK_CKPT_RECORD, record, len);
     return 0;
 }
 
@@ -109,8 +101,7 @@ static void stream_checkpoint(struct worker *w, int64_t steps_done) {
     h.has_ema = w->ts.ema != NULL;
     size_t len;
     const uint8_t *data = pack_message(w, &h.base, &len);
-    if (run->single_process) coordinator_on_checkpoint_begin(run->coordinator, data, len);
-    else MPI_Send(data, (int)len, MPI_BYTE, 0, TAG_CKPT_BEGIN, MPI_COMM_WORLD);
+    link_send(w->link, run->worker_index, LINK_CKPT_BEGIN, data, len);
     free(yaml);
     for (int kind = 0; kind < kinds; kind++) {
         const float *buf = state_buffer(&w->ts, kind);
@@ -121,12 +112,7 @@ static void stream_checkpoint(struct worker *w, int64_t steps_done) {
                 catlip_die("%s", catlip_error());
         }
     }
-    if (run->single_process) {
-        coordinator_on_checkpoint_end(run->coordinator, steps_done);
-    } else {
-        int64_t step = steps_done;
-        MPI_Send(&step, 1, MPI_INT64_T, 0, TAG_CKPT_END, MPI_COMM_WORLD);
-    }
+    link_send_step(w->link, run->worker_index, LINK_CKPT_END, steps_done);
 }
 
 // A fresh run may start from a pre-trained checkpoint (model.init_from: every tensor but the
@@ -191,30 +177,6 @@ static int init_fresh_weights(struct worker *w) {
 // ---------------------------------------------------------------------------------------
 // the training loop
 
-// The coordinator's commands arrive as Catlip__Command messages; returns the highest kind
-// pending (CONTINUE when none).
-static int poll_commands(struct worker *w) {
-    int kind = CATLIP__COMMAND__KIND__CONTINUE;
-    if (w->run->single_process) return coordinator_pending_command(w->run->coordinator);
-    for (;;) {
-        int flag;
-        MPI_Status st;
-        MPI_Iprobe(0, TAG_COMMAND, MPI_COMM_WORLD, &flag, &st);
-        if (!flag) break;
-        int len;
-        MPI_Get_count(&st, MPI_BYTE, &len);
-        uint8_t *buf = xmalloc((size_t)len + 1);
-        MPI_Recv(buf, len, MPI_BYTE, 0, TAG_COMMAND, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        Catlip__Command *cmd = catlip__command__unpack(NULL, (size_t)len, buf);
-        if (cmd) {
-            if ((int)cmd->kind > kind) kind = (int)cmd->kind;
-            catlip__command__free_unpacked(cmd, NULL);
-        }
-        free(buf);
-    }
-    return kind;
-}
-
 static void send_progress(struct worker *w, int64_t steps_done, double loss, double data_s,
                           double compute_s, double allreduce_s) {
     Catlip__Progress p = CATLIP__PROGRESS__INIT;
@@ -232,13 +194,105 @@ static void send_progress(struct worker *w, int64_t steps_done, double loss, dou
     p.n_skipped = batch_source_skips(w->data, &p.skipped);
     size_t len;
     const uint8_t *data = pack_message(w, &p.base, &len);
-    send_packed(w, TAG_PROGRESS, data, len);
+    link_send(w->link, w->run->worker_index, LINK_PROGRESS, data, len);
 }
 
-int worker_run(struct run *run) {
+// Everything before the first step that the outside world can make fail (a checkpoint to
+// resume or initialise from, a head file, shards). 0, or -1 with catlip_error().
+static int worker_setup(struct worker *w) {
+    struct run *run = w->run;
+    const struct config *cfg = &run->cfg;
+    const int G = (int)cfg->train.global_batch;
+    // Ranks sharing a node spread over its cores: local rank r starts at core r·threads
+    // (the coordinator, local rank 0 on its node, is mostly asleep and binds nothing).
+    int threads = (int)cfg->train.threads;
+    if (threads <= 0) threads = pool_available_cores();
+    const char *slurm_cpus = getenv("SLURM_CPUS_PER_TASK");
+    if (cfg->train.threads <= 0 && slurm_cpus && atoi(slurm_cpus) > 0 && atoi(slurm_cpus) < threads)
+        threads = atoi(slurm_cpus);
+    w->pool = pool_create_at(threads, 1, run->local_rank * threads);
+    struct optim_settings os;
+    optim_settings_from_run(&os, cfg, run->total_steps);
+    train_state_create(&w->ts, &run->model, &os, w->local_batch, w->pool, (uint64_t)cfg->seed);
+    if (run->resume_path[0]) {
+        // The coordinator already checked the header against this model and vocabulary.
+        float *buffers[4] = {w->ts.params, w->ts.adam_m, w->ts.adam_v, w->ts.ema};
+        if (checkpoint_load_tensors(run->resume_path, &w->ts.model.layout, buffers) != 0)
+            return -1;
+        w->ts.step = run->start_step;
+    } else if (init_fresh_weights(w) != 0) {
+        return -1;
+    }
+    int ce = !strcmp(cfg->train.loss, "ce") || (!strcmp(cfg->train.loss, "auto") && !strcmp(cfg->task, "classify"));
+    w->ts.loss = ce ? TRAIN_LOSS_CE : TRAIN_LOSS_BCE;
+    w->ts.label_smoothing = (float)cfg->optim.label_smoothing;
+    w->ts.head_only = cfg->train.freeze_backbone;
+    log_info("worker %d: %s, kernels %s, samples %d..%d of each global batch of %d",
+             run->worker_index, pool_describe(w->pool), w->ts.model.k->name, w->slice_begin,
+             w->slice_begin + w->local_batch - 1, G);
+    w->data = batch_source_create(run, pool_size(w->pool));
+    if (!w->data) return -1;
+    if (run->worker_index == 0) log_info("data: %s", batch_source_describe(w->data));
+    return 0;
+}
+
+// One optimizer step over this worker's slice of global step `step`; returns the command
+// every worker agreed to act on at the step boundary.
+static int worker_step(struct worker *w, int64_t step) {
+    const struct run *run = w->run;
+    double t0 = time_now();
+    struct local_batch batch;
+    if (batch_source_next(w->data, step, &batch) != 0) catlip_die("%s", catlip_error());
+    double t1 = time_now();
+    // Skipped samples shrink the batch: the loss is the mean over the samples actually
+    // used by all workers (CoreNet's batch_mean), so agree on that count first.
+    int used = batch.count;
+    if (run->nworkers > 1) MPI_Allreduce(MPI_IN_PLACE, &used, 1, MPI_INT, MPI_SUM, run->workers);
+    if (used == 0) catlip_die("step %lld: every sample of the global batch was skipped", (long long)step);
+    double loss;
+    if (run->nworkers > 1) {
+        grad_sync_begin(&w->sync);
+        loss = train_forward_backward(&w->ts, batch.images, batch.targets, batch.count, used,
+                                      grad_sync_ready, &w->sync);
+        grad_sync_finish(&w->sync);
+    } else {
+        loss = train_forward_backward(&w->ts, batch.images, batch.targets, batch.count, used,
+                                      NULL, NULL);
+    }
+    train_apply_update(&w->ts);
+    w->samples += batch.count;
+    // Agree on the loss and on what to do at this step boundary: every worker adds its
+    // loss share and takes the highest command any of them saw (signal or coordinator).
+    int command = link_poll_command(w->link);
+    if (worker_stop_requested && command < CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP)
+        command = CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP;
+    double allreduce_s = run->nworkers > 1 ? w->sync.wait_seconds : 0.0;
+    if (run->nworkers > 1) {
+        double t = time_now();
+        MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, run->workers);
+        MPI_Allreduce(MPI_IN_PLACE, &command, 1, MPI_INT, MPI_MAX, run->workers);
+        allreduce_s += time_now() - t;
+    }
+    double t2 = time_now();
+    send_progress(w, step + 1, loss, t1 - t0, t2 - t1 - allreduce_s, allreduce_s);
+    return command;
+}
+
+// A digest of the final weights: equal on every worker, and equal across runs that should be
+// bit-identical (tests compare them).
+static uint64_t weights_digest(const struct train_state *ts) {
+    uint64_t digest = 1469598103934665603ULL;  // FNV-1a 64-bit offset basis
+    const uint8_t *bytes = (const uint8_t *)ts->params;
+    for (size_t i = 0; i < ts->model.layout.total * sizeof(float); i++)
+        digest = (digest ^ bytes[i]) * 1099511628211ULL;  // FNV-1a 64-bit prime
+    return digest;
+}
+
+int worker_run(struct run *run, struct link *link) {
     struct worker w;
     memset(&w, 0, sizeof w);
     w.run = run;
+    w.link = link;
     const struct config *cfg = &run->cfg;
     const int G = (int)cfg->train.global_batch;
     uint64_t begin, end;
@@ -248,81 +302,25 @@ int worker_run(struct run *run) {
     if (w.local_batch < 1)
         catlip_die("train.global_batch %d is smaller than the %d workers", G, run->nworkers);
 
-    // Ranks sharing a node spread over its cores: local rank r starts at core r·threads
-    // (the coordinator, local rank 0 on its node, is mostly asleep and binds nothing).
-    int threads = (int)cfg->train.threads;
-    if (threads <= 0) threads = pool_available_cores();
-    const char *slurm_cpus = getenv("SLURM_CPUS_PER_TASK");
-    if (cfg->train.threads <= 0 && slurm_cpus && atoi(slurm_cpus) > 0 && atoi(slurm_cpus) < threads)
-        threads = atoi(slurm_cpus);
-    w.pool = pool_create_at(threads, 1, run->local_rank * threads);
-    struct optim_settings os;
-    optim_settings_from_run(&os, cfg, run->total_steps);
-    train_state_create(&w.ts, &run->model, &os, w.local_batch, w.pool, (uint64_t)cfg->seed);
-    if (run->resume_path[0]) {
-        // The coordinator already checked the header against this model and vocabulary.
-        float *buffers[4] = {w.ts.params, w.ts.adam_m, w.ts.adam_v, w.ts.ema};
-        if (checkpoint_load_tensors(run->resume_path, &w.ts.model.layout, buffers) != 0)
-            catlip_die("%s", catlip_error());
-        w.ts.step = run->start_step;
-    } else if (init_fresh_weights(&w) != 0) {
-        catlip_die("%s", catlip_error());
+    // A setup failure ends this worker with status 2 (as catlip_die would), after the workers
+    // agree on it (the others would wait for it in the first allreduce), and the coordinator
+    // hears the status.
+    int status = 0;
+    if (worker_setup(&w) != 0) {
+        catlip_error_print();
+        status = 2;
     }
-    int ce = !strcmp(cfg->train.loss, "ce") || (!strcmp(cfg->train.loss, "auto") && !strcmp(cfg->task, "classify"));
-    w.ts.loss = ce ? TRAIN_LOSS_CE : TRAIN_LOSS_BCE;
-    w.ts.label_smoothing = (float)cfg->optim.label_smoothing;
-    w.ts.head_only = cfg->train.freeze_backbone;
-    log_info("worker %d: %s, kernels %s, samples %d..%d of each global batch of %d",
-             run->worker_index, pool_describe(w.pool), w.ts.model.k->name, w.slice_begin,
-             w.slice_begin + w.local_batch - 1, G);
-    w.data = batch_source_create(run, pool_size(w.pool));
-    if (!w.data) catlip_die("%s", catlip_error());
-    if (run->worker_index == 0) log_info("data: %s", batch_source_describe(w.data));
     if (run->nworkers > 1)
+        MPI_Allreduce(MPI_IN_PLACE, &status, 1, MPI_INT, MPI_MAX, run->workers);
+    if (status == 0 && run->nworkers > 1)
         grad_sync_init(&w.sync, run->workers, w.ts.grads,
                        (size_t)(cfg->train.bucket_mb * 1048576.0 / sizeof(float)),
                        cfg->train.overlap);
     w.samples = run->start_step * w.local_batch;
 
-    int status = 0;
-    for (int64_t step = run->start_step; step < run->total_steps; step++) {
-        double t0 = time_now();
-        struct local_batch batch;
-        if (batch_source_next(w.data, step, &batch) != 0) catlip_die("%s", catlip_error());
-        double t1 = time_now();
-        // Skipped samples shrink the batch: the loss is the mean over the samples actually
-        // used by all workers (CoreNet's batch_mean), so agree on that count first.
-        int used = batch.count;
-        if (run->nworkers > 1)
-            MPI_Allreduce(MPI_IN_PLACE, &used, 1, MPI_INT, MPI_SUM, run->workers);
-        if (used == 0) catlip_die("step %lld: every sample of the global batch was skipped", (long long)step);
-        double loss;
-        if (run->nworkers > 1) {
-            grad_sync_begin(&w.sync);
-            loss = train_forward_backward(&w.ts, batch.images, batch.targets, batch.count, used,
-                                          grad_sync_ready, &w.sync);
-            grad_sync_finish(&w.sync);
-        } else {
-            loss = train_forward_backward(&w.ts, batch.images, batch.targets, batch.count, used,
-                                          NULL, NULL);
-        }
-        train_apply_update(&w.ts);
-        w.samples += batch.count;
-        // Agree on the loss and on what to do at this step boundary: every worker adds its
-        // loss share and takes the highest command any of them saw (signal or coordinator).
-        int command = poll_commands(&w);
-        if (worker_stop_requested && command < CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP)
-            command = CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP;
-        double allreduce_s = run->nworkers > 1 ? w.sync.wait_seconds : 0.0;
-        if (run->nworkers > 1) {
-            double t = time_now();
-            MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, run->workers);
-            MPI_Allreduce(MPI_IN_PLACE, &command, 1, MPI_INT, MPI_MAX, run->workers);
-            allreduce_s += time_now() - t;
-        }
-        double t2 = time_now();
+    for (int64_t step = run->start_step; status == 0 && step < run->total_steps; step++) {
+        int command = worker_step(&w, step);
         int64_t done = step + 1;
-        send_progress(&w, done, loss, t1 - t0, t2 - t1 - allreduce_s, allreduce_s);
         int stop = command == CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP ||
                    command == CATLIP__COMMAND__KIND__STOP;
         int save = command == CATLIP__COMMAND__KIND__CHECKPOINT ||
@@ -335,18 +333,13 @@ int worker_run(struct run *run) {
         }
     }
 
-    // A digest of the final weights: equal on every worker, and equal across runs that
-    // should be bit-identical (tests compare them).
-    uint64_t digest = 1469598103934665603ULL;
-    const uint8_t *bytes = (const uint8_t *)w.ts.params;
-    for (size_t i = 0; i < w.ts.model.layout.total * sizeof(float); i++)
-        digest = (digest ^ bytes[i]) * 1099511628211ULL;
-    log_info("worker %d: step %lld, weights digest %016llx", run->worker_index,
-             (long long)w.ts.step, (unsigned long long)digest);
-    if (!run->single_process) MPI_Send(&status, 1, MPI_INT, 0, TAG_DONE, MPI_COMM_WORLD);
-    if (run->nworkers > 1) grad_sync_free(&w.sync);
+    if (status == 0)
+        log_info("worker %d: step %lld, weights digest %016llx", run->worker_index,
+                 (long long)w.ts.step, (unsigned long long)weights_digest(&w.ts));
+    link_send_status(w.link, run->worker_index, status);
+    if (status == 0 && run->nworkers > 1) grad_sync_free(&w.sync);
     free(w.pack_buffer);
-    batch_source_destroy(w.data);
+    if (w.data) batch_source_destroy(w.data);
     train_state_free(&w.ts);
     pool_destroy(w.pool);
     return status;

@@ -17,6 +17,8 @@ int catlip_error_set(const char *fmt, ...) {
 
 const char *catlip_error(void) { return last_error[0] ? last_error : "unknown error"; }
 
+void catlip_error_print(void) { fprintf(stderr, "catlip: error: %s\n", catlip_error()); }
+
 void catlip_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -31,6 +31,9 @@
 int catlip_error_set(const char *fmt, ...) CATLIP_PRINTF(1, 2);
 const char *catlip_error(void);
 
+// Prints "catlip: error: <catlip_error()>" to stderr: how every command reports a failure.
+void catlip_error_print(void);
+
 // Prints "catlip: error: <msg>" to stderr and exits with status 2. For top-level use only.
 _Noreturn void catlip_die(const char *fmt, ...) CATLIP_PRINTF(1, 2);
 

@@ -4,7 +4,7 @@
 #pragma once
 #include <stdio.h>
 
-#include "nn/inference.h"
+#include "model/inference.h"
 #include "text/transfer.h"
 
 struct transfer_head {

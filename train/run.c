@@ -1,4 +1,4 @@
-#include "cli/run.h"
+#include "train/run.h"
 
 int run_checkpoint_due(const struct run *run, int64_t steps_done) {
     if (steps_done == run->total_steps) return 1;

@@ -1,4 +1,4 @@
-#include "nn/inference.h"
+#include "model/inference.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include "core/check.h"
 #include "io/checkpoint.h"
-#include "io/checkpoint_state.h"
+#include "model/checkpoint_state.h"
 
 // catlip_error() prefixed with `what` (copied first: the error buffer is both source and target).
 static int error_prefixed(const char *what, const char *middle) {

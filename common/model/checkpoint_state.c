@@ -1,4 +1,4 @@
-#include "io/checkpoint_state.h"
+#include "model/checkpoint_state.h"
 
 #include <stdlib.h>
 #include <string.h>
