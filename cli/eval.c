@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/model_args.h"
 #include "core/check.h"
 #include "core/log.h"
 #include "data/pipeline.h"
 #include "data/shardlist.h"
 #include "eval/metrics.h"
+#include "eval/zeroshot.h"
 #include "eval/transfer_init.h"
 #include "io/transfer_head.h"
 #include "model/inference.h"
@@ -47,9 +49,9 @@ static const char *zeroshot_usage =
     "[options]\n"
     "\n"
     "Classifies labelled shards (KEY.cls: the class index, 0-based, in classes-file order) with a\n"
-    "Transfer Init head and no training: top-1 and top-5 accuracy, per-class accuracy, their mean\n"
-    "over the classes with images (mean per-class) and the most frequent confusions, against\n"
-    "chance (1/K) and the majority class.\n"
+    "Transfer Init head and no training: top-1 and top-5 accuracy, per-class accuracy and the "
+    "most\n"
+    "frequent confusions, against chance (1/K) and the majority class.\n"
     "\n"
     "  --checkpoint CKPT  checkpoint file, or a run directory\n"
     "  --classes FILE     build the head from these classes now (as catlip transfer does)\n"
@@ -62,21 +64,22 @@ static const char *zeroshot_usage =
     "  --quiet            no transfer report table\n";
 
 struct eval_args {
-    const char *checkpoint, *data, *vocab, *json, *classes, *head;
-    int ema, batch, threads, decode_threads, quiet;
+    struct model_args model;
+    const char *data, *json, *classes, *head;
+    int batch, decode_threads, quiet;
     long max_images;
 };
 
 static int parse_eval_args(int argc, char **argv, const char *usage, struct eval_args *a) {
-    static const struct option options[] = {{"checkpoint", 1, 0, 'c'},
+    static const struct option options[] = {MODEL_ARGS_CHECKPOINT,
                                             {"data", 1, 0, 'd'},
-                                            {"vocab", 1, 0, 'v'},
+                                            MODEL_ARGS_VOCAB,
                                             {"json", 1, 0, 'j'},
                                             {"classes", 1, 0, 'k'},
                                             {"head", 1, 0, 'H'},
-                                            {"ema", 0, 0, 'e'},
+                                            MODEL_ARGS_EMA,
                                             {"batch", 1, 0, 'b'},
-                                            {"threads", 1, 0, 't'},
+                                            MODEL_ARGS_THREADS,
                                             {"quiet", 0, 0, 'q'},
                                             {"decode-threads", 1, 0, 'D'},
                                             {"max-images", 1, 0, 'm'},
@@ -88,16 +91,13 @@ static int parse_eval_args(int argc, char **argv, const char *usage, struct eval
     optind = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        if (model_args_take(&a->model, opt, optarg)) continue;
         switch (opt) {
-            case 'c': a->checkpoint = optarg; break;
             case 'd': a->data = optarg; break;
-            case 'v': a->vocab = optarg; break;
             case 'j': a->json = optarg; break;
             case 'k': a->classes = optarg; break;
             case 'H': a->head = optarg; break;
-            case 'e': a->ema = 1; break;
             case 'b': a->batch = atoi(optarg); break;
-            case 't': a->threads = atoi(optarg); break;
             case 'D': a->decode_threads = atoi(optarg); break;
             case 'm': a->max_images = atol(optarg); break;
             case 'q': a->quiet = 1; break;
@@ -106,7 +106,7 @@ static int parse_eval_args(int argc, char **argv, const char *usage, struct eval
         }
     }
     if (optind < argc) return catlip_error_set("unexpected argument '%s'", argv[optind]);
-    if (!a->checkpoint || !a->data) return catlip_error_set("--checkpoint and --data are required");
+    if (!a->model.checkpoint || !a->data) return catlip_error_set("--checkpoint and --data are required");
     if (a->batch < 1 || a->batch > 4096) return catlip_error_set("--batch must be in 1..4096");
     if (a->decode_threads < 1) return catlip_error_set("--decode-threads must be >= 1");
     return 0;
@@ -185,10 +185,7 @@ int cmd_eval_multilabel(int argc, char **argv) {
         return 2;
     }
     struct inference_model m;
-    if (inference_load(&m, a.checkpoint, a.vocab, a.ema, a.batch, a.threads) != 0) {
-        catlip_error_print();
-        return 1;
-    }
+    if (model_args_open(&a.model, &m, a.batch) != 0) return 1;
     if (!m.vocab) {
         fprintf(stderr,
                 "catlip: error: %s was trained without a vocabulary: nothing to score captions "
@@ -282,16 +279,6 @@ int cmd_eval_multilabel(int argc, char **argv) {
     return rc == 0 ? 0 : 1;
 }
 
-struct confusion {
-    int truth, predicted;
-    long count;
-};
-
-static int by_count_desc(const void *x, const void *y) {
-    long a = ((const struct confusion *)x)->count, b = ((const struct confusion *)y)->count;
-    return (a < b) - (a > b);
-}
-
 int cmd_eval_zeroshot(int argc, char **argv) {
     struct eval_args a;
     if (parse_eval_args(argc, argv, zeroshot_usage, &a) != 0 ||
@@ -301,10 +288,7 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         return 2;
     }
     struct inference_model m;
-    if (inference_load(&m, a.checkpoint, a.vocab, a.ema, a.batch, a.threads) != 0) {
-        catlip_error_print();
-        return 1;
-    }
+    if (model_args_open(&a.model, &m, a.batch) != 0) return 1;
     struct transfer_head head = {0};
     char **names = NULL;
     int rc;
@@ -324,9 +308,9 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         return 1;
     }
     int K = head.K, C = head.C, topk = K < 5 ? K : 5;
-    long *confusion = xcalloc((size_t)K * K, sizeof *confusion);
-    long correct1 = 0, correct5 = 0, N = 0;
-    float *scores = xmalloc((size_t)a.batch * K * sizeof(float));
+    struct zeroshot_tally z;
+    zeroshot_init(&z, K, topk);
+    float *scores = xmalloc((size_t)K * sizeof(float));
     struct progress prog = {.start = time_now(), .tty = isatty(STDERR_FILENO)};
     uint64_t total = pipeline_samples(p);
     if (a.max_images > 0 && (uint64_t)a.max_images < total) total = (uint64_t)a.max_images;
@@ -335,72 +319,40 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         if (b.count == 0) continue;
         inference_forward(&m, b.images, b.count);
         for (int i = 0; i < b.count; i++) {
-            const float *f = m.acts.lnf + (size_t)i * C;  // (C) pooled features
-            float *s = scores + (size_t)i * K;
-            for (int k = 0; k < K; k++) {
-                double acc = head.bias[k];
-                const float *w = head.weight + (size_t)k * C;
-                for (int c = 0; c < C; c++) acc += (double)w[c] * f[c];
-                s[k] = (float)acc;
-            }
+            // (C) pooled features -> (K) head scores
+            zeroshot_scores(scores, head.weight, head.bias, m.acts.lnf + (size_t)i * C, K, C);
             int truth = 0;
             for (int k = 0; k < K; k++)
                 if (b.targets[(size_t)i * K + k] > 0.5f) truth = k;
-            int rank = score_rank(s, K, truth);
-            correct1 += rank == 0;
-            correct5 += rank < topk;
-            int predicted = 0;
-            for (int k = 1; k < K; k++)
-                if (s[k] > s[predicted]) predicted = k;
-            confusion[(size_t)truth * K + predicted]++;
-            N++;
+            zeroshot_add(&z, scores, truth);
         }
-        progress_show(&prog, "zeroshot", (uint64_t)N, total, 0);
+        progress_show(&prog, "zeroshot", (uint64_t)z.images, total, 0);
     }
-    progress_show(&prog, "zeroshot", (uint64_t)N, total, 1);
+    progress_show(&prog, "zeroshot", (uint64_t)z.images, total, 1);
     char skips[512];
     pipeline_format_skips(p, skips, sizeof skips);
     rc = 0;
+    long N = z.images;
     if (N == 0) {
         rc = catlip_error_set("no usable labelled image in %s (skipped: %s; .cls must be 0..%d)",
                               a.data, skips[0] ? skips : "none", K - 1);
     } else {
-        // Mean per-class accuracy: the mean of the per-class top-1 over the classes with an
-        // image (a constant prediction scores 1 / that count, whatever the class balance).
-        long majority = 0;
-        int present = 0;
-        double per_class_sum = 0;
-        for (int t = 0; t < K; t++) {
-            long row = 0;
-            for (int k = 0; k < K; k++) row += confusion[(size_t)t * K + k];
-            if (row > majority) majority = row;
-            if (row) {
-                present++;
-                per_class_sum += (double)confusion[(size_t)t * K + t] / row;
-            }
-        }
-        double mean_per_class = per_class_sum / present;
-        double top1 = (double)correct1 / N, top5 = (double)correct5 / N;
+        double top1 = (double)z.correct1 / N, top5 = (double)z.correctk / N;
+        long majority = zeroshot_majority(&z);
         printf("eval zeroshot: %ld images, %d classes; skipped: %s\n", N, K,
                skips[0] ? skips : "none");
         printf("  %-28s %8s %8s\n", "class", "images", "top-1");
         for (int t = 0; t < K; t++) {
-            long row = 0;
-            for (int k = 0; k < K; k++) row += confusion[(size_t)t * K + k];
+            long row = zeroshot_class_images(&z, t);
             const char *name = a.classes ? head.classes[t].name : names[t];
             if (row)
                 printf("  %-28.28s %8ld %8.4f\n", name, row,
-                       (double)confusion[(size_t)t * K + t] / row);
+                       (double)zeroshot_class_correct(&z, t) / row);
             else
                 printf("  %-28.28s %8ld %8s\n", name, row, "-");
         }
-        struct confusion *pairs = xmalloc((size_t)K * K * sizeof *pairs);
-        int np = 0;
-        for (int t = 0; t < K; t++)
-            for (int k = 0; k < K; k++)
-                if (t != k && confusion[(size_t)t * K + k])
-                    pairs[np++] = (struct confusion){t, k, confusion[(size_t)t * K + k]};
-        qsort(pairs, (size_t)np, sizeof *pairs, by_count_desc);
+        struct zeroshot_confusion pairs[5];
+        int np = zeroshot_confusions(&z, pairs, 5);
         printf("  most frequent confusions (true -> predicted):\n");
         for (int i = 0; i < np && i < 5; i++)
             printf("    %-24s -> %-24s %ld\n",
@@ -408,11 +360,8 @@ int cmd_eval_zeroshot(int argc, char **argv) {
                    a.classes ? head.classes[pairs[i].predicted].name : names[pairs[i].predicted],
                    pairs[i].count);
         if (np == 0) printf("    (none)\n");
-        free(pairs);
-        printf(
-            "eval zeroshot: top-1 %.4f, top-%d %.4f, mean per-class %.4f (%d classes with "
-            "images); chance %.4f (1/%d), majority class %.4f\n",
-            top1, topk, top5, mean_per_class, present, 1.0 / K, K, (double)majority / N);
+        printf("eval zeroshot: top-1 %.4f, top-%d %.4f; chance %.4f (1/%d), majority class %.4f\n",
+               top1, topk, top5, 1.0 / K, K, (double)majority / N);
         if (a.json) {
             json_t *o = json_object();
             json_object_set_new(o, "checkpoint", json_string(m.path));
@@ -421,8 +370,6 @@ int cmd_eval_zeroshot(int argc, char **argv) {
             json_object_set_new(o, "classes", json_integer(K));
             json_object_set_new(o, "top1", json_real(top1));
             json_object_set_new(o, "top5", json_real(top5));
-            json_object_set_new(o, "mean_per_class", json_real(mean_per_class));
-            json_object_set_new(o, "classes_present", json_integer(present));
             json_object_set_new(o, "chance", json_real(1.0 / K));
             json_object_set_new(o, "majority", json_real((double)majority / N));
             json_object_set_new(o, "skipped", json_string(skips));
@@ -435,7 +382,7 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         free(names);
     }
     free(scores);
-    free(confusion);
+    zeroshot_free(&z);
     pipeline_destroy(p);
     shardlist_free(&shards);
     transfer_head_free(&head);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/model_args.h"
 #include "core/check.h"
 #include "io/safetensors.h"
 #include "model/inference.h"
@@ -100,32 +101,28 @@ static int write_vocab_beside(const struct inference_model *m, const char *outpu
 }
 
 int cmd_export(int argc, char **argv) {
-    static const struct option options[] = {{"checkpoint", 1, 0, 'c'}, {"output", 1, 0, 'o'},
-                                            {"ema", 0, 0, 'e'},        {"vocab", 1, 0, 'v'},
-                                            {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
-    const char *checkpoint = NULL, *output = NULL, *vocab = NULL;
-    int ema = 0, opt;
+    static const struct option options[] = {MODEL_ARGS_CHECKPOINT, {"output", 1, 0, 'o'},
+                                            MODEL_ARGS_EMA,        MODEL_ARGS_VOCAB,
+                                            {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+    struct model_args model = {.threads = 1};
+    const char *output = NULL;
+    int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+        if (model_args_take(&model, opt, optarg)) continue;
         switch (opt) {
-            case 'c': checkpoint = optarg; break;
             case 'o': output = optarg; break;
-            case 'e': ema = 1; break;
-            case 'v': vocab = optarg; break;
             case 'h': fputs(export_usage, stdout); return 0;
             default: fputs(export_usage, stderr); return 2;
         }
     }
-    if (!checkpoint || !output || optind < argc) {
+    if (!model.checkpoint || !output || optind < argc) {
         fputs(export_usage, stderr);
         fprintf(stderr, "catlip: error: export needs --checkpoint and -o (and nothing else)\n");
         return 2;
     }
     struct inference_model m;
-    if (inference_load(&m, checkpoint, vocab, ema, 1, 1) != 0) {
-        catlip_error_print();
-        return 1;
-    }
+    if (model_args_open(&model, &m, 1) != 0) return 1;
     const struct vit_layout *l = &m.model.layout;
     struct safetensor *t = xcalloc((size_t)l->ntensors, sizeof *t);
     for (int i = 0; i < l->ntensors; i++) {
@@ -143,7 +140,7 @@ int cmd_export(int argc, char **argv) {
     if (rc == 0 && m.vocab) rc = write_vocab_beside(&m, output, vocab_path, sizeof vocab_path);
     if (rc == 0)
         printf("export: %s (%d tensors, %zu parameters, %s weights)%s%s\n", output, l->ntensors,
-               l->total, ema ? "EMA" : "raw", vocab_path[0] ? "; vocabulary " : "", vocab_path);
+               l->total, model.ema ? "EMA" : "raw", vocab_path[0] ? "; vocabulary " : "", vocab_path);
     else
         catlip_error_print();
     free(meta);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/model_args.h"
 #include "core/check.h"
 #include "data/image_file.h"
 #include "io/npy.h"
@@ -45,8 +46,9 @@ static const char *embed_usage =
     "  --list FILE        read image paths from FILE (one per line) as well\n";
 
 struct image_args {
-    const char *checkpoint, *vocab, *output, *dump, *list;
-    int ema, top, threads;
+    struct model_args model;
+    const char *output, *dump, *list;
+    int top;
     char **images;
     int nimages, images_cap;
 };
@@ -60,20 +62,17 @@ static void add_image(struct image_args *a, const char *path) {
 
 static int parse_args(int argc, char **argv, const char *usage, struct image_args *a) {
     static const struct option options[] = {
-        {"checkpoint", 1, 0, 'c'}, {"vocab", 1, 0, 'v'}, {"ema", 0, 0, 'e'},    {"top", 1, 0, 'k'},
-        {"threads", 1, 0, 't'},    {"dump", 1, 0, 'd'},  {"output", 1, 0, 'o'}, {"list", 1, 0, 'l'},
-        {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
+        MODEL_ARGS_CHECKPOINT, MODEL_ARGS_VOCAB,    MODEL_ARGS_EMA,       MODEL_ARGS_THREADS,
+        {"top", 1, 0, 'k'},    {"dump", 1, 0, 'd'},  {"output", 1, 0, 'o'}, {"list", 1, 0, 'l'},
+        {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->top = 5;
     optind = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+        if (model_args_take(&a->model, opt, optarg)) continue;
         switch (opt) {
-            case 'c': a->checkpoint = optarg; break;
-            case 'v': a->vocab = optarg; break;
-            case 'e': a->ema = 1; break;
             case 'k': a->top = atoi(optarg); break;
-            case 't': a->threads = atoi(optarg); break;
             case 'd': a->dump = optarg; break;
             case 'o': a->output = optarg; break;
             case 'l': a->list = optarg; break;
@@ -95,7 +94,7 @@ static int parse_args(int argc, char **argv, const char *usage, struct image_arg
         free(line);
         fclose(f);
     }
-    if (!a->checkpoint) return catlip_error_set("--checkpoint CKPT is required");
+    if (!a->model.checkpoint) return catlip_error_set("--checkpoint CKPT is required");
     if (a->nimages == 0) return catlip_error_set("no images given");
     if (a->top < 1 || a->top > 64) return catlip_error_set("--top must be in 1..64");
     return 0;
@@ -178,8 +177,7 @@ int cmd_predict(int argc, char **argv) {
         return 2;
     }
     struct inference_model m;
-    if (inference_load(&m, a.checkpoint, a.vocab, a.ema, PREDICT_BATCH, a.threads) != 0) {
-        catlip_error_print();
+    if (model_args_open(&a.model, &m, PREDICT_BATCH) != 0) {
         free_args(&a);
         return 1;
     }
@@ -232,8 +230,7 @@ int cmd_embed(int argc, char **argv) {
         return 2;
     }
     struct inference_model m;
-    if (inference_load(&m, a.checkpoint, a.vocab, a.ema, PREDICT_BATCH, a.threads) != 0) {
-        catlip_error_print();
+    if (model_args_open(&a.model, &m, PREDICT_BATCH) != 0) {
         free_args(&a);
         return 1;
     }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/model_args.h"
 #include "core/check.h"
 #include "eval/transfer_init.h"
 #include "io/transfer_head.h"
@@ -33,36 +34,32 @@ static const char *transfer_usage =
 
 int cmd_transfer(int argc, char **argv) {
     static const struct option options[] = {
-        {"checkpoint", 1, 0, 'c'}, {"classes", 1, 0, 'k'}, {"output", 1, 0, 'o'},
-        {"ema", 0, 0, 'e'},        {"vocab", 1, 0, 'v'},   {"seed", 1, 0, 's'},
-        {"wordnet", 1, 0, 'w'},    {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
-    const char *checkpoint = NULL, *classes = NULL, *output = NULL, *vocab = NULL, *wordnet = NULL;
-    int ema = 0, opt;
+        MODEL_ARGS_CHECKPOINT,  {"classes", 1, 0, 'k'}, {"output", 1, 0, 'o'},
+        MODEL_ARGS_EMA,         MODEL_ARGS_VOCAB,       {"seed", 1, 0, 's'},
+        {"wordnet", 1, 0, 'w'}, {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
+    struct model_args model = {.threads = 1};
+    const char *classes = NULL, *output = NULL, *wordnet = NULL;
+    int opt;
     unsigned long long seed = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+        if (model_args_take(&model, opt, optarg)) continue;
         switch (opt) {
-            case 'c': checkpoint = optarg; break;
             case 'k': classes = optarg; break;
             case 'o': output = optarg; break;
-            case 'e': ema = 1; break;
-            case 'v': vocab = optarg; break;
             case 's': seed = strtoull(optarg, NULL, 10); break;
             case 'w': wordnet = optarg; break;
             case 'h': fputs(transfer_usage, stdout); return 0;
             default: fputs(transfer_usage, stderr); return 2;
         }
     }
-    if (!checkpoint || !classes || !output || optind < argc) {
+    if (!model.checkpoint || !classes || !output || optind < argc) {
         fputs(transfer_usage, stderr);
         fprintf(stderr, "catlip: error: transfer needs --checkpoint, --classes and -o\n");
         return 2;
     }
     struct inference_model m;
-    if (inference_load(&m, checkpoint, vocab, ema, 1, 1) != 0) {
-        catlip_error_print();
-        return 1;
-    }
+    if (model_args_open(&model, &m, 1) != 0) return 1;
     struct transfer_head head;
     int rc = transfer_head_from_classes(&m, classes, wordnet, seed, stdout, &head);
     if (rc == 0)

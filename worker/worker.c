@@ -115,46 +115,57 @@ static void stream_checkpoint(struct worker *w, int64_t steps_done) {
     link_send_step(w->link, run->worker_index, LINK_CKPT_END, steps_done);
 }
 
+// model.init_from: every tensor but the head, plus the head when it has the same width, from
+// one verified read of the checkpoint.
+static int init_from_checkpoint(struct worker *w) {
+    const struct config *cfg = &w->run->cfg;
+    const struct vit_layout *l = &w->ts.model.layout;
+    struct ckpt_reader *r;
+    if (ckpt_reader_open(&r, cfg->model.init_from) != 0) return -1;
+    struct vit_config from;
+    if (checkpoint_model_config(ckpt_reader_header(r), &from) != 0) {
+        ckpt_reader_close(r);
+        return catlip_error_set("%s: %s", cfg->model.init_from, catlip_error());
+    }
+    const struct vit_config *to = &l->config;
+    if (from.dim != to->dim || from.depth != to->depth || from.heads != to->heads ||
+        from.mlp_hidden != to->mlp_hidden || from.patch_size != to->patch_size ||
+        from.image_size != to->image_size) {
+        ckpt_reader_close(r);
+        return catlip_error_set("model.init_from %s holds a different backbone (dim %d, depth "
+                                "%d, heads %d, image %d, patch %d)", cfg->model.init_from,
+                                from.dim, from.depth, from.heads, from.image_size, from.patch_size);
+    }
+    struct vit_layout src;
+    vit_layout_init(&src, &from);
+    float *buf = xaligned_alloc(src.total * sizeof(float));
+    float *buffers[4] = {NULL, NULL, NULL, NULL};
+    buffers[cfg->model.init_ema ? CATLIP__TENSOR_CHUNK__KIND__EMA : CATLIP__TENSOR_CHUNK__KIND__PARAM] = buf;
+    int rc = checkpoint_read_tensors(r, cfg->model.init_from, &src, buffers);
+    ckpt_reader_close(r);
+    int same_head = from.num_classes == to->num_classes && !strcmp(cfg->model.head_init, "random");
+    for (int i = 0; rc == 0 && i < l->ntensors; i++) {
+        const struct tensor_info *t = &l->tensors[i];
+        if (!strncmp(t->name, "head.", 5) && !same_head) continue;
+        const struct tensor_info *st = vit_layout_find(&src, t->name);
+        memcpy(w->ts.params + t->offset, buf + st->offset, t->numel * sizeof(float));
+    }
+    free(buf);
+    vit_layout_free(&src);
+    if (rc != 0) return -1;
+    if (w->run->worker_index == 0)
+        log_info("initialised from %s (%s weights%s)", cfg->model.init_from,
+                 cfg->model.init_ema ? "EMA" : "raw", same_head ? ", head included" : ", new head");
+    return 0;
+}
+
 // A fresh run may start from a pre-trained checkpoint (model.init_from: every tensor but the
 // head, plus the head when it has the same width) and from a Transfer Init head
 // (model.head_init: transfer). The EMA then starts from these weights.
 static int init_fresh_weights(struct worker *w) {
     const struct config *cfg = &w->run->cfg;
     const struct vit_layout *l = &w->ts.model.layout;
-    if (cfg->model.init_from[0]) {
-        Catlip__CheckpointHeader *h = checkpoint_read_header(cfg->model.init_from);
-        if (!h) return -1;
-        struct vit_config from;
-        int rc = checkpoint_model_config(h, &from);
-        catlip__checkpoint_header__free_unpacked(h, NULL);
-        if (rc != 0) return catlip_error_set("%s: %s", cfg->model.init_from, catlip_error());
-        const struct vit_config *to = &l->config;
-        if (from.dim != to->dim || from.depth != to->depth || from.heads != to->heads ||
-            from.mlp_hidden != to->mlp_hidden || from.patch_size != to->patch_size ||
-            from.image_size != to->image_size)
-            return catlip_error_set("model.init_from %s holds a different backbone (dim %d, depth "
-                                    "%d, heads %d, image %d, patch %d)", cfg->model.init_from,
-                                    from.dim, from.depth, from.heads, from.image_size, from.patch_size);
-        struct vit_layout src;
-        vit_layout_init(&src, &from);
-        float *buf = xaligned_alloc(src.total * sizeof(float));
-        float *buffers[4] = {NULL, NULL, NULL, NULL};
-        buffers[cfg->model.init_ema ? CATLIP__TENSOR_CHUNK__KIND__EMA : CATLIP__TENSOR_CHUNK__KIND__PARAM] = buf;
-        rc = checkpoint_load_tensors(cfg->model.init_from, &src, buffers);
-        int same_head = from.num_classes == to->num_classes && !strcmp(cfg->model.head_init, "random");
-        for (int i = 0; rc == 0 && i < l->ntensors; i++) {
-            const struct tensor_info *t = &l->tensors[i];
-            if (!strncmp(t->name, "head.", 5) && !same_head) continue;
-            const struct tensor_info *st = vit_layout_find(&src, t->name);
-            memcpy(w->ts.params + t->offset, buf + st->offset, t->numel * sizeof(float));
-        }
-        free(buf);
-        vit_layout_free(&src);
-        if (rc != 0) return -1;
-        if (w->run->worker_index == 0)
-            log_info("initialised from %s (%s weights%s)", cfg->model.init_from,
-                     cfg->model.init_ema ? "EMA" : "raw", same_head ? ", head included" : ", new head");
-    }
+    if (cfg->model.init_from[0] && init_from_checkpoint(w) != 0) return -1;
     if (!strcmp(cfg->model.head_init, "transfer")) {
         int classes;
         float *weight, *bias;

@@ -256,6 +256,10 @@ int config_load_file(struct config *cfg, const char *path) {
     return rc;
 }
 
+int config_load_string(struct config *cfg, const char *yaml, const char *name) {
+    return apply_yaml_text(cfg, (const unsigned char *)yaml, strlen(yaml), name, NULL);
+}
+
 int config_set(struct config *cfg, const char *assignment) {
     const char *eq = strchr(assignment, '=');
     if (!eq || eq == assignment)

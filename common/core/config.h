@@ -88,6 +88,9 @@ struct config {
 void config_defaults(struct config *cfg);
 // Applies a YAML file on top of what is there. Returns -1 with catlip_error() set.
 int config_load_file(struct config *cfg, const char *path);
+// The same for YAML text in memory (a configuration recorded in a checkpoint); `name` stands
+// for the file in error messages.
+int config_load_string(struct config *cfg, const char *yaml, const char *name);
 // Applies one "key=value" override (value parsed as a YAML scalar or flow sequence).
 int config_set(struct config *cfg, const char *assignment);
 // Cross-field checks (patch divides image size, min_lr <= lr, ...). Returns -1 on error.

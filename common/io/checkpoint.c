@@ -572,17 +572,36 @@ void ckpt_reader_close(struct ckpt_reader *r) {
     free(r);
 }
 
-int ckpt_reader_open(struct ckpt_reader **out, const char *path) {
-    *out = NULL;
+static struct ckpt_reader *reader_create(const char *path) {
     struct ckpt_reader *r = xcalloc(1, sizeof *r);
     r->path = xstrdup(path);
     r->f = fopen(path, "rbe");
     if (!r->f) {
         catlip_error_set("%s: cannot open: %s", path, strerror(errno));
         ckpt_reader_close(r);
-        return -1;
+        return NULL;
     }
     setvbuf(r->f, NULL, _IOFBF, 1 << 20);
+    return r;
+}
+
+int ckpt_reader_open_streaming(struct ckpt_reader **out, const char *path) {
+    *out = NULL;
+    struct ckpt_reader *r = reader_create(path);
+    if (!r) return -1;
+    if (reader_start(r) < 0) {
+        ckpt_reader_close(r);
+        return -1;
+    }
+    r->status = 1;
+    *out = r;
+    return 0;
+}
+
+int ckpt_reader_open(struct ckpt_reader **out, const char *path) {
+    *out = NULL;
+    struct ckpt_reader *r = reader_create(path);
+    if (!r) return -1;
     // Pass 1: verify everything, holding one record at a time.
     if (reader_start(r) < 0) goto fail;
     for (;;) {

@@ -119,6 +119,12 @@ struct ckpt_reader;
 // with catlip_error() one line naming the file and what is wrong.
 int ckpt_reader_open(struct ckpt_reader **out, const char *path);
 
+// One pass instead of two: opens path and checks only its header; ckpt_reader_next then
+// applies every check of the verify pass as it goes (chunk rules, and the footer's CRC-32C and
+// counts when it returns 0). For a reader that copies what it is given and throws it all away
+// on -1 (loading a model for inference), so that a file is read once.
+int ckpt_reader_open_streaming(struct ckpt_reader **out, const char *path);
+
 const Catlip__CheckpointHeader *ckpt_reader_header(const struct ckpt_reader *r);
 // The footer's counts, known after open.
 uint64_t ckpt_reader_record_count(const struct ckpt_reader *r);

@@ -20,11 +20,16 @@ int checkpoint_model_config(const Catlip__CheckpointHeader *h, struct vit_config
 Catlip__CheckpointHeader *checkpoint_read_header(const char *path) {
     struct ckpt_reader *r;
     if (ckpt_reader_open(&r, path) != 0) return NULL;
-    const Catlip__CheckpointHeader *h = ckpt_reader_header(r);
+    Catlip__CheckpointHeader *copy = checkpoint_header_copy(ckpt_reader_header(r), path);
+    ckpt_reader_close(r);
+    return copy;
+}
+
+Catlip__CheckpointHeader *checkpoint_header_copy(const Catlip__CheckpointHeader *h,
+                                                 const char *path) {
     size_t len = catlip__checkpoint_header__get_packed_size(h);
     uint8_t *buf = xmalloc(len + 1);
     catlip__checkpoint_header__pack(h, buf);
-    ckpt_reader_close(r);
     Catlip__CheckpointHeader *copy = catlip__checkpoint_header__unpack(NULL, len, buf);
     free(buf);
     if (!copy) catlip_error_set("%s: cannot copy the checkpoint header", path);
@@ -34,6 +39,13 @@ Catlip__CheckpointHeader *checkpoint_read_header(const char *path) {
 int checkpoint_load_tensors(const char *path, const struct vit_layout *l, float *buffers[4]) {
     struct ckpt_reader *r;
     if (ckpt_reader_open(&r, path) != 0) return -1;
+    int rc = checkpoint_read_tensors(r, path, l, buffers);
+    ckpt_reader_close(r);
+    return rc;
+}
+
+int checkpoint_read_tensors(struct ckpt_reader *r, const char *path, const struct vit_layout *l,
+                            float *buffers[4]) {
     size_t *filled = xcalloc((size_t)l->ntensors * 4, sizeof *filled);
     const Catlip__TensorChunk *c;
     int rc;
@@ -62,6 +74,5 @@ int checkpoint_load_tensors(const char *path, const struct vit_layout *l, float 
                 rc = catlip_error_set("%s: %s of tensor '%s' missing or incomplete", path,
                                       kind_names[k], l->tensors[i].name);
     free(filled);
-    ckpt_reader_close(r);
     return rc == 0 ? 0 : -1;
 }

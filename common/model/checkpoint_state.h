@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "catlip.pb-c.h"
+#include "io/checkpoint.h"
 #include "nn/model.h"
 
 // What a checkpoint header says about the model, as a vit_config (the head width included).
@@ -15,7 +16,14 @@ int checkpoint_model_config(const Catlip__CheckpointHeader *header, struct vit_c
 // Every tensor of the layout must be present, complete and of the same shape for each kind
 // asked for. Returns -1 with catlip_error() naming the file and the problem.
 int checkpoint_load_tensors(const char *path, const struct vit_layout *layout, float *buffers[4]);
+// The same from an open reader, up to its footer (path names the file in messages); the
+// reader stays open.
+int checkpoint_read_tensors(struct ckpt_reader *r, const char *path,
+                            const struct vit_layout *layout, float *buffers[4]);
 
 // Opens and verifies a checkpoint and returns a copy of its header (free it with
 // catlip__checkpoint_header__free_unpacked(h, NULL)), or NULL with catlip_error().
 Catlip__CheckpointHeader *checkpoint_read_header(const char *path);
+// A copy of a header that outlives its reader (free as above); NULL with catlip_error().
+Catlip__CheckpointHeader *checkpoint_header_copy(const Catlip__CheckpointHeader *h,
+                                                 const char *path);

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/check.h"
 #include "io/checkpoint.h"
@@ -33,70 +32,76 @@ static char *resolve_checkpoint(const char *path) {
     return found;
 }
 
-// The run configuration text of the header, through config_load_file (one parser for both).
+// The run configuration recorded in the header, parsed from memory.
 static int load_run_config(struct config *cfg, const char *yaml, const char *path) {
     config_defaults(cfg);
     if (!yaml || !yaml[0]) return 0;
-    char tmp[] = "/tmp/catlip-config-XXXXXX";
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return catlip_error_set("cannot create a temporary file for %s's configuration", path);
-    size_t len = strlen(yaml);
-    int ok = write(fd, yaml, len) == (ssize_t)len;
-    close(fd);
-    int rc = ok ? config_load_file(cfg, tmp) : catlip_error_set("cannot write a temporary file");
-    unlink(tmp);
-    if (rc != 0) return error_prefixed(path, "its recorded configuration does not load: ");
+    if (config_load_string(cfg, yaml, "the recorded configuration") != 0)
+        return error_prefixed(path, "its recorded configuration does not load: ");
     return 0;
+}
+
+// The vocabulary the head's rows belong to: the file given, or the run's data.vocab; it must
+// be the one the checkpoint was trained with.
+static int load_vocab(struct inference_model *m, const char *vocab_path) {
+    if (!m->header->vocab_hash && !vocab_path) return 0;
+    const char *vp = vocab_path ? vocab_path : m->run.data.vocab;
+    if (!vp[0]) return catlip_error_set("%s: records no vocabulary file; pass --vocab FILE", m->path);
+    if (!(m->vocab = vocab_load(vp))) {
+        if (!vocab_path) {
+            char cause[512];
+            snprintf(cause, sizeof cause, "%s", catlip_error());
+            catlip_error_set("%s (the checkpoint's data.vocab; pass --vocab FILE)", cause);
+        }
+        return -1;
+    }
+    if (vocab_hash(m->vocab) != m->header->vocab_hash)
+        return catlip_error_set(
+            "%s: vocabulary %s (hash %016llx) is not the one this checkpoint was trained with "
+            "(hash %016llx); pass the run's vocabulary with --vocab",
+            m->path, vp, (unsigned long long)vocab_hash(m->vocab),
+            (unsigned long long)m->header->vocab_hash);
+    if (vocab_size(m->vocab) != m->config.num_classes)
+        return catlip_error_set("%s: the head has %d outputs but vocabulary %s has %d synsets",
+                                m->path, m->config.num_classes, vp, vocab_size(m->vocab));
+    return 0;
+}
+
+// Header, configuration, vocabulary and weights in one streaming pass over the file (the
+// reader checks the chunk rules and the footer's CRC-32C as it goes).
+static int load_checkpoint(struct inference_model *m, const char *vocab_path, int ema) {
+    struct ckpt_reader *r;
+    if (ckpt_reader_open_streaming(&r, m->path) != 0) return -1;
+    int rc = -1;
+    if (!(m->header = checkpoint_header_copy(ckpt_reader_header(r), m->path))) goto done;
+    if (checkpoint_model_config(m->header, &m->config) != 0) {
+        error_prefixed(m->path, "");
+        goto done;
+    }
+    if (load_run_config(&m->run, m->header->config_yaml, m->path) != 0) goto done;
+    if (ema && !m->header->has_ema) {
+        catlip_error_set("%s: has no EMA weights (trained with optim.ema=0); drop --ema", m->path);
+        goto done;
+    }
+    if (load_vocab(m, vocab_path) != 0) goto done;
+    vit_layout_init(&m->model.layout, &m->config);
+    m->params = xaligned_alloc(m->model.layout.total * sizeof(float));
+    float *buffers[4] = {NULL, NULL, NULL, NULL};
+    buffers[ema ? CATLIP__TENSOR_CHUNK__KIND__EMA : CATLIP__TENSOR_CHUNK__KIND__PARAM] = m->params;
+    rc = checkpoint_read_tensors(r, m->path, &m->model.layout, buffers);
+done:
+    ckpt_reader_close(r);
+    return rc;
 }
 
 int inference_load(struct inference_model *m, const char *checkpoint, const char *vocab_path,
                    int ema, int max_batch, int threads) {
     memset(m, 0, sizeof *m);
     if (!(m->path = resolve_checkpoint(checkpoint))) return -1;
-    if (!(m->header = checkpoint_read_header(m->path))) goto fail;
-    if (checkpoint_model_config(m->header, &m->config) != 0) {
-        error_prefixed(m->path, "");
-        goto fail;
+    if (load_checkpoint(m, vocab_path, ema) != 0) {
+        inference_free(m);
+        return -1;
     }
-    if (load_run_config(&m->run, m->header->config_yaml, m->path) != 0) goto fail;
-    if (ema && !m->header->has_ema) {
-        catlip_error_set("%s: has no EMA weights (trained with optim.ema=0); drop --ema", m->path);
-        goto fail;
-    }
-    if (m->header->vocab_hash || vocab_path) {
-        const char *vp = vocab_path ? vocab_path : m->run.data.vocab;
-        if (!vp[0]) {
-            catlip_error_set("%s: records no vocabulary file; pass --vocab FILE", m->path);
-            goto fail;
-        }
-        if (!(m->vocab = vocab_load(vp))) {
-            if (!vocab_path) {
-                char cause[512];
-                snprintf(cause, sizeof cause, "%s", catlip_error());
-                catlip_error_set("%s (the checkpoint's data.vocab; pass --vocab FILE)", cause);
-            }
-            goto fail;
-        }
-        if (vocab_hash(m->vocab) != m->header->vocab_hash) {
-            catlip_error_set(
-                "%s: vocabulary %s (hash %016llx) is not the one this checkpoint was trained with "
-                "(hash %016llx); pass the run's vocabulary with --vocab",
-                m->path, vp, (unsigned long long)vocab_hash(m->vocab),
-                (unsigned long long)m->header->vocab_hash);
-            goto fail;
-        }
-        if (vocab_size(m->vocab) != m->config.num_classes) {
-            catlip_error_set("%s: the head has %d outputs but vocabulary %s has %d synsets",
-                             m->path, m->config.num_classes, vp, vocab_size(m->vocab));
-            goto fail;
-        }
-    }
-    vit_layout_init(&m->model.layout, &m->config);
-    m->params = xaligned_alloc(m->model.layout.total * sizeof(float));
-    float *buffers[4] = {NULL, NULL, NULL, NULL};
-    buffers[ema ? CATLIP__TENSOR_CHUNK__KIND__EMA : CATLIP__TENSOR_CHUNK__KIND__PARAM] = m->params;
-    if (checkpoint_load_tensors(m->path, &m->model.layout, buffers) != 0) goto fail;
     for (int c = 0; c < 3; c++) {
         m->mean[c] = (float)m->run.data.mean[c];
         m->std[c] = (float)m->run.data.std[c];
@@ -113,9 +118,6 @@ int inference_load(struct inference_model *m, const char *checkpoint, const char
     vit_acts_create(&m->acts, &m->config, max_batch, pool_size(m->model.pool));
     m->ema = ema;
     return 0;
-fail:
-    inference_free(m);
-    return -1;
 }
 
 void inference_free(struct inference_model *m) {

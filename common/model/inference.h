@@ -1,6 +1,11 @@
 // A trained model loaded for inference: checkpoint -> configuration, weights (or their EMA),
 // vocabulary, thread pool and activation buffers, then batched forward passes. Shared by
-// `catlip predict`, `embed`, `eval`, `transfer` and `export`.
+// `catlip predict`, `embed`, `eval`, `transfer` and `export`. The model layer sits above nn/
+// (which knows no files), io/ (the checkpoint format) and text/ (the vocabulary).
+//
+// A checkpoint file is read once (one streaming pass checks it and delivers the header and
+// tensors); a run directory costs one more read, the verification that picks its newest
+// valid checkpoint (ckpt_find_latest). The recorded configuration is parsed from memory.
 //
 // The vocabulary is the file given, or else the data.vocab of the run configuration recorded
 // in the checkpoint; it must have the checkpoint's vocab_hash (the same synsets in the same
