@@ -17,6 +17,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/http_status.h"
 #include "coordinator/status_protocol.h"
+#include "core/atomic_file.h"
 #include "core/check.h"
 #include "core/log.h"
 
@@ -462,33 +463,16 @@ static int listen_on(struct status_server *s, struct listener *l, enum conn_kind
     return 0;
 }
 
-// Writes bytes to dir/name through a temporary file, fsync and rename, so that a reader sees
-// the old file or the new one, never a part.
+// dir/name replaced atomically (core/atomic_file.h), through a hidden temporary file.
 static int write_atomically(const char *dir, const char *name, const char *bytes, size_t n,
                             mode_t mode) {
     char path[CONFIG_STRING_MAX + 64], tmp[CONFIG_STRING_MAX + 96];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld", dir, name, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) return catlip_error_set("cannot write %s: %s", tmp, strerror(errno));
-    int ok = fchmod(fd, mode) == 0;
-    for (size_t done = 0; ok && done < n;) {
-        ssize_t w = write(fd, bytes + done, n - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            ok = 0;
-        else
-            done += (size_t)w;
-    }
-    ok = ok && fsync(fd) == 0;
-    int saved = errno;
-    if (close(fd) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        if (ok) saved = errno;
-        unlink(tmp);
-        return catlip_error_set("cannot write %s: %s", path, strerror(saved));
-    }
-    return 0;
+    struct atomic_file f;
+    if (atomic_file_open(&f, path, tmp, mode) != 0) return -1;
+    atomic_file_write(&f, bytes, n);
+    return atomic_file_commit(&f);
 }
 
 static int write_files(struct status_server *s, const struct status_options *o) {

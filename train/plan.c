@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "catlip.pb-c.h"
+#include "core/atomic_file.h"
 #include "core/check.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -93,12 +94,9 @@ int plan_run(struct run *run, const char *resume) {
     char path[CONFIG_STRING_MAX + 64];
     snprintf(path, sizeof path, "%s/config.yaml", cfg->run_dir);
     char *yaml = config_to_yaml(cfg);
-    FILE *f = fopen(path, "w");
-    int ok = f && fputs(yaml, f) >= 0;
-    if (f && fclose(f) != 0) ok = 0;
+    int rc = atomic_file_replace(path, yaml, strlen(yaml), 0644);
     free(yaml);
-    if (!ok) return catlip_error_set("cannot write %s: %s", path, strerror(errno));
-    return 0;
+    return rc;
 }
 
 // Rank 0 tells everyone whether planning worked and, if so, the plan.

@@ -74,3 +74,51 @@ const char *cpu_feature_name(enum cpu_feature f) {
     CATLIP_ASSERT(f >= 0 && f < CPU_FEATURE_COUNT);
     return feature_names[f];
 }
+
+// ---- CATLIP_ISA
+
+static const char *const isa_names[] = {"scalar", "avx2", "avx512"};
+
+bool cpu_isa_supported(enum cpu_isa isa) {
+    switch (isa) {
+    case CPU_ISA_SCALAR: return true;
+    case CPU_ISA_AVX2: return cpu_has(CPU_AVX2);
+    case CPU_ISA_AVX512: return cpu_has(CPU_AVX512);
+    }
+    return false;
+}
+
+enum cpu_isa cpu_isa_best(void) {
+    return cpu_isa_supported(CPU_ISA_AVX512) ? CPU_ISA_AVX512
+           : cpu_isa_supported(CPU_ISA_AVX2) ? CPU_ISA_AVX2
+                                             : CPU_ISA_SCALAR;
+}
+
+const char *cpu_isa_name(enum cpu_isa isa) { return isa_names[isa]; }
+
+int cpu_isa_from_name(const char *name) {
+    for (int i = 0; name && i < 3; i++)
+        if (!strcmp(name, isa_names[i])) return i;
+    return -1;
+}
+
+static enum cpu_isa isa_chosen;
+static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
+
+static void choose_isa(void) {
+    const char *forced = getenv("CATLIP_ISA");
+    if (!forced || !forced[0]) {
+        isa_chosen = cpu_isa_best();
+        return;
+    }
+    int isa = cpu_isa_from_name(forced);
+    if (isa < 0 || !cpu_isa_supported((enum cpu_isa)isa))
+        catlip_die("CATLIP_ISA=%s: %s (choices: scalar, avx2, avx512)", forced,
+                   isa < 0 ? "unknown instruction set" : "this CPU does not support it");
+    isa_chosen = (enum cpu_isa)isa;
+}
+
+enum cpu_isa cpu_isa_chosen(void) {
+    pthread_once(&isa_once, choose_isa);
+    return isa_chosen;
+}

@@ -28,3 +28,25 @@ const char *cpu_feature_name(enum cpu_feature f);
 // True when the hardware has f, whatever CATLIP_CPU_DISABLE says (for messages that tell a
 // disabled feature from a missing one).
 bool cpu_has_hardware(enum cpu_feature f);
+
+// ---- CATLIP_ISA: one meaning for every kernel family (nn/ kernels, the data/ resampler)
+//
+// Unset or empty picks the widest level the CPU has (after CATLIP_CPU_DISABLE); a name picks
+// that level; an unknown name, or a level this CPU lacks, is an error (one line, exit status
+// 2), never a silent fallback, so that a test or benchmark that asks for a path never
+// measures another one.
+enum cpu_isa {
+    CPU_ISA_SCALAR,
+    CPU_ISA_AVX2,    // CPU_AVX2
+    CPU_ISA_AVX512,  // CPU_AVX512
+};
+
+// Whether this process may run that level (cpu_has).
+bool cpu_isa_supported(enum cpu_isa isa);
+// The widest level supported.
+enum cpu_isa cpu_isa_best(void);
+// "scalar", "avx2", "avx512"; and back (-1 when unknown).
+const char *cpu_isa_name(enum cpu_isa isa);
+int cpu_isa_from_name(const char *name);
+// CATLIP_ISA's choice as above, decided once per process (thread-safe).
+enum cpu_isa cpu_isa_chosen(void);

@@ -185,35 +185,18 @@ horizontal_pass_chw(float *out, const float *rows, const struct resample_axis *a
     }
 }
 
-// The widest kernels the CPU has (AVX-512 F/BW/DQ/VL, else AVX2 + FMA, else scalar), or the
-// ones CATLIP_ISA=scalar|avx2|avx512 names (the switch the nn kernels use; a level the CPU
-// lacks falls back to the best it has).
-enum { ISA_SCALAR, ISA_AVX2, ISA_AVX512 };
-static int resample_isa(void) {
-    static _Atomic int chosen = -1;  // decode threads may race here; they all store the same value
-    int c = chosen;
-    if (c < 0) {
-        const char *forced = getenv("CATLIP_ISA");
-        int avx2 = cpu_has(CPU_AVX2), avx512 = cpu_has(CPU_AVX512);
-        c = avx512 ? ISA_AVX512 : avx2 ? ISA_AVX2 : ISA_SCALAR;
-        if (forced && !strcmp(forced, "scalar")) c = ISA_SCALAR;
-        else if (forced && !strcmp(forced, "avx2") && avx2) c = ISA_AVX2;
-        chosen = c;
-    }
-    return c;
-}
-
 void resample_to_chw(float *out, const struct image *src, double x0, double y0, double x1, double y1,
                      int S, int flip, const float mean[3], const float std[3], struct resample_scratch *s) {
     int col0, ncols;
     plan_both(s, src, x0, y0, x1, y1, S, S, &col0, &ncols);
-    int isa = resample_isa(), avx2 = isa >= ISA_AVX2;
+    // CATLIP_ISA means what it means for the nn kernels (core/cpu.h).
+    int isa = cpu_isa_chosen(), avx2 = isa >= CPU_ISA_AVX2;
     float scale[3], shift[3];
     for (int c = 0; c < 3; c++) {
         scale[c] = 1.0f / (255.0f * std[c]);
         shift[c] = -mean[c] / std[c];
     }
-    if (isa == ISA_AVX512 && S % 16 == 0) {
+    if (isa == CPU_ISA_AVX512 && S % 16 == 0) {
         resample_chw_transposed_avx512(out, s->rows, src->pixels + (size_t)col0 * 3, (size_t)src->width * 3,
                                        &s->y, &s->x, col0, ncols, S, flip, scale, shift);
         return;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 #include "data/tar.h"
 
@@ -157,32 +158,17 @@ int shard_index_build(const char *shard_path, struct shard_index *out) {
 
 // ---- file ---------------------------------------------------------------------------------
 
-static int write_all(int fd, const void *data, size_t n, uint64_t *hash) {
-    const char *p = data;
+// Writes data (errors are kept in f for atomic_file_commit) and adds it to the running hash.
+static void write_hashed(struct atomic_file *f, const void *data, size_t n, uint64_t *hash) {
     *hash = fnv1a(*hash, data, n);
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    atomic_file_write(f, data, n);
 }
 
 int shard_index_write(const struct shard_index *ix, const char *index_path) {
-    // A name no other writer uses, even on another node of a shared file system.
-    char tmp[PATH_MAX + 64], host[64] = "";
-    gethostname(host, sizeof host - 1);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%.32s.%ld.%ld", index_path, host, (long)getpid(), (long)now.tv_nsec) >=
-        (int)sizeof tmp)
-        return catlip_error_set("index path too long: %s", index_path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return catlip_error_set("cannot write index %s: %s", tmp, strerror(errno));
+    // The temporary name is unique even among writers on several nodes of a shared file system.
+    struct atomic_file f;
+    if (atomic_file_open(&f, index_path, NULL, 0644) != 0)
+        return catlip_error_set("cannot write index %s: %s", index_path, catlip_error());
     struct index_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, MAGIC, sizeof MAGIC);
@@ -194,17 +180,13 @@ int shard_index_write(const struct shard_index *ix, const char *index_path) {
     h.keys_len = ix->keys_len;
     memcpy(h.skips, ix->skips, sizeof h.skips);
     uint64_t hash = FNV_INIT;
-    int bad = write_all(fd, &h, sizeof h, &hash) ||
-              write_all(fd, ix->samples, ix->count * sizeof *ix->samples, &hash) ||
-              write_all(fd, ix->keys, ix->keys_len, &hash);
+    write_hashed(&f, &h, sizeof h, &hash);
+    write_hashed(&f, ix->samples, ix->count * sizeof *ix->samples, &hash);
+    write_hashed(&f, ix->keys, ix->keys_len, &hash);
     uint64_t final = hash;
-    bad = bad || write_all(fd, &final, sizeof final, &hash);
-    if (close(fd) != 0) bad = 1;
-    if (bad || rename(tmp, index_path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return catlip_error_set("cannot write index %s: %s", index_path, strerror(e));
-    }
+    write_hashed(&f, &final, sizeof final, &hash);
+    if (atomic_file_commit(&f) != 0)
+        return catlip_error_set("cannot write index %s: %s", index_path, catlip_error());
     return 0;
 }
 

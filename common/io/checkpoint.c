@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 #include "core/log.h"
 #include "io/crc32c.h"
@@ -204,7 +205,7 @@ struct ckpt_writer {
     char *path;        // dir/file_name
     char *tmp_path;    // path.tmp
     int64_t step;
-    int fd;
+    struct atomic_file file;  // writing tmp_path
     uint8_t *buf;      // WRITE_BUFFER_BYTES of pending output
     size_t buf_len;
     uint32_t crc;      // of every byte written so far
@@ -218,21 +219,8 @@ struct ckpt_writer {
 
 const char *ckpt_writer_path(const struct ckpt_writer *w) { return w->path; }
 
-static int write_all(int fd, const char *path, const uint8_t *p, size_t n) {
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return catlip_error_set("%s: write failed: %s", path, strerror(errno));
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 static int writer_flush(struct ckpt_writer *w) {
-    if (w->buf_len && write_all(w->fd, w->tmp_path, w->buf, w->buf_len) < 0) {
+    if (w->buf_len && atomic_file_write(&w->file, w->buf, w->buf_len) < 0) {
         w->failed = true;
         return -1;
     }
@@ -247,7 +235,7 @@ static int writer_put(struct ckpt_writer *w, const void *bytes, size_t n) {
     w->bytes += n;
     if (w->buf_len + n > WRITE_BUFFER_BYTES && writer_flush(w) < 0) return -1;
     if (n >= WRITE_BUFFER_BYTES) {
-        if (write_all(w->fd, w->tmp_path, bytes, n) < 0) {
+        if (atomic_file_write(&w->file, bytes, n) < 0) {
             w->failed = true;
             return -1;
         }
@@ -291,9 +279,7 @@ int ckpt_writer_open(struct ckpt_writer **out, const char *checkpoint_dir, int64
     w->tmp_path = xmalloc(strlen(w->path) + 5);
     sprintf(w->tmp_path, "%s.tmp", w->path);
     w->step = step;
-    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (w->fd < 0) {
-        catlip_error_set("%s: cannot create: %s", w->tmp_path, strerror(errno));
+    if (atomic_file_open(&w->file, w->path, w->tmp_path, 0644) != 0) {
         free(w->dir), free(w->file_name), free(w->path), free(w->tmp_path), free(w);
         return -1;
     }
@@ -356,7 +342,7 @@ int ckpt_writer_record(struct ckpt_writer *w, const void *record, size_t len) {
 }
 
 static void writer_free(struct ckpt_writer *w) {
-    if (w->fd >= 0) close(w->fd);
+    atomic_file_abort(&w->file);
     rules_free(&w->rules);
     free(w->buf);
     free(w->dir);
@@ -368,12 +354,7 @@ static void writer_free(struct ckpt_writer *w) {
 
 void ckpt_writer_abort(struct ckpt_writer *w) {
     if (!w) return;
-    if (w->fd >= 0) close(w->fd);
-    w->fd = -1;
-    if (unlink(w->tmp_path) < 0 && errno != ENOENT)
-        log_warn("%s: cannot remove the unfinished checkpoint: %s", w->tmp_path,
-                 strerror(errno));
-    writer_free(w);
+    writer_free(w);  // the unfinished file removed
 }
 
 int ckpt_writer_commit(struct ckpt_writer *w, int keep) {
@@ -401,20 +382,8 @@ int ckpt_writer_commit(struct ckpt_writer *w, int keep) {
         ckpt_writer_abort(w);
         return -1;
     }
-    if (fsync(w->fd) < 0) {
-        catlip_error_set("%s: fsync failed: %s", w->tmp_path, strerror(errno));
-        ckpt_writer_abort(w);
-        return -1;
-    }
-    int fd = w->fd;
-    w->fd = -1;
-    if (close(fd) < 0) {
-        catlip_error_set("%s: close failed: %s", w->tmp_path, strerror(errno));
-        ckpt_writer_abort(w);
-        return -1;
-    }
-    if (rename(w->tmp_path, w->path) < 0) {
-        catlip_error_set("%s: cannot rename to %s: %s", w->tmp_path, w->path, strerror(errno));
+    // fsync, rename into place, directory fsync: the checkpoint exists once this returns.
+    if (atomic_file_commit(&w->file) < 0) {
         ckpt_writer_abort(w);
         return -1;
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 #include "core/log.h"
 
@@ -24,66 +25,19 @@ static char *path_join(const char *dir, const char *name) {
     return p;
 }
 
-static int write_all(int fd, const char *path, const uint8_t *p, size_t n) {
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return catlip_error_set("%s: write failed: %s", path, strerror(errno));
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return catlip_error_set("%s: cannot open directory to fsync: %s", dir, strerror(errno));
-    int rc = 0;
-    if (fsync(fd) < 0 && errno != EINVAL)  // EINVAL: a file system without directory fsync
-        rc = catlip_error_set("%s: fsync of the directory failed: %s", dir, strerror(errno));
-    close(fd);
-    return rc;
-}
-
 // Replaces dir/latest with a one-line file naming file_name: temp file, fsync, rename,
 // directory fsync.
 static int write_latest(const char *dir, const char *file_name) {
     char *tmp = path_join(dir, "latest.tmp");
     char *dst = path_join(dir, "latest");
-    int rc = -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        catlip_error_set("%s: cannot create: %s", tmp, strerror(errno));
-        goto out;
-    }
     char line[64];
     int n = snprintf(line, sizeof line, "%s\n", file_name);
-    if (write_all(fd, tmp, (const uint8_t *)line, (size_t)n) < 0) {
-        close(fd);
-        unlink(tmp);
-        goto out;
+    struct atomic_file f;
+    int rc = atomic_file_open(&f, dst, tmp, 0644);
+    if (rc == 0) {
+        atomic_file_write(&f, line, (size_t)n);
+        rc = atomic_file_commit(&f);
     }
-    if (fsync(fd) < 0) {
-        catlip_error_set("%s: fsync failed: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    if (close(fd) < 0) {
-        catlip_error_set("%s: close failed: %s", tmp, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    if (rename(tmp, dst) < 0) {
-        catlip_error_set("%s: cannot rename to %s: %s", tmp, dst, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    rc = fsync_dir(dir);
-out:
     free(tmp);
     free(dst);
     return rc;
@@ -186,7 +140,7 @@ static void prune(const char *dir, int64_t step, int keep) {
 int ckpt_publish(const char *checkpoint_dir, const char *file_name, int keep) {
     int64_t step;
     CATLIP_ASSERT(ckpt_parse_file_name(file_name, &step));
-    if (fsync_dir(checkpoint_dir) < 0 || write_latest(checkpoint_dir, file_name) < 0) return -1;
+    if (fsync_directory(checkpoint_dir) < 0 || write_latest(checkpoint_dir, file_name) < 0) return -1;
     prune(checkpoint_dir, step, keep);
     return 0;
 }

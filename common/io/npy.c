@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 
 int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape) {
@@ -20,18 +21,12 @@ int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *
     int total = 10 + n + 1, padded = (total + 63) / 64 * 64;
     while (n < padded - 10 - 1) header[n++] = ' ';
     header[n++] = '\n';
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return catlip_error_set("%s: cannot create", tmp);
     unsigned char prefix[10] = {
         0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xff), (unsigned char)(n >> 8)};
-    int ok = fwrite(prefix, 1, 10, f) == 10 && fwrite(header, 1, (size_t)n, f) == (size_t)n &&
-             (count == 0 || fwrite(data, sizeof(float), count, f) == count);
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return catlip_error_set("%s: write failed (disk full?)", path);
-    }
-    return 0;
+    struct atomic_file f;
+    if (atomic_file_open(&f, path, NULL, 0644) != 0) return -1;
+    atomic_file_write(&f, prefix, 10);
+    atomic_file_write(&f, header, (size_t)n);
+    atomic_file_write(&f, data, count * sizeof(float));
+    return atomic_file_commit(&f);
 }

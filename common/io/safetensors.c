@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 
 static size_t dtype_size(const char *dtype) {
@@ -44,26 +45,20 @@ int safetensors_write(const char *path, const struct safetensor *tensors, int co
     size_t len = strlen(text);
     size_t padded = (len + 7) & ~(size_t)7;  // data starts 8-byte aligned
 
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
+    struct atomic_file f;
+    if (atomic_file_open(&f, path, NULL, 0644) != 0) {
         free(text);
-        return catlip_error_set("cannot write %s: %s", tmp, strerror(errno));
+        return -1;
     }
     uint8_t prefix[8];
     for (int i = 0; i < 8; i++) prefix[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    int ok = fwrite(prefix, 1, 8, f) == 8 && fwrite(text, 1, len, f) == len;
-    for (size_t i = len; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
-    for (int i = 0; ok && i < count; i++)
-        ok = fwrite(tensors[i].data, 1, tensors[i].bytes, f) == tensors[i].bytes;
+    static const char spaces[8] = "        ";
+    atomic_file_write(&f, prefix, 8);
+    atomic_file_write(&f, text, len);
+    atomic_file_write(&f, spaces, padded - len);  // the header padded with spaces
+    for (int i = 0; i < count; i++) atomic_file_write(&f, tensors[i].data, tensors[i].bytes);
     free(text);
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return catlip_error_set("cannot write %s: %s", path, strerror(errno));
-    }
-    return 0;
+    return atomic_file_commit(&f);
 }
 
 int safetensors_read(const char *path, struct safetensors_file *out) {

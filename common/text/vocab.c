@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 #include "text/wordnet.h"
 
@@ -253,26 +254,17 @@ static int row_order(const void *a, const void *b) {
 void vocab_sort_rows(struct vocab_row *rows, size_t count) { qsort(rows, count, sizeof *rows, row_order); }
 
 int vocab_write(const char *path, const char *header, const struct vocab_row *rows, size_t count) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
-        return catlip_error_set("vocabulary path too long: %s", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return catlip_error_set("cannot write %s: %s", tmp, strerror(errno));
+    // The whole TSV in memory first (a few hundred kB for 24k synsets), then one atomic replace.
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return catlip_error_set("cannot write %s: out of memory", path);
     if (header) fprintf(f, "# %s\n", header);
     for (size_t i = 0; i < count; i++)
         fprintf(f, "n%08u\t%s\t%llu\n", rows[i].offset, rows[i].lemma, (unsigned long long)rows[i].count);
-    int bad = ferror(f);
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad) {
-        unlink(tmp);
-        return catlip_error_set("cannot write %s (disk full?)", tmp);
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return catlip_error_set("cannot rename %s to %s: %s", tmp, path, strerror(e));
-    }
-    return 0;
+    int bad = fclose(f) != 0;
+    int rc = bad ? catlip_error_set("cannot write %s: out of memory", path)
+                 : atomic_file_replace(path, text, len, 0644);
+    free(text);
+    return rc;
 }

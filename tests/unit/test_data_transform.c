@@ -251,7 +251,7 @@ static void test_region_decode_matches_full_decode(void **state) {
 int main(void) {
     // One ctest test per resampler path: CATLIP_TEST_PATH=scalar|avx2|avx512 runs the whole
     // program with the resampler forced to that path (CATLIP_ISA), or skips (77) when the CPU
-    // lacks it (the resampler would silently take a narrower path).
+    // lacks it (CATLIP_ISA naming a path the CPU lacks is an error: core/cpu.h).
     const char *path = getenv("CATLIP_TEST_PATH");
     if (path != NULL && path[0] != '\0') {
         if ((strcmp(path, "avx2") == 0 && !cpu_has(CPU_AVX2)) ||
