@@ -106,7 +106,8 @@ static int parse_eval_args(int argc, char **argv, const char *usage, struct eval
         }
     }
     if (optind < argc) return catlip_error_set("unexpected argument '%s'", argv[optind]);
-    if (!a->model.checkpoint || !a->data) return catlip_error_set("--checkpoint and --data are required");
+    if (!a->model.checkpoint || !a->data)
+        return catlip_error_set("--checkpoint and --data are required");
     if (a->batch < 1 || a->batch > 4096) return catlip_error_set("--batch must be in 1..4096");
     if (a->decode_threads < 1) return catlip_error_set("--decode-threads must be >= 1");
     return 0;
@@ -153,6 +154,28 @@ static struct pipeline *open_eval_pipeline(const struct eval_args *a,
     return pipeline_create(&opt);
 }
 
+// Runs the model over every batch of the pipeline, calling `each` with the batch after its
+// forward pass (logits and pooled features in m->acts), with progress on stderr. Returns the
+// images seen.
+typedef void (*eval_batch_fn)(void *ctx, const struct inference_model *m, const struct batch *b);
+
+static uint64_t eval_batches(const struct eval_args *a, struct inference_model *m,
+                             struct pipeline *p, const char *what, eval_batch_fn each, void *ctx) {
+    struct progress prog = {.start = time_now(), .tty = isatty(STDERR_FILENO)};
+    uint64_t total = pipeline_samples(p), seen = 0;
+    if (a->max_images > 0 && (uint64_t)a->max_images < total) total = (uint64_t)a->max_images;
+    struct batch b;
+    while (pipeline_next(p, &b) == 1) {
+        if (b.count == 0) continue;
+        inference_forward(m, b.images, b.count);
+        each(ctx, m, &b);
+        seen += (uint64_t)b.count;
+        progress_show(&prog, what, seen, total, 0);
+    }
+    progress_show(&prog, what, seen, total, 1);
+    return seen;
+}
+
 static void print_metrics_row(const char *name, double model, double prior) {
     printf("  %-16s %8.4f %8.4f\n", name, model, prior);
 }
@@ -176,6 +199,26 @@ static int write_json(const char *path, json_t *o) {
     int rc = json_dump_file(o, path, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
     json_decref(o);
     return rc == 0 ? 0 : catlip_error_set("%s: cannot write the metrics", path);
+}
+
+// Every image's logits and multi-hot labels, (n, V) each, grown as batches come.
+struct multilabel_rows {
+    int V;
+    size_t n, cap;
+    float *scores, *labels;
+};
+
+static void multilabel_collect(void *ctx, const struct inference_model *m, const struct batch *b) {
+    struct multilabel_rows *r = ctx;
+    size_t V = (size_t)r->V;
+    if (r->n + (size_t)b->count > r->cap) {
+        while (r->n + (size_t)b->count > r->cap) r->cap *= 2;
+        r->scores = xrealloc(r->scores, r->cap * V * sizeof(float));
+        r->labels = xrealloc(r->labels, r->cap * V * sizeof(float));
+    }
+    memcpy(r->scores + r->n * V, m->acts.logits, (size_t)b->count * V * sizeof(float));
+    memcpy(r->labels + r->n * V, b->targets, (size_t)b->count * V * sizeof(float));
+    r->n += (size_t)b->count;
 }
 
 int cmd_eval_multilabel(int argc, char **argv) {
@@ -206,27 +249,13 @@ int cmd_eval_multilabel(int argc, char **argv) {
         inference_free(&m);
         return 1;
     }
-    int V = m.config.num_classes;
-    size_t cap = 1024, N = 0;
-    float *scores = xmalloc(cap * V * sizeof(float)), *labels = xmalloc(cap * V * sizeof(float));
-    struct progress prog = {.start = time_now(), .tty = isatty(STDERR_FILENO)};
-    uint64_t total = pipeline_samples(p);
-    if (a.max_images > 0 && (uint64_t)a.max_images < total) total = (uint64_t)a.max_images;
-    struct batch b;
-    while (pipeline_next(p, &b) == 1) {
-        if (b.count == 0) continue;
-        inference_forward(&m, b.images, b.count);
-        if (N + (size_t)b.count > cap) {
-            while (N + (size_t)b.count > cap) cap *= 2;
-            scores = xrealloc(scores, cap * V * sizeof(float));
-            labels = xrealloc(labels, cap * V * sizeof(float));
-        }
-        memcpy(scores + N * V, m.acts.logits, (size_t)b.count * V * sizeof(float));
-        memcpy(labels + N * V, b.targets, (size_t)b.count * V * sizeof(float));
-        N += (size_t)b.count;
-        progress_show(&prog, "multilabel", N, total, 0);
-    }
-    progress_show(&prog, "multilabel", N, total, 1);
+    struct multilabel_rows rows = {.V = m.config.num_classes, .cap = 1024};
+    int V = rows.V;
+    rows.scores = xmalloc(rows.cap * V * sizeof(float));
+    rows.labels = xmalloc(rows.cap * V * sizeof(float));
+    eval_batches(&a, &m, p, "multilabel", multilabel_collect, &rows);
+    size_t N = rows.n;
+    float *scores = rows.scores, *labels = rows.labels;
     char skips[512];
     pipeline_format_skips(p, skips, sizeof skips);
     int rc = 0;
@@ -279,6 +308,72 @@ int cmd_eval_multilabel(int argc, char **argv) {
     return rc == 0 ? 0 : 1;
 }
 
+struct zeroshot_batch {
+    const struct transfer_head *head;
+    struct zeroshot_tally *tally;
+    float *scores;  // (K)
+};
+
+static void zeroshot_collect(void *ctx, const struct inference_model *m, const struct batch *b) {
+    struct zeroshot_batch *zb = ctx;
+    int K = zb->head->K, C = zb->head->C;
+    for (int i = 0; i < b->count; i++) {
+        // (C) pooled features -> (K) head scores
+        zeroshot_scores(zb->scores, zb->head->weight, zb->head->bias, m->acts.lnf + (size_t)i * C,
+                        K, C);
+        int truth = 0;
+        for (int k = 0; k < K; k++)
+            if (b->targets[(size_t)i * K + k] > 0.5f) truth = k;
+        zeroshot_add(zb->tally, zb->scores, truth);
+    }
+}
+
+// The zero-shot report: per-class accuracy, the most frequent confusions, the summary line,
+// and the JSON file when asked. Returns 0, or -1 with catlip_error().
+static int zeroshot_report(const struct eval_args *a, const struct inference_model *m,
+                           const struct zeroshot_tally *z, const char *const *names,
+                           const char *skips) {
+    int K = z->K, topk = z->topk;
+    long N = z->images;
+    int rc = 0;
+    double top1 = (double)z->correct1 / N, top5 = (double)z->correctk / N;
+    long majority = zeroshot_majority(z);
+    printf("eval zeroshot: %ld images, %d classes; skipped: %s\n", N, K, skips[0] ? skips : "none");
+    printf("  %-28s %8s %8s\n", "class", "images", "top-1");
+    for (int t = 0; t < K; t++) {
+        long row = zeroshot_class_images(z, t);
+        const char *name = names[t];
+        if (row)
+            printf("  %-28.28s %8ld %8.4f\n", name, row,
+                   (double)zeroshot_class_correct(z, t) / row);
+        else
+            printf("  %-28.28s %8ld %8s\n", name, row, "-");
+    }
+    struct zeroshot_confusion pairs[5];
+    int np = zeroshot_confusions(z, pairs, 5);
+    printf("  most frequent confusions (true -> predicted):\n");
+    for (int i = 0; i < np && i < 5; i++)
+        printf("    %-24s -> %-24s %ld\n", names[pairs[i].truth], names[pairs[i].predicted],
+               pairs[i].count);
+    if (np == 0) printf("    (none)\n");
+    printf("eval zeroshot: top-1 %.4f, top-%d %.4f; chance %.4f (1/%d), majority class %.4f\n",
+           top1, topk, top5, 1.0 / K, K, (double)majority / N);
+    if (a->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "checkpoint", json_string(m->path));
+        json_object_set_new(o, "data", json_string(a->data));
+        json_object_set_new(o, "images", json_integer(N));
+        json_object_set_new(o, "classes", json_integer(K));
+        json_object_set_new(o, "top1", json_real(top1));
+        json_object_set_new(o, "top5", json_real(top5));
+        json_object_set_new(o, "chance", json_real(1.0 / K));
+        json_object_set_new(o, "majority", json_real((double)majority / N));
+        json_object_set_new(o, "skipped", json_string(skips));
+        rc = write_json(a->json, o);
+    }
+    return rc;
+}
+
 int cmd_eval_zeroshot(int argc, char **argv) {
     struct eval_args a;
     if (parse_eval_args(argc, argv, zeroshot_usage, &a) != 0 ||
@@ -307,28 +402,12 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         inference_free(&m);
         return 1;
     }
-    int K = head.K, C = head.C, topk = K < 5 ? K : 5;
+    int K = head.K, topk = K < 5 ? K : 5;
     struct zeroshot_tally z;
     zeroshot_init(&z, K, topk);
     float *scores = xmalloc((size_t)K * sizeof(float));
-    struct progress prog = {.start = time_now(), .tty = isatty(STDERR_FILENO)};
-    uint64_t total = pipeline_samples(p);
-    if (a.max_images > 0 && (uint64_t)a.max_images < total) total = (uint64_t)a.max_images;
-    struct batch b;
-    while (pipeline_next(p, &b) == 1) {
-        if (b.count == 0) continue;
-        inference_forward(&m, b.images, b.count);
-        for (int i = 0; i < b.count; i++) {
-            // (C) pooled features -> (K) head scores
-            zeroshot_scores(scores, head.weight, head.bias, m.acts.lnf + (size_t)i * C, K, C);
-            int truth = 0;
-            for (int k = 0; k < K; k++)
-                if (b.targets[(size_t)i * K + k] > 0.5f) truth = k;
-            zeroshot_add(&z, scores, truth);
-        }
-        progress_show(&prog, "zeroshot", (uint64_t)z.images, total, 0);
-    }
-    progress_show(&prog, "zeroshot", (uint64_t)z.images, total, 1);
+    struct zeroshot_batch zb = {&head, &z, scores};
+    eval_batches(&a, &m, p, "zeroshot", zeroshot_collect, &zb);
     char skips[512];
     pipeline_format_skips(p, skips, sizeof skips);
     rc = 0;
@@ -337,44 +416,10 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         rc = catlip_error_set("no usable labelled image in %s (skipped: %s; .cls must be 0..%d)",
                               a.data, skips[0] ? skips : "none", K - 1);
     } else {
-        double top1 = (double)z.correct1 / N, top5 = (double)z.correctk / N;
-        long majority = zeroshot_majority(&z);
-        printf("eval zeroshot: %ld images, %d classes; skipped: %s\n", N, K,
-               skips[0] ? skips : "none");
-        printf("  %-28s %8s %8s\n", "class", "images", "top-1");
-        for (int t = 0; t < K; t++) {
-            long row = zeroshot_class_images(&z, t);
-            const char *name = a.classes ? head.classes[t].name : names[t];
-            if (row)
-                printf("  %-28.28s %8ld %8.4f\n", name, row,
-                       (double)zeroshot_class_correct(&z, t) / row);
-            else
-                printf("  %-28.28s %8ld %8s\n", name, row, "-");
-        }
-        struct zeroshot_confusion pairs[5];
-        int np = zeroshot_confusions(&z, pairs, 5);
-        printf("  most frequent confusions (true -> predicted):\n");
-        for (int i = 0; i < np && i < 5; i++)
-            printf("    %-24s -> %-24s %ld\n",
-                   a.classes ? head.classes[pairs[i].truth].name : names[pairs[i].truth],
-                   a.classes ? head.classes[pairs[i].predicted].name : names[pairs[i].predicted],
-                   pairs[i].count);
-        if (np == 0) printf("    (none)\n");
-        printf("eval zeroshot: top-1 %.4f, top-%d %.4f; chance %.4f (1/%d), majority class %.4f\n",
-               top1, topk, top5, 1.0 / K, K, (double)majority / N);
-        if (a.json) {
-            json_t *o = json_object();
-            json_object_set_new(o, "checkpoint", json_string(m.path));
-            json_object_set_new(o, "data", json_string(a.data));
-            json_object_set_new(o, "images", json_integer(N));
-            json_object_set_new(o, "classes", json_integer(K));
-            json_object_set_new(o, "top1", json_real(top1));
-            json_object_set_new(o, "top5", json_real(top5));
-            json_object_set_new(o, "chance", json_real(1.0 / K));
-            json_object_set_new(o, "majority", json_real((double)majority / N));
-            json_object_set_new(o, "skipped", json_string(skips));
-            rc = write_json(a.json, o);
-        }
+        const char **class_names = xmalloc((size_t)K * sizeof *class_names);
+        for (int t = 0; t < K; t++) class_names[t] = a.classes ? head.classes[t].name : names[t];
+        rc = zeroshot_report(&a, &m, &z, class_names, skips);
+        free(class_names);
     }
     if (rc != 0) catlip_error_print();
     if (names) {

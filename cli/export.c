@@ -140,7 +140,8 @@ int cmd_export(int argc, char **argv) {
     if (rc == 0 && m.vocab) rc = write_vocab_beside(&m, output, vocab_path, sizeof vocab_path);
     if (rc == 0)
         printf("export: %s (%d tensors, %zu parameters, %s weights)%s%s\n", output, l->ntensors,
-               l->total, model.ema ? "EMA" : "raw", vocab_path[0] ? "; vocabulary " : "", vocab_path);
+               l->total, model.ema ? "EMA" : "raw", vocab_path[0] ? "; vocabulary " : "",
+               vocab_path);
     else
         catlip_error_print();
     free(meta);

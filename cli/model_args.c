@@ -6,10 +6,10 @@
 
 int model_args_take(struct model_args *a, int opt, const char *arg) {
     switch (opt) {
-    case 'c': a->checkpoint = arg; return 1;
-    case 'v': a->vocab = arg; return 1;
-    case 'e': a->ema = 1; return 1;
-    case 't': a->threads = atoi(arg); return 1;
+        case 'c': a->checkpoint = arg; return 1;
+        case 'v': a->vocab = arg; return 1;
+        case 'e': a->ema = 1; return 1;
+        case 't': a->threads = atoi(arg); return 1;
     }
     return 0;
 }

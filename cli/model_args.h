@@ -11,10 +11,14 @@ struct model_args {
 };
 
 // getopt_long entries for the options above (a command lists only those it accepts).
-#define MODEL_ARGS_CHECKPOINT {"checkpoint", 1, 0, 'c'}
-#define MODEL_ARGS_VOCAB {"vocab", 1, 0, 'v'}
-#define MODEL_ARGS_EMA {"ema", 0, 0, 'e'}
-#define MODEL_ARGS_THREADS {"threads", 1, 0, 't'}
+#define MODEL_ARGS_CHECKPOINT \
+    { "checkpoint", 1, 0, 'c' }
+#define MODEL_ARGS_VOCAB \
+    { "vocab", 1, 0, 'v' }
+#define MODEL_ARGS_EMA \
+    { "ema", 0, 0, 'e' }
+#define MODEL_ARGS_THREADS \
+    { "threads", 1, 0, 't' }
 
 // Takes getopt's `opt` (with optarg) when it is one of the options above: returns 1, else 0.
 int model_args_take(struct model_args *a, int opt, const char *arg);

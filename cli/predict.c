@@ -62,8 +62,8 @@ static void add_image(struct image_args *a, const char *path) {
 
 static int parse_args(int argc, char **argv, const char *usage, struct image_args *a) {
     static const struct option options[] = {
-        MODEL_ARGS_CHECKPOINT, MODEL_ARGS_VOCAB,    MODEL_ARGS_EMA,       MODEL_ARGS_THREADS,
-        {"top", 1, 0, 'k'},    {"dump", 1, 0, 'd'},  {"output", 1, 0, 'o'}, {"list", 1, 0, 'l'},
+        MODEL_ARGS_CHECKPOINT, MODEL_ARGS_VOCAB,    MODEL_ARGS_EMA,        MODEL_ARGS_THREADS,
+        {"top", 1, 0, 'k'},    {"dump", 1, 0, 'd'}, {"output", 1, 0, 'o'}, {"list", 1, 0, 'l'},
         {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->top = 5;
@@ -169,18 +169,28 @@ static void predict_batch(void *vctx, struct inference_model *m, int first, int 
     }
 }
 
-int cmd_predict(int argc, char **argv) {
-    struct image_args a;
-    if (parse_args(argc, argv, predict_usage, &a) != 0) {
+// Arguments, then the model: 0, or the command's exit status (2 for bad arguments, 1 when the
+// model does not load) with the error printed and nothing left to free.
+static int open_command(int argc, char **argv, const char *usage, int need_output,
+                        struct image_args *a, struct inference_model *m) {
+    if (parse_args(argc, argv, usage, a) != 0 ||
+        (need_output && !a->output && catlip_error_set("-o FEATURES.npy is required"))) {
         catlip_error_print();
-        free_args(&a);
+        free_args(a);
         return 2;
     }
-    struct inference_model m;
-    if (model_args_open(&a.model, &m, PREDICT_BATCH) != 0) {
-        free_args(&a);
+    if (model_args_open(&a->model, m, PREDICT_BATCH) != 0) {
+        free_args(a);
         return 1;
     }
+    return 0;
+}
+
+int cmd_predict(int argc, char **argv) {
+    struct image_args a;
+    struct inference_model m;
+    int status = open_command(argc, argv, predict_usage, 0, &a, &m);
+    if (status != 0) return status;
     int N = a.nimages, V = m.config.num_classes, S = m.config.image_size;
     struct predict_ctx ctx = {.args = &a};
     if (a.dump) {
@@ -223,17 +233,9 @@ static void embed_batch(void *vctx, struct inference_model *m, int first, int co
 
 int cmd_embed(int argc, char **argv) {
     struct image_args a;
-    if (parse_args(argc, argv, embed_usage, &a) != 0 ||
-        (!a.output && catlip_error_set("-o FEATURES.npy is required"))) {
-        catlip_error_print();
-        free_args(&a);
-        return 2;
-    }
     struct inference_model m;
-    if (model_args_open(&a.model, &m, PREDICT_BATCH) != 0) {
-        free_args(&a);
-        return 1;
-    }
+    int status = open_command(argc, argv, embed_usage, 1, &a, &m);
+    if (status != 0) return status;
     int C = m.config.dim;
     float *features = xmalloc((size_t)a.nimages * C * sizeof(float));
     int rc = run_images(&m, &a, embed_batch, features);

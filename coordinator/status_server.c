@@ -511,11 +511,9 @@ int status_server_start(struct status_server **out, struct coordinator *coord,
     s->log_window = time_now();
     int rc = status_token_generate(s->source.token);
     if (rc == 0)
-        rc = listen_on(s, &s->listeners[CONN_PROTOBUF], CONN_PROTOBUF, o->port,
-                       "status.port");
+        rc = listen_on(s, &s->listeners[CONN_PROTOBUF], CONN_PROTOBUF, o->port, "status.port");
     if (rc == 0)
-        rc = listen_on(s, &s->listeners[CONN_HTTP], CONN_HTTP, o->http_port,
-                       "status.http_port");
+        rc = listen_on(s, &s->listeners[CONN_HTTP], CONN_HTTP, o->http_port, "status.http_port");
     if (rc == 0) rc = write_files(s, o);
     if (rc != 0) {
         status_server_stop(s);

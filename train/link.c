@@ -19,16 +19,22 @@ void link_send_status(struct link *l, int worker, int status) {
     l->ops->send(l, worker, LINK_DONE, &s, sizeof s);
 }
 
-int link_poll_command(struct link *l) { return l->ops->poll_command(l); }
+int link_poll_command(struct link *l) {
+    return l->ops->poll_command(l);
+}
 
 void link_set_receiver(struct link *l, link_receive_fn receive, void *ctx) {
     l->receive = receive;
     l->receive_ctx = ctx;
 }
 
-int link_poll(struct link *l) { return l->ops->poll(l); }
+int link_poll(struct link *l) {
+    return l->ops->poll(l);
+}
 
-void link_send_command(struct link *l, int kind) { l->ops->send_command(l, kind); }
+void link_send_command(struct link *l, int kind) {
+    l->ops->send_command(l, kind);
+}
 
 void link_abort(struct link *l, int status) {
     l->ops->abort(l, status);

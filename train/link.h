@@ -27,8 +27,7 @@ enum link_kind {
 
 // The coordinator's side: one message from worker `worker` (0-based). data is valid only
 // during the call.
-typedef void (*link_receive_fn)(void *ctx, int worker, int kind, const uint8_t *data,
-                                size_t len);
+typedef void (*link_receive_fn)(void *ctx, int worker, int kind, const uint8_t *data, size_t len);
 
 struct link;
 

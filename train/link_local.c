@@ -28,11 +28,17 @@ static void local_send_command(struct link *l, int kind) {
     }
 }
 
-static int local_poll(struct link *l) { return 0; }
+static int local_poll(struct link *l) {
+    return 0;
+}
 
-static void local_abort(struct link *l, int status) { exit(status); }
+static void local_abort(struct link *l, int status) {
+    exit(status);
+}
 
-static void local_destroy(struct link *l) { free(l); }
+static void local_destroy(struct link *l) {
+    free(l);
+}
 
 static const struct link_ops local_ops = {local_send, local_poll_command, local_send_command,
                                           local_poll, local_abort,        local_destroy};

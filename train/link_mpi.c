@@ -71,11 +71,14 @@ static int mpi_poll(struct link *l) {
                      st.MPI_SOURCE);
             continue;
         }
-        if (l->receive) l->receive(l->receive_ctx, st.MPI_SOURCE - 1, st.MPI_TAG, data, (size_t)len);
+        if (l->receive)
+            l->receive(l->receive_ctx, st.MPI_SOURCE - 1, st.MPI_TAG, data, (size_t)len);
     }
 }
 
-static void mpi_abort(struct link *l, int status) { MPI_Abort(MPI_COMM_WORLD, status); }
+static void mpi_abort(struct link *l, int status) {
+    MPI_Abort(MPI_COMM_WORLD, status);
+}
 
 static void mpi_destroy(struct link *l) {
     struct link_mpi *m = (struct link_mpi *)l;

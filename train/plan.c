@@ -11,41 +11,30 @@
 #include "core/atomic_file.h"
 #include "core/check.h"
 #include "core/log.h"
+#include "core/path.h"
 #include "core/rng.h"
 #include "data/shard_index.h"
 #include "data/shardlist.h"
 #include "io/checkpoint.h"
 #include "text/vocab.h"
 
-static int make_dirs(const char *path) {
-    char buf[CONFIG_STRING_MAX + 64];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return catlip_error_set("cannot create directory %s: %s", buf, strerror(errno));
-        *p = saved;
-        if (!saved) return 0;
-    }
-}
-
 // Rank 0: everything that can fail because of the outside world, before any training.
 // Fills run->start_step, run->resume_path, run->run_id.
 int plan_run(struct run *run, const char *resume) {
     const struct config *cfg = &run->cfg;
-    if (make_dirs(cfg->run_dir) != 0) return -1;
+    if (path_make_dirs(cfg->run_dir) != 0) return -1;
     char dir[CONFIG_STRING_MAX + 32];
     snprintf(dir, sizeof dir, "%s/checkpoints", cfg->run_dir);
-    if (make_dirs(dir) != 0) return -1;
+    if (path_make_dirs(dir) != 0) return -1;
     if (resume && !strcmp(resume, "auto")) {
         char *found_path = NULL;
         int64_t found_step;
         int found = ckpt_find_latest(dir, &found_path, &found_step);
         if (found < 0) return -1;
-        if (found) snprintf(run->resume_path, sizeof run->resume_path, "%s", found_path);
-        else log_info("--resume auto: no checkpoint in %s, starting fresh", dir);
+        if (found)
+            snprintf(run->resume_path, sizeof run->resume_path, "%s", found_path);
+        else
+            log_info("--resume auto: no checkpoint in %s, starting fresh", dir);
         free(found_path);
     } else if (resume) {
         snprintf(run->resume_path, sizeof run->resume_path, "%s", resume);
@@ -65,30 +54,31 @@ int plan_run(struct run *run, const char *resume) {
             int rc = catlip_error_set(
                 "checkpoint %s holds a different model (dim %d, depth %d, heads %d, image %d, "
                 "patch %d, %d classes) than the configuration (dim %d, depth %d, heads %d, "
-                "image %d, patch %d, %d classes)", run->resume_path, m ? m->dim : 0,
-                m ? m->depth : 0, m ? m->heads : 0, m ? m->image_size : 0,
-                m ? m->patch_size : 0, m ? m->num_classes : 0, run->model.dim,
-                run->model.depth, run->model.heads, run->model.image_size,
+                "image %d, patch %d, %d classes)",
+                run->resume_path, m ? m->dim : 0, m ? m->depth : 0, m ? m->heads : 0,
+                m ? m->image_size : 0, m ? m->patch_size : 0, m ? m->num_classes : 0,
+                run->model.dim, run->model.depth, run->model.heads, run->model.image_size,
                 run->model.patch_size, run->model.num_classes);
             ckpt_reader_close(reader);
             return rc;
         }
         if (h->vocab_hash != run->vocab_hash) {
             ckpt_reader_close(reader);
-            return catlip_error_set("checkpoint %s was trained with a different vocabulary "
-                                    "(hash %016llx) than %s (hash %016llx)", run->resume_path,
-                                    (unsigned long long)h->vocab_hash,
-                                    cfg->data.vocab[0] ? cfg->data.vocab : "synthetic data",
-                                    (unsigned long long)run->vocab_hash);
+            return catlip_error_set(
+                "checkpoint %s was trained with a different vocabulary "
+                "(hash %016llx) than %s (hash %016llx)",
+                run->resume_path, (unsigned long long)h->vocab_hash,
+                cfg->data.vocab[0] ? cfg->data.vocab : "synthetic data",
+                (unsigned long long)run->vocab_hash);
         }
         if (h->seed != (uint64_t)cfg->seed)
             log_warn("checkpoint seed %llu differs from seed %lld: the data order changes",
                      (unsigned long long)h->seed, (long long)cfg->seed);
         run->start_step = h->position ? h->position->step : 0;
         if (h->run_id && h->run_id[0]) snprintf(run->run_id, sizeof run->run_id, "%s", h->run_id);
-        log_info("resuming from %s at step %lld (written by %d worker%s, now %d)",
-                 run->resume_path, (long long)run->start_step, h->worker_count,
-                 h->worker_count == 1 ? "" : "s", run->nworkers);
+        log_info("resuming from %s at step %lld (written by %d worker%s, now %d)", run->resume_path,
+                 (long long)run->start_step, h->worker_count, h->worker_count == 1 ? "" : "s",
+                 run->nworkers);
         ckpt_reader_close(reader);
     }
     char path[CONFIG_STRING_MAX + 64];
@@ -123,20 +113,23 @@ int plan_resolve_classes(struct run *run) {
         if (classes <= 0) return catlip_error_set("task: classify needs model.num_classes (> 0)");
         run->vocab_hash = 0;
     } else if (!strcmp(cfg->data.train, "synthetic")) {
-        if (classes <= 0) return catlip_error_set("model.num_classes must be set (> 0) for synthetic data");
+        if (classes <= 0)
+            return catlip_error_set("model.num_classes must be set (> 0) for synthetic data");
         run->vocab_hash = 0;
     } else {
         if (!cfg->data.vocab[0])
-            return catlip_error_set("data.vocab must name a vocabulary TSV (catlip vocab build) "
-                                    "to pre-train on %s", cfg->data.train);
+            return catlip_error_set(
+                "data.vocab must name a vocabulary TSV (catlip vocab build) "
+                "to pre-train on %s",
+                cfg->data.train);
         struct vocab *v = vocab_load(cfg->data.vocab);
         if (!v) return -1;
         int size = vocab_size(v);
         run->vocab_hash = vocab_hash(v);
         vocab_free(v);
         if (classes > 0 && classes != size)
-            return catlip_error_set("model.num_classes %d differs from the %d synsets of %s", classes,
-                                    size, cfg->data.vocab);
+            return catlip_error_set("model.num_classes %d differs from the %d synsets of %s",
+                                    classes, size, cfg->data.vocab);
         classes = size;
     }
     return vit_config_from_run(&run->model, cfg, classes);
@@ -176,8 +169,9 @@ int plan_count_samples(struct run *run) {
     if (run->steps_per_epoch < 1)
         return catlip_error_set("the data has %lld samples, fewer than one global batch of %lld",
                                 (long long)run->epoch_samples, (long long)G);
-    run->total_steps = cfg->train.steps > 0 ? cfg->train.steps : cfg->train.epochs * run->steps_per_epoch;
-    if (run->total_steps <= 0) return catlip_error_set("set train.steps or train.epochs to a positive number");
+    run->total_steps =
+        cfg->train.steps > 0 ? cfg->train.steps : cfg->train.epochs * run->steps_per_epoch;
+    if (run->total_steps <= 0)
+        return catlip_error_set("set train.steps or train.epochs to a positive number");
     return 0;
 }
-

@@ -10,7 +10,7 @@
 
 struct run {
     struct config cfg;
-    int single_process;          // no launcher: coordinator and one worker in this process
+    int single_process;  // no launcher: coordinator and one worker in this process
     int world_rank, world_size;
     int nworkers, worker_index;  // worker_index = world rank - 1 (0 in single-process mode)
     int local_rank;              // rank among the ranks on this node (MPI_COMM_TYPE_SHARED)

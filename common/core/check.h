@@ -1,6 +1,6 @@
 // Checks and errors.
 //
-// Two kinds of failure, kept apart (see STYLE.md):
+// Two kinds of failure, kept apart (see docs/style.md):
 // - programming errors (a broken invariant): CATLIP_ASSERT aborts with file and line;
 // - errors the outside world causes (bad config, missing file, corrupt data): the function
 //   returns -1 after catlip_error_set() recorded one line naming the thing and what to do,

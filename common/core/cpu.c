@@ -81,9 +81,9 @@ static const char *const isa_names[] = {"scalar", "avx2", "avx512"};
 
 bool cpu_isa_supported(enum cpu_isa isa) {
     switch (isa) {
-    case CPU_ISA_SCALAR: return true;
-    case CPU_ISA_AVX2: return cpu_has(CPU_AVX2);
-    case CPU_ISA_AVX512: return cpu_has(CPU_AVX512);
+        case CPU_ISA_SCALAR: return true;
+        case CPU_ISA_AVX2: return cpu_has(CPU_AVX2);
+        case CPU_ISA_AVX512: return cpu_has(CPU_AVX512);
     }
     return false;
 }
@@ -94,7 +94,9 @@ enum cpu_isa cpu_isa_best(void) {
                                              : CPU_ISA_SCALAR;
 }
 
-const char *cpu_isa_name(enum cpu_isa isa) { return isa_names[isa]; }
+const char *cpu_isa_name(enum cpu_isa isa) {
+    return isa_names[isa];
+}
 
 int cpu_isa_from_name(const char *name) {
     for (int i = 0; name && i < 3; i++)

@@ -1,4 +1,4 @@
-// The global sample order (DESIGN.md "Data").
+// The global sample order (docs/architecture.md, "Data").
 //
 // Samples are numbered globally: shard 0's samples first (in index order), then shard 1's,
 // and so on. For each (seed, epoch) the order is a permutation of all of them, built with

@@ -18,8 +18,8 @@ void zeroshot_free(struct zeroshot_tally *z) {
     memset(z, 0, sizeof *z);
 }
 
-void zeroshot_scores(float *scores, const float *weight, const float *bias,
-                     const float *features, int K, int C) {
+void zeroshot_scores(float *scores, const float *weight, const float *bias, const float *features,
+                     int K, int C) {
     for (int k = 0; k < K; k++) {
         double acc = bias[k];
         const float *w = weight + (size_t)k * C;

@@ -19,8 +19,8 @@ void zeroshot_init(struct zeroshot_tally *z, int K, int topk);
 void zeroshot_free(struct zeroshot_tally *z);
 
 // scores (K) <- bias (K) + weight (K, C) · features (C), accumulated in double.
-void zeroshot_scores(float *scores, const float *weight, const float *bias,
-                     const float *features, int K, int C);
+void zeroshot_scores(float *scores, const float *weight, const float *bias, const float *features,
+                     int K, int C);
 // One image with scores (K) and true class `truth`.
 void zeroshot_add(struct zeroshot_tally *z, const float *scores, int truth);
 

@@ -12,6 +12,7 @@
 
 #include "core/atomic_file.h"
 #include "core/check.h"
+#include "core/path.h"
 #include "core/log.h"
 #include "io/crc32c.h"
 #include "io/framing.h"
@@ -21,15 +22,6 @@
 #endif
 
 #define WRITE_BUFFER_BYTES (1u << 20)
-
-static char *path_join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = xmalloc(a + b + 2);
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
 
 static const char *kind_name(int kind) {
     switch (kind) {

@@ -14,16 +14,8 @@
 
 #include "core/atomic_file.h"
 #include "core/check.h"
+#include "core/path.h"
 #include "core/log.h"
-
-static char *path_join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = xmalloc(a + b + 2);
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
 
 // Replaces dir/latest with a one-line file naming file_name: temp file, fsync, rename,
 // directory fsync.

@@ -67,7 +67,8 @@ int checkpoint_read_tensors(struct ckpt_reader *r, const char *path, const struc
         memcpy(buffers[c->kind] + t->offset + c->offset, c->data.data, c->data.len);
         filled[(size_t)(t - l->tensors) * 4 + c->kind] += n;
     }
-    static const char *kind_names[] = {"weights", "AdamW first moment", "AdamW second moment", "EMA"};
+    static const char *kind_names[] = {"weights", "AdamW first moment", "AdamW second moment",
+                                       "EMA"};
     for (int i = 0; rc == 0 && i < l->ntensors; i++)
         for (int k = 0; k < 4 && rc == 0; k++)
             if (buffers[k] && filled[(size_t)i * 4 + k] != l->tensors[i].numel)

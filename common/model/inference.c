@@ -46,7 +46,8 @@ static int load_run_config(struct config *cfg, const char *yaml, const char *pat
 static int load_vocab(struct inference_model *m, const char *vocab_path) {
     if (!m->header->vocab_hash && !vocab_path) return 0;
     const char *vp = vocab_path ? vocab_path : m->run.data.vocab;
-    if (!vp[0]) return catlip_error_set("%s: records no vocabulary file; pass --vocab FILE", m->path);
+    if (!vp[0])
+        return catlip_error_set("%s: records no vocabulary file; pass --vocab FILE", m->path);
     if (!(m->vocab = vocab_load(vp))) {
         if (!vocab_path) {
             char cause[512];

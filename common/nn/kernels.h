@@ -1,9 +1,10 @@
 // Element-wise and row-wise kernels of the ViT step, with run-time ISA dispatch.
 //
-// Matmuls are not here: they go to OpenBLAS cblas_sgemm (see nn/matmul.h). Everything else
-// is here, in three implementations that must agree: kernels_scalar.c (the reference),
-// kernels_avx2.c (AVX2 + FMA) and kernels_avx512.c (AVX-512F/BW/DQ/VL). isa.c picks one at
-// start-up from the CPU's features; CATLIP_ISA=scalar|avx2|avx512 forces one.
+// Matmuls are not here: they go to gemm() (nn/gemm.h: our AVX-512 GEMM on CPUs that have it,
+// OpenBLAS sgemm elsewhere; see nn/matmul.h). Everything else is here, in three
+// implementations that must agree: kernels_scalar.c (the reference), kernels_avx2.c (AVX2 +
+// FMA) and kernels_avx512.c (AVX-512F/BW/DQ/VL). isa.c picks one at start-up from the CPU's
+// features; CATLIP_ISA=scalar|avx2|avx512 forces one (core/cpu.h).
 //
 // Conventions (as in llm.c): outputs first, then inputs, then sizes. Rows are contiguous,
 // row-major. Kernels are single-threaded over the range they are given; the caller splits

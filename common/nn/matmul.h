@@ -1,7 +1,8 @@
-// Linear layers on OpenBLAS sgemm, split across the compute pool.
+// Linear layers on gemm() (nn/gemm.h: our AVX-512 kernel, or OpenBLAS sgemm), split across the
+// compute pool.
 //
 // Weights are PyTorch's (out, in) layout: out = inp · Wᵀ + bias. Each thread makes its own
-// single-threaded sgemm call on a fixed block, so the result depends only on the thread count.
+// single-threaded GEMM call on a fixed block, so the result depends only on the thread count.
 #pragma once
 #include "core/pool.h"
 #include "nn/kernels.h"

@@ -65,7 +65,7 @@ void vit_layout_init(struct vit_layout *layout, const struct vit_config *config)
 void vit_layout_free(struct vit_layout *layout);
 const struct tensor_info *vit_layout_find(const struct vit_layout *layout, const char *name);
 
-// Initialises parameters (as DESIGN.md): truncated normal std 0.02 for linear and conv
+// Initialises parameters (as docs/architecture.md, "The model"): truncated normal std 0.02 for linear and conv
 // weights and embeddings, zeros for biases, ones/zeros for LayerNorm. Each tensor's values
 // come from rng_key(seed, tensor index), so they do not depend on thread count or order.
 void vit_init_params(const struct vit_layout *layout, float *params, uint64_t seed);

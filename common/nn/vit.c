@@ -138,12 +138,19 @@ static void layernorm_backward(const struct vit_model *m, struct vit_acts *a, fl
     }
 }
 
+// What elementwise() computes over n floats.
+enum elementwise_op {
+    ELEMENTWISE_GELU,           // out = gelu(a)
+    ELEMENTWISE_GELU_BACKWARD,  // out = gelu'(a) * b   (a: GELU input, b: dout)
+    ELEMENTWISE_ADD,            // out = a + b
+};
+
 struct elementwise_task {
     const struct kernels *k;
     float *out;
     const float *a, *b;
     long n;
-    int op;  // 0: gelu(a), 1: gelu_backward(inp a, dout b), 2: a + b
+    enum elementwise_op op;
 };
 
 static void elementwise_worker(void *arg, int ith, int nth) {
@@ -156,13 +163,13 @@ static void elementwise_worker(void *arg, int ith, int nth) {
     e = e * 16 < t->n ? e * 16 : t->n;
     if (e <= b) return;
     switch (t->op) {
-    case 0: t->k->gelu_forward(t->out + b, t->a + b, e - b); break;
-    case 1: t->k->gelu_backward(t->out + b, t->a + b, t->b + b, e - b); break;
-    case 2: t->k->add(t->out + b, t->a + b, t->b + b, e - b); break;
+    case ELEMENTWISE_GELU: t->k->gelu_forward(t->out + b, t->a + b, e - b); break;
+    case ELEMENTWISE_GELU_BACKWARD: t->k->gelu_backward(t->out + b, t->a + b, t->b + b, e - b); break;
+    case ELEMENTWISE_ADD: t->k->add(t->out + b, t->a + b, t->b + b, e - b); break;
     }
 }
 
-static void elementwise(const struct vit_model *m, int op, float *out, const float *a,
+static void elementwise(const struct vit_model *m, enum elementwise_op op, float *out, const float *a,
                         const float *b, long n) {
     struct elementwise_task t = {m->k, out, a, b, n, op};
     pool_run(m->pool, elementwise_worker, &t);
@@ -331,7 +338,7 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
                           params + o->norm2_w, params + o->norm2_b, BT, C);
         matmul_forward(m->pool, m->k, ba->fch, ba->ln2, params + o->fc1_w, params + o->fc1_b,
                        NULL, BT, C, c->mlp_hidden);
-        elementwise(m, 0, ba->fch_gelu, ba->fch, NULL, BT * c->mlp_hidden);
+        elementwise(m, ELEMENTWISE_GELU, ba->fch_gelu, ba->fch, NULL, BT * c->mlp_hidden);
         matmul_forward(m->pool, m->k, ba->out, ba->fch_gelu, params + o->fc2_w,
                        params + o->fc2_b, ba->res2, BT, c->mlp_hidden, C);
         x = ba->out;
@@ -476,12 +483,12 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
         // out = res2 + fc2(gelu(fc1(ln2))): dres carries d out and, after the residual, d res2
         matmul_backward(m->pool, a->dhidden, grads + o->fc2_w, grads + o->fc2_b, a->dres,
                         ba->fch_gelu, params + o->fc2_w, BT, Hd, C, 0);
-        elementwise(m, 1, a->dhidden, ba->fch, a->dhidden, BT * Hd);
+        elementwise(m, ELEMENTWISE_GELU_BACKWARD, a->dhidden, ba->fch, a->dhidden, BT * Hd);
         matmul_backward(m->pool, a->dtmp, grads + o->fc1_w, grads + o->fc1_b, a->dhidden,
                         ba->ln2, params + o->fc1_w, BT, C, Hd, 0);
         layernorm_backward(m, a, a->dtmp, grads + o->norm2_w, grads + o->norm2_b, a->dtmp,
                            ba->res2, params + o->norm2_w, ba->ln2_mean, ba->ln2_rstd, BT, C);
-        elementwise(m, 2, a->dres, a->dres, a->dtmp, BT * C);
+        elementwise(m, ELEMENTWISE_ADD, a->dres, a->dres, a->dtmp, BT * C);
         // res2 = x + proj(attention(ln1(x)))
         matmul_backward(m->pool, a->dtmp, grads + o->proj_w, grads + o->proj_b, a->dres,
                         ba->atty, params + o->proj_w, BT, C, C, 0);
@@ -493,7 +500,7 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
                         params + o->qkv_w, BT, C, 3 * C, 0);
         layernorm_backward(m, a, a->dtmp, grads + o->norm1_w, grads + o->norm1_b, a->dtmp, x,
                            params + o->norm1_w, ba->ln1_mean, ba->ln1_rstd, BT, C);
-        elementwise(m, 2, a->dres, a->dres, a->dtmp, BT * C);
+        elementwise(m, ELEMENTWISE_ADD, a->dres, a->dres, a->dtmp, BT * C);
         if (on_ready) on_ready(ready_ctx, o->begin, o->end);
     }
 

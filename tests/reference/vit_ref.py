@@ -1,4 +1,4 @@
-"""Independent PyTorch reference of catlip's model and optimiser (DESIGN.md, "The model").
+"""Independent PyTorch reference of catlip's model and optimiser (docs/architecture.md, "The model").
 
 A timm-style VisionTransformer written in plain torch, with submodule names chosen so that
 state_dict() keys are timm's (`blocks.3.attn.qkv.weight`, ...), the CatLIP loss
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 LAYERNORM_EPS = 1e-6
 
-# (dim, depth, heads) of the presets in DESIGN.md; mlp hidden is 4 * dim.
+# (dim, depth, heads) of the presets in docs/architecture.md; mlp hidden is 4 * dim.
 PRESETS = {
     "vit_tiny": (192, 12, 3),
     "vit_small": (384, 12, 6),
@@ -95,7 +95,7 @@ class VisionTransformer(nn.Module):
         self.init_weights()
 
     def init_weights(self):
-        # As DESIGN.md: trunc normal std 0.02 (at +-2 std) for weights and embeddings,
+        # As docs/architecture.md: trunc normal std 0.02 (at +-2 std) for weights and embeddings,
         # zero biases, LayerNorm ones/zeros. Used only when no catlip weights are loaded.
         for name, p in self.named_parameters():
             with torch.no_grad():

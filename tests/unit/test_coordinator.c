@@ -229,7 +229,8 @@ static void commands_reach_the_worker_once(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(normal_checkpoint_is_written_and_loads, setup, teardown),
-        cmocka_unit_test_setup_teardown(aborted_checkpoint_leaves_the_previous_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(aborted_checkpoint_leaves_the_previous_one, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(malformed_messages_are_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(worker_failure_reaches_the_exit_status, setup, teardown),
         cmocka_unit_test_setup_teardown(commands_reach_the_worker_once, setup, teardown),
