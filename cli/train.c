@@ -55,6 +55,38 @@ static void install_worker_signals(void) {
     sigaction(SIGINT, &sa, NULL);
 }
 
+// No launcher: one coordinator and one worker in this process, over the in-process link; the
+// worker's exit status reaches the coordinator like any other message.
+static int run_single_process(struct run *run) {
+    install_worker_signals();
+    struct link *link = link_local_create();
+    struct coordinator *coord = coordinator_create(run, link);
+    if (coordinator_start_loop_thread(coord) != 0) catlip_die("%s", catlip_error());
+    worker_run(run, link);
+    int status = coordinator_exit_status(coord);
+    coordinator_destroy(coord);
+    link_destroy(link);
+    return status;
+}
+
+// A launched job: rank 0 coordinates, the others train on their own communicator.
+static int run_launched(struct run *run) {
+    MPI_Comm_split(MPI_COMM_WORLD, run->world_rank == 0 ? 0 : 1, run->world_rank, &run->workers);
+    struct link *link = link_mpi_create(run->nworkers);
+    int status;
+    if (run->world_rank == 0) {
+        struct coordinator *coord = coordinator_create(run, link);
+        status = coordinator_serve(coord);
+        coordinator_destroy(coord);
+    } else {
+        install_worker_signals();
+        status = worker_run(run, link);
+    }
+    link_destroy(link);
+    MPI_Comm_free(&run->workers);
+    return status;
+}
+
 int cmd_train(int argc, char **argv) {
     static struct run run;
     struct config *cfg = &run.cfg;
@@ -128,32 +160,7 @@ int cmd_train(int argc, char **argv) {
         log_info("matmuls: %s; BLAS %s", gemm_backend(), blas_describe());
     }
 
-    int status;
-    if (run.single_process) {
-        // One coordinator and one worker in this process, over the in-process link; the
-        // worker's exit status reaches the coordinator like any other message.
-        install_worker_signals();
-        struct link *link = link_local_create();
-        struct coordinator *coord = coordinator_create(&run, link);
-        if (coordinator_start_loop_thread(coord) != 0) catlip_die("%s", catlip_error());
-        worker_run(&run, link);
-        status = coordinator_exit_status(coord);
-        coordinator_destroy(coord);
-        link_destroy(link);
-    } else {
-        MPI_Comm_split(MPI_COMM_WORLD, run.world_rank == 0 ? 0 : 1, run.world_rank, &run.workers);
-        struct link *link = link_mpi_create(run.nworkers);
-        if (run.world_rank == 0) {
-            struct coordinator *coord = coordinator_create(&run, link);
-            status = coordinator_serve(coord);
-            coordinator_destroy(coord);
-        } else {
-            install_worker_signals();
-            status = worker_run(&run, link);
-        }
-        link_destroy(link);
-        MPI_Comm_free(&run.workers);
-    }
+    int status = run.single_process ? run_single_process(&run) : run_launched(&run);
     if (launched_by_mpi()) MPI_Finalize();
     if (run.world_rank == 0 && status == 0) log_info("done; metrics in %s/metrics.jsonl", cfg->run_dir);
     return status;

@@ -62,7 +62,7 @@ elseif(CATLIP_FUZZ)
       BINARY_DIR ${CATLIP_FUZZ_BIN}
       CMAKE_ARGS -DCMAKE_C_COMPILER=${CATLIP_FUZZ_CLANG} -DCMAKE_BUILD_TYPE=RelWithDebInfo
                  "-DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-                 "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g"
+                 "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g" -DCATLIP_SIMD_O0=ON
       BUILD_COMMAND ${CMAKE_COMMAND} --build ${CATLIP_FUZZ_BIN} --target catlip_fuzzers
                     --parallel ${CATLIP_FUZZ_JOBS}
       INSTALL_COMMAND ""
