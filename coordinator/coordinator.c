@@ -15,10 +15,10 @@
 #include "io/checkpoint.h"
 #include "train/link.h"
 
-// The loop polls MPI for worker messages: every MPI_POLL_MIN_MS while messages arrive, backing
-// off to MPI_POLL_MAX_MS when none do (a step of a real model takes far longer than that, and
+// The loop polls the link (MPI) for worker messages: every LINK_POLL_MIN_MS while messages arrive,
+// backing off to LINK_POLL_MAX_MS when none do (a step of a real model takes far longer, and
 // a worker never waits on a small message), so an idle coordinator wakes ~60 times a second.
-enum { MPI_POLL_MIN_MS = 1, MPI_POLL_MAX_MS = 16 };
+enum { LINK_POLL_MIN_MS = 1, LINK_POLL_MAX_MS = 16 };
 
 enum { MAX_SKIP_REASONS = 32 };
 
@@ -43,7 +43,7 @@ struct coordinator {
     struct link *link;  // to the workers
     uv_loop_t loop;
     uv_timer_t poll_timer;
-    int poll_ms;  // current MPI poll interval
+    int poll_ms;  // current link poll interval
     uv_signal_t sig_term, sig_usr1, sig_int;
     int interrupts;
     atomic_int pending_command;  // highest Catlip__Command__Kind a signal or a client requested
@@ -566,8 +566,8 @@ static void log_worker_summary(struct coordinator *c) {
 
 static void on_poll(uv_timer_t *timer) {
     struct coordinator *c = timer->data;
-    c->poll_ms = link_poll(c->link) > 0 ? MPI_POLL_MIN_MS
-                                  : (c->poll_ms * 2 < MPI_POLL_MAX_MS ? c->poll_ms * 2 : MPI_POLL_MAX_MS);
+    c->poll_ms = link_poll(c->link) > 0 ? LINK_POLL_MIN_MS
+                                  : (c->poll_ms * 2 < LINK_POLL_MAX_MS ? c->poll_ms * 2 : LINK_POLL_MAX_MS);
     uv_timer_start(&c->poll_timer, on_poll, (uint64_t)c->poll_ms, 0);
     if (c->workers_done == c->run->nworkers) {
         pthread_mutex_lock(&c->lock);
@@ -599,7 +599,7 @@ void coordinator_control(struct coordinator *c, int stop) {
 int coordinator_serve(struct coordinator *c) {
     uv_timer_init(&c->loop, &c->poll_timer);
     c->poll_timer.data = c;
-    c->poll_ms = MPI_POLL_MIN_MS;
+    c->poll_ms = LINK_POLL_MIN_MS;
     uv_timer_start(&c->poll_timer, on_poll, 0, 0);
     c->cpu_at_serve = process_cpu_seconds();
     c->wall_at_serve = time_now();
