@@ -18,14 +18,46 @@
 #include "io/checkpoint.h"
 #include "text/vocab.h"
 
-// Rank 0: everything that can fail because of the outside world, before any training.
-// Fills run->start_step, run->resume_path, run->run_id.
-int plan_run(struct run *run, const char *resume) {
+// The checkpoint to resume must hold this model and vocabulary; it gives the start step and
+// keeps the run id. 0, or -1 with catlip_error().
+static int check_resume_header(struct run *run, const Catlip__CheckpointHeader *h) {
     const struct config *cfg = &run->cfg;
-    if (path_make_dirs(cfg->run_dir) != 0) return -1;
-    char dir[CONFIG_STRING_MAX + 32];
-    snprintf(dir, sizeof dir, "%s/checkpoints", cfg->run_dir);
-    if (path_make_dirs(dir) != 0) return -1;
+    const Catlip__ModelConfig *m = h->model;
+    if (!m || m->dim != run->model.dim || m->depth != run->model.depth ||
+        m->heads != run->model.heads || m->mlp_hidden != run->model.mlp_hidden ||
+        m->image_size != run->model.image_size || m->patch_size != run->model.patch_size ||
+        m->num_classes != run->model.num_classes)
+        return catlip_error_set(
+            "checkpoint %s holds a different model (dim %d, depth %d, heads %d, image %d, "
+            "patch %d, %d classes) than the configuration (dim %d, depth %d, heads %d, "
+            "image %d, patch %d, %d classes)",
+            run->resume_path, m ? m->dim : 0, m ? m->depth : 0, m ? m->heads : 0,
+            m ? m->image_size : 0, m ? m->patch_size : 0, m ? m->num_classes : 0, run->model.dim,
+            run->model.depth, run->model.heads, run->model.image_size, run->model.patch_size,
+            run->model.num_classes);
+    if (h->vocab_hash != run->vocab_hash)
+        return catlip_error_set(
+            "checkpoint %s was trained with a different vocabulary "
+            "(hash %016llx) than %s (hash %016llx)",
+            run->resume_path, (unsigned long long)h->vocab_hash,
+            cfg->data.vocab[0] ? cfg->data.vocab : "synthetic data",
+            (unsigned long long)run->vocab_hash);
+    if (h->seed != (uint64_t)cfg->seed)
+        log_warn("checkpoint seed %llu differs from seed %lld: the data order changes",
+                 (unsigned long long)h->seed, (long long)cfg->seed);
+    run->start_step = h->position ? h->position->step : 0;
+    if (h->run_id && h->run_id[0]) snprintf(run->run_id, sizeof run->run_id, "%s", h->run_id);
+    log_info("resuming from %s at step %lld (written by %d worker%s, now %d)", run->resume_path,
+             (long long)run->start_step, h->worker_count, h->worker_count == 1 ? "" : "s",
+             run->nworkers);
+    return 0;
+}
+
+// The resume point: --resume auto takes the newest checkpoint that verifies (its header is
+// then read alone: the file was just read whole); --resume PATH is verified here. Fills
+// run->resume_path (or leaves it empty: a fresh start) and, when resuming, the start step.
+static int plan_resume(struct run *run, const char *resume, const char *dir) {
+    int verified = 0;
     if (resume && !strcmp(resume, "auto")) {
         char *found_path = NULL;
         int64_t found_step;
@@ -36,51 +68,36 @@ int plan_run(struct run *run, const char *resume) {
         else
             log_info("--resume auto: no checkpoint in %s, starting fresh", dir);
         free(found_path);
+        verified = 1;
     } else if (resume) {
         snprintf(run->resume_path, sizeof run->resume_path, "%s", resume);
     }
+    if (!run->resume_path[0]) return 0;
+    int rc;
+    if (verified) {
+        Catlip__CheckpointRecord *record;
+        if (ckpt_read_header(run->resume_path, &record) != 0) return -1;
+        rc = check_resume_header(run, record->header);
+        catlip__checkpoint_record__free_unpacked(record, NULL);
+    } else {
+        struct ckpt_reader *reader;
+        if (ckpt_reader_open(&reader, run->resume_path) != 0) return -1;
+        rc = check_resume_header(run, ckpt_reader_header(reader));
+        ckpt_reader_close(reader);
+    }
+    return rc;
+}
+
+int plan_run(struct run *run, const char *resume) {
+    const struct config *cfg = &run->cfg;
+    if (path_make_dirs(cfg->run_dir) != 0) return -1;
+    char dir[CONFIG_STRING_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/checkpoints", cfg->run_dir);
+    if (path_make_dirs(dir) != 0) return -1;
     struct rng r;
     rng_init(&r, rng_key((uint64_t)time_unix(), (uint64_t)getpid(), 0, 0));
     snprintf(run->run_id, sizeof run->run_id, "%016llx", (unsigned long long)rng_u64(&r));
-    if (run->resume_path[0]) {
-        struct ckpt_reader *reader;
-        if (ckpt_reader_open(&reader, run->resume_path) != 0) return -1;
-        const Catlip__CheckpointHeader *h = ckpt_reader_header(reader);
-        const Catlip__ModelConfig *m = h->model;
-        if (!m || m->dim != run->model.dim || m->depth != run->model.depth ||
-            m->heads != run->model.heads || m->mlp_hidden != run->model.mlp_hidden ||
-            m->image_size != run->model.image_size || m->patch_size != run->model.patch_size ||
-            m->num_classes != run->model.num_classes) {
-            int rc = catlip_error_set(
-                "checkpoint %s holds a different model (dim %d, depth %d, heads %d, image %d, "
-                "patch %d, %d classes) than the configuration (dim %d, depth %d, heads %d, "
-                "image %d, patch %d, %d classes)",
-                run->resume_path, m ? m->dim : 0, m ? m->depth : 0, m ? m->heads : 0,
-                m ? m->image_size : 0, m ? m->patch_size : 0, m ? m->num_classes : 0,
-                run->model.dim, run->model.depth, run->model.heads, run->model.image_size,
-                run->model.patch_size, run->model.num_classes);
-            ckpt_reader_close(reader);
-            return rc;
-        }
-        if (h->vocab_hash != run->vocab_hash) {
-            ckpt_reader_close(reader);
-            return catlip_error_set(
-                "checkpoint %s was trained with a different vocabulary "
-                "(hash %016llx) than %s (hash %016llx)",
-                run->resume_path, (unsigned long long)h->vocab_hash,
-                cfg->data.vocab[0] ? cfg->data.vocab : "synthetic data",
-                (unsigned long long)run->vocab_hash);
-        }
-        if (h->seed != (uint64_t)cfg->seed)
-            log_warn("checkpoint seed %llu differs from seed %lld: the data order changes",
-                     (unsigned long long)h->seed, (long long)cfg->seed);
-        run->start_step = h->position ? h->position->step : 0;
-        if (h->run_id && h->run_id[0]) snprintf(run->run_id, sizeof run->run_id, "%s", h->run_id);
-        log_info("resuming from %s at step %lld (written by %d worker%s, now %d)", run->resume_path,
-                 (long long)run->start_step, h->worker_count, h->worker_count == 1 ? "" : "s",
-                 run->nworkers);
-        ckpt_reader_close(reader);
-    }
+    if (plan_resume(run, resume, dir) != 0) return -1;
     char path[CONFIG_STRING_MAX + 64];
     snprintf(path, sizeof path, "%s/config.yaml", cfg->run_dir);
     char *yaml = config_to_yaml(cfg);

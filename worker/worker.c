@@ -226,9 +226,10 @@ static int worker_setup(struct worker *w) {
     optim_settings_from_run(&os, cfg, run->total_steps);
     train_state_create(&w->ts, &run->model, &os, w->local_batch, w->pool, (uint64_t)cfg->seed);
     if (run->resume_path[0]) {
-        // The coordinator already checked the header against this model and vocabulary.
+        // Rank 0 already verified the file and checked its header against this model and
+        // vocabulary: one streaming pass here (still checked, by the end of the pass).
         float *buffers[4] = {w->ts.params, w->ts.adam_m, w->ts.adam_v, w->ts.ema};
-        if (checkpoint_load_tensors(run->resume_path, &w->ts.model.layout, buffers) != 0)
+        if (checkpoint_stream_tensors(run->resume_path, &w->ts.model.layout, buffers) != 0)
             return -1;
         w->ts.step = run->start_step;
     } else if (init_fresh_weights(w) != 0) {

@@ -44,6 +44,14 @@ int checkpoint_load_tensors(const char *path, const struct vit_layout *l, float 
     return rc;
 }
 
+int checkpoint_stream_tensors(const char *path, const struct vit_layout *l, float *buffers[4]) {
+    struct ckpt_reader *r;
+    if (ckpt_reader_open_streaming(&r, path) != 0) return -1;
+    int rc = checkpoint_read_tensors(r, path, l, buffers);
+    ckpt_reader_close(r);
+    return rc;
+}
+
 int checkpoint_read_tensors(struct ckpt_reader *r, const char *path, const struct vit_layout *l,
                             float *buffers[4]) {
     size_t *filled = xcalloc((size_t)l->ntensors * 4, sizeof *filled);

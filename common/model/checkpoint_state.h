@@ -16,6 +16,10 @@ int checkpoint_model_config(const Catlip__CheckpointHeader *header, struct vit_c
 // Every tensor of the layout must be present, complete and of the same shape for each kind
 // asked for. Returns -1 with catlip_error() naming the file and the problem.
 int checkpoint_load_tensors(const char *path, const struct vit_layout *layout, float *buffers[4]);
+// The same in one pass over the file (ckpt_reader_open_streaming), for a file rank 0 has
+// just verified: a corrupt or changed file is still an error, found by the end of the pass,
+// with the buffers then partly overwritten.
+int checkpoint_stream_tensors(const char *path, const struct vit_layout *layout, float *buffers[4]);
 // The same from an open reader, up to its footer (path names the file in messages); the
 // reader stays open.
 int checkpoint_read_tensors(struct ckpt_reader *r, const char *path,
