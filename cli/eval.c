@@ -49,9 +49,9 @@ static const char *zeroshot_usage =
     "[options]\n"
     "\n"
     "Classifies labelled shards (KEY.cls: the class index, 0-based, in classes-file order) with a\n"
-    "Transfer Init head and no training: top-1 and top-5 accuracy, per-class accuracy and the "
-    "most\n"
-    "frequent confusions, against chance (1/K) and the majority class.\n"
+    "Transfer Init head and no training: top-1 and top-5 accuracy, per-class accuracy, their mean\n"
+    "over the classes with images (mean per-class) and the most frequent confusions, against\n"
+    "chance (1/K) and the majority class.\n"
     "\n"
     "  --checkpoint CKPT  checkpoint file, or a run directory\n"
     "  --classes FILE     build the head from these classes now (as catlip transfer does)\n"
@@ -338,6 +338,8 @@ static int zeroshot_report(const struct eval_args *a, const struct inference_mod
     int rc = 0;
     double top1 = (double)z->correct1 / N, top5 = (double)z->correctk / N;
     long majority = zeroshot_majority(z);
+    int present;
+    double mean_per_class = zeroshot_mean_per_class(z, &present);
     printf("eval zeroshot: %ld images, %d classes; skipped: %s\n", N, K, skips[0] ? skips : "none");
     printf("  %-28s %8s %8s\n", "class", "images", "top-1");
     for (int t = 0; t < K; t++) {
@@ -356,8 +358,10 @@ static int zeroshot_report(const struct eval_args *a, const struct inference_mod
         printf("    %-24s -> %-24s %ld\n", names[pairs[i].truth], names[pairs[i].predicted],
                pairs[i].count);
     if (np == 0) printf("    (none)\n");
-    printf("eval zeroshot: top-1 %.4f, top-%d %.4f; chance %.4f (1/%d), majority class %.4f\n",
-           top1, topk, top5, 1.0 / K, K, (double)majority / N);
+    printf(
+        "eval zeroshot: top-1 %.4f, top-%d %.4f, mean per-class %.4f (%d classes with "
+        "images); chance %.4f (1/%d), majority class %.4f\n",
+        top1, topk, top5, mean_per_class, present, 1.0 / K, K, (double)majority / N);
     if (a->json) {
         json_t *o = json_object();
         json_object_set_new(o, "checkpoint", json_string(m->path));
@@ -366,6 +370,8 @@ static int zeroshot_report(const struct eval_args *a, const struct inference_mod
         json_object_set_new(o, "classes", json_integer(K));
         json_object_set_new(o, "top1", json_real(top1));
         json_object_set_new(o, "top5", json_real(top5));
+        json_object_set_new(o, "mean_per_class", json_real(mean_per_class));
+        json_object_set_new(o, "classes_present", json_integer(present));
         json_object_set_new(o, "chance", json_real(1.0 / K));
         json_object_set_new(o, "majority", json_real((double)majority / N));
         json_object_set_new(o, "skipped", json_string(skips));

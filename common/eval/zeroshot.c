@@ -50,6 +50,20 @@ long zeroshot_class_correct(const struct zeroshot_tally *z, int t) {
     return z->confusion[(size_t)t * z->K + t];
 }
 
+double zeroshot_mean_per_class(const struct zeroshot_tally *z, int *present) {
+    double sum = 0;
+    int n = 0;
+    for (int t = 0; t < z->K; t++) {
+        long row = zeroshot_class_images(z, t);
+        if (row) {
+            n++;
+            sum += (double)zeroshot_class_correct(z, t) / row;
+        }
+    }
+    *present = n;
+    return n ? sum / n : 0.0;
+}
+
 long zeroshot_majority(const struct zeroshot_tally *z) {
     long majority = 0;
     for (int t = 0; t < z->K; t++) {

@@ -27,6 +27,10 @@ void zeroshot_add(struct zeroshot_tally *z, const float *scores, int truth);
 // Images whose true class is t, and how many of them were predicted as t.
 long zeroshot_class_images(const struct zeroshot_tally *z, int t);
 long zeroshot_class_correct(const struct zeroshot_tally *z, int t);
+// Mean per-class accuracy: the mean of the per-class top-1 over the classes with an image (a
+// constant prediction scores 1 / that count, whatever the class balance); *present gets that
+// count. 0 when no class has an image.
+double zeroshot_mean_per_class(const struct zeroshot_tally *z, int *present);
 // Images of the most frequent true class (the majority-class baseline's hits).
 long zeroshot_majority(const struct zeroshot_tally *z);
 // The off-diagonal cells, most frequent first (ties: row-major order); writes at most max
