@@ -36,20 +36,23 @@ Catlip__CheckpointHeader *checkpoint_header_copy(const Catlip__CheckpointHeader 
     return copy;
 }
 
-int checkpoint_load_tensors(const char *path, const struct vit_layout *l, float *buffers[4]) {
+typedef int (*reader_open_fn)(struct ckpt_reader **out, const char *path);
+
+static int load_tensors(reader_open_fn open, const char *path, const struct vit_layout *l,
+                        float *buffers[4]) {
     struct ckpt_reader *r;
-    if (ckpt_reader_open(&r, path) != 0) return -1;
+    if (open(&r, path) != 0) return -1;
     int rc = checkpoint_read_tensors(r, path, l, buffers);
     ckpt_reader_close(r);
     return rc;
 }
 
+int checkpoint_load_tensors(const char *path, const struct vit_layout *l, float *buffers[4]) {
+    return load_tensors(ckpt_reader_open, path, l, buffers);
+}
+
 int checkpoint_stream_tensors(const char *path, const struct vit_layout *l, float *buffers[4]) {
-    struct ckpt_reader *r;
-    if (ckpt_reader_open_streaming(&r, path) != 0) return -1;
-    int rc = checkpoint_read_tensors(r, path, l, buffers);
-    ckpt_reader_close(r);
-    return rc;
+    return load_tensors(ckpt_reader_open_streaming, path, l, buffers);
 }
 
 int checkpoint_read_tensors(struct ckpt_reader *r, const char *path, const struct vit_layout *l,
