@@ -47,7 +47,10 @@ struct link {
     void *receive_ctx;
 };
 
+// Every rank of a launched job makes one (the coordinator is rank 0, worker i rank i + 1),
+// after MPI_Init.
 struct link *link_mpi_create(int nworkers);
+// Single-process mode: one link shared by the coordinator and the one worker.
 struct link *link_local_create(void);
 void link_destroy(struct link *l);
 
