@@ -1,0 +1,131 @@
+# Shared by the tests/hosts/*_test.sh scripts (sourced): checks, the bed's lifetime, run
+# helpers. Callers set `name` (for messages) before sourcing and pass CATLIP SOURCE_DIR.
+# shellcheck shell=bash
+
+catlip=${1:?usage: $0 CATLIP_BINARY SOURCE_DIR}
+src=${2:?usage: $0 CATLIP_BINARY SOURCE_DIR}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+bed=$here/bed.sh
+failures=0
+started=$(date +%s)
+
+say() { echo "$name: $*"; }
+check() {  # check CONDITION-STATUS DESCRIPTION
+    if [ "$1" = 0 ]; then echo "ok    $2"; else echo "FAIL  $2"; failures=$((failures + 1)); fi
+}
+fatal() {
+    echo "FAIL  $*" >&2
+    failures=$((failures + 1))
+    exit 1
+}
+
+[ "$(id -u)" = 0 ] || fatal "must run as root (the bed creates namespaces, a bridge, daemons); CI runs it as root"
+[ -x "$catlip" ] || fatal "catlip binary $catlip not found"
+catlip=$(readlink -f "$catlip")
+for b in ip tc nsenter unshare mpirun ss; do
+    command -v $b >/dev/null || fatal "$b not found (iproute2, util-linux, openmpi-bin)"
+done
+
+# The bed has fixed names: one at a time on this machine (another test waits here).
+exec 9>/run/lock/catlip-bed.lock
+flock -w 900 9 || fatal "another test bed held /run/lock/catlip-bed.lock for 15 minutes"
+
+export CATLIP_BED=/var/tmp/catlip-bed
+# Run directories and data: outside /tmp (each host has its own /tmp), so every host sees them,
+# as a cluster's shared file system.
+T=$(mktemp -d /var/tmp/catlip-hosts-test.XXXXXX) || fatal "mktemp failed"
+chmod 755 "$T"
+NET=10.77.31.0/24
+# Open MPI between the hosts: TCP only (no shared memory, no other transport), on the bed's
+# addresses only. The environment reaches mpirun and, through sbatch --export=ALL, srun.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl=tcp,self OMPI_MCA_pml=ob1 OMPI_MCA_btl_tcp_if_include=$NET \
+    OMPI_MCA_oob_tcp_if_include=$NET
+# Under -DCATLIP_SANITIZE=ON: Open MPI's and PMIx's own one-time allocations are not leaks.
+supp=$(readlink -f "$here/../text/lsan_mpi.supp")
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$supp"
+
+bed_logs() {  # the daemons' logs, on failure
+    local f
+    for f in "$CATLIP_BED"/slurm/log/* "$T"/*.out "$T"/*.log; do
+        [ -f "$f" ] || continue
+        echo "----- $f (last 60 lines) -----"
+        tail -n 60 "$f"
+    done
+}
+
+cleanup() {
+    local status=$?
+    [ "$failures" -gt 0 ] && status=1
+    trap - EXIT INT TERM
+    [ "$status" != 0 ] && bed_logs
+    "$bed" down
+    if [ -n "$(ip netns list | grep catlip-bed-)" ]; then echo "FAIL  bed down left namespaces"; status=1; fi
+    if [ "$status" != 0 ]; then say "FAILED ($failures failure(s)) after $(($(date +%s) - started)) s"
+    else say "all checks passed in $(($(date +%s) - started)) s"; fi
+    if [ -n "${CATLIP_HOSTS_TEST_KEEP:-}" ]; then say "kept $T"; else rm -rf "$T"; fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# A small model on synthetic data: the tests check the runtime across hosts, not the math.
+cat >"$T/run.yaml" <<'EOF'
+seed: 3
+model: {name: vit_tiny, image_size: 32, patch_size: 16, dim: 48, depth: 2, heads: 3, num_classes: 400}
+data: {train: synthetic}
+train: {steps: 40, global_batch: 12, threads: 1, worker_timeout: 15}
+optim: {lr: 0.002, warmup_steps: 3, weight_decay: 0.05}
+checkpoint: {every_steps: 20, keep: 5}
+log: {every_steps: 1}
+EOF
+
+metrics_lines() { wc -l 2>/dev/null <"$1/metrics.jsonl" || echo 0; }
+wait_steps() {  # wait_steps RUN_DIR N SECONDS: until metrics.jsonl has N lines
+    local i
+    for ((i = 0; i < $3 * 20; i++)); do
+        [ "$(metrics_lines "$1")" -ge "$2" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+last_step() { tail -n 1 "$1/metrics.jsonl" 2>/dev/null | sed -n 's/.*"step": *\([0-9]*\).*/\1/p'; }
+digests() { grep -o 'worker [0-9]*: step [0-9]*, weights digest [0-9a-f]*' "$1" 2>/dev/null | awk '{print $7}' | sort -u; }
+
+# compare_losses A B [FROM TO]: the largest relative difference of the losses of run dirs A
+# and B over the steps both have (or FROM..TO); "missing" when a step is missing.
+compare_losses() {
+    /usr/bin/python3 - "$@" <<'EOF'
+import json, sys
+def losses(d):
+    out = {}
+    for line in open(d + "/metrics.jsonl"):
+        r = json.loads(line)
+        out[r["step"]] = r["loss"]
+    return out
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+steps = range(int(sys.argv[3]), int(sys.argv[4]) + 1) if len(sys.argv) > 4 else sorted(set(a) & set(b))
+if not steps or any(s not in a or s not in b for s in steps):
+    print("missing")
+else:
+    print("%.3g" % max(abs(a[s] - b[s]) / abs(b[s]) for s in steps))
+EOF
+}
+rel_below() { /usr/bin/python3 -c "import sys; sys.exit(0 if sys.argv[1] != 'missing' and float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$1" "$2"; }
+
+# The catlip processes of a run (by its run directory), and those on one host.
+run_pids() { pgrep -f "^$catlip train .*run_dir=$1( |\$)"; }
+pids_on() {  # pids_on HOST PID...: those of PID... that run on HOST
+    local h=$1 p on
+    shift
+    on=" $("$bed" pids "$h" | tr '\n' ' ') "
+    for p in "$@"; do case $on in *" $p "*) echo "$p" ;; esac; done
+}
+host_of() {  # host_of PID: the bed host whose network namespace the process is in
+    local h ino
+    ino=$(stat -L -c %i "/proc/$1/ns/net" 2>/dev/null) || { echo "?"; return; }
+    for h in head $("$bed" hosts); do
+        [ "$(stat -L -c %i "/run/netns/catlip-bed-$h" 2>/dev/null)" = "$ino" ] && { echo "$h"; return; }
+    done
+    echo "?"
+}
