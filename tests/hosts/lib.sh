@@ -3,7 +3,7 @@
 # shellcheck shell=bash
 
 catlip=${1:?usage: $0 CATLIP_BINARY SOURCE_DIR}
-src=${2:?usage: $0 CATLIP_BINARY SOURCE_DIR}
+src=$(readlink -f "${2:?usage: $0 CATLIP_BINARY SOURCE_DIR}")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bed=$here/bed.sh
 failures=0
@@ -128,4 +128,60 @@ host_of() {  # host_of PID: the bed host whose network namespace the process is 
         [ "$(stat -L -c %i "/run/netns/catlip-bed-$h" 2>/dev/null)" = "$ino" ] && { echo "$h"; return; }
     done
     echo "?"
+}
+
+# ---- SLURM (bed.sh up --slurm) ----------------------------------------------------------------
+sl() { "$bed" sl "$@"; }
+# submit NAME NODES WORKERS_PER_NODE [catlip train args...] -> job id (the batch script's
+# variables; run dir $T/NAME, log $T/NAME.out; SBATCH_EXTRA from the environment)
+submit() {
+    local run=$1 nodes=$2 wpn=$3
+    shift 3
+    sl env CATLIP="$catlip" CONFIG="$T/run.yaml" RUN_DIR="$T/$run" NODES="$nodes" \
+        WORKERS_PER_NODE="$wpn" CPUS_PER_WORKER=1 TIME_LIMIT=10 SIGNAL_LEAD=120 JOB_NAME="$run" \
+        OUTPUT="$T/$run.out" SBATCH_EXTRA="${SBATCH_EXTRA:-}" \
+        /bin/sh -c 'cd "$0" && exec "$@"' "$T" "$src/deploy/slurm/catlip.sbatch" "$@"
+}
+job_field() { sl scontrol show job -o "$1" 2>/dev/null | grep -o "\b$2=[^ ]*" | head -n 1 | cut -d= -f2; }
+wait_done() {  # wait_done JOB SECONDS -> final JobState on stdout
+    local s= i
+    for ((i = 0; i < $2 * 4; i++)); do
+        s=$(job_field "$1" JobState)
+        case $s in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE | PREEMPTED) break ;; esac
+        sleep 0.25
+    done
+    echo "$s"
+}
+wait_idle() {  # wait_idle N SECONDS: until N nodes are idle
+    local i
+    for ((i = 0; i < $2 * 4; i++)); do
+        [ "$(sl sinfo -h -t idle -o %D 2>/dev/null)" = "$1" ] && return 0
+        sleep 0.25
+    done
+    return 1
+}
+ckpt_steps() {
+    find "$1/checkpoints" -maxdepth 1 -name 'ckpt-*.pb' -printf '%f\n' 2>/dev/null |
+        sed -n 's/^ckpt-0*\([0-9][0-9]*\)\.pb$/\1/p' | sort -n | tr '\n' ' '
+}
+
+# placement RUN_DIR: one line per catlip rank of a running job:
+#   "rank host task-mask thread-masks", rank from SLURM_PROCID, host from the namespace, the
+# task's CPUs from SLURM_CPU_BIND_LIST (the SLURM_LOCALID-th mask, cyclic, as SLURM applies
+# them), each thread's binding from hwloc-ps -t -c (hex cpusets).
+placement() {
+    local p env rank lid list mask threads
+    for p in $(run_pids "$1"); do
+        env=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null) || continue
+        rank=$(sed -n 's/^SLURM_PROCID=//p' <<<"$env")
+        lid=$(sed -n 's/^SLURM_LOCALID=//p' <<<"$env")
+        list=$(sed -n 's/^SLURM_CPU_BIND_LIST=//p' <<<"$env")
+        mask=none
+        if [ -n "$list" ]; then
+            IFS=, read -r -a masks <<<"$list"
+            mask=${masks[$((lid % ${#masks[@]}))]}
+        fi
+        threads=$(hwloc-ps -t -c --pid "$p" 2>/dev/null | awk 'NR > 1 {print $2}' | paste -sd,)
+        echo "$rank $(host_of "$p") $mask $threads"
+    done | sort -n
 }
