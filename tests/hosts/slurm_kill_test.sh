@@ -137,7 +137,7 @@ if [ -n "$left" ] && command -v gdb >/dev/null; then
     for p in $left; do
         say "rank $(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^SLURM_PROCID=//p') (pid $p) main thread:" \
             "$(timeout 20 gdb -p "$p" -batch -ex bt 2>/dev/null | grep -E '^#' |
-               grep -o -E ' in [A-Za-z_0-9]+ ' | sed 's/ in //' | paste -sd' ' | sed 's/ / <- /g')"
+               grep -o -E ' in [A-Za-z_0-9]+' | sed 's/^ in //' | head -n 9 | paste -sd'<' | sed 's/</ <- /g')"
     done
 fi
 sl scancel "$job"
