@@ -5,7 +5,10 @@
 catlip=${1:?usage: $0 CATLIP_BINARY SOURCE_DIR}
 src=$(readlink -f "${2:?usage: $0 CATLIP_BINARY SOURCE_DIR}")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-bed=$here/bed.sh
+# Everything the bed starts runs without the lock's descriptor (fd 9, below): a daemon left
+# by a crash must not hold the lock.
+bed_nolock() { "$here/bed.sh" "$@" 9>&-; }
+bed=bed_nolock
 failures=0
 started=$(date +%s)
 
@@ -27,6 +30,7 @@ for b in ip tc nsenter unshare mpirun ss; do
 done
 
 # The bed has fixed names: one at a time on this machine (another test waits here).
+mkdir -p /run/lock
 exec 9>/run/lock/catlip-bed.lock
 flock -w 900 9 || fatal "another test bed held /run/lock/catlip-bed.lock for 15 minutes"
 
@@ -35,6 +39,14 @@ export CATLIP_BED=/var/tmp/catlip-bed
 # as a cluster's shared file system.
 T=$(mktemp -d /var/tmp/catlip-hosts-test.XXXXXX) || fatal "mktemp failed"
 chmod 755 "$T"
+# A watchdog, outside this process tree (ctest kills the tree at its timeout): when this test
+# is gone, however it ended, it takes the bed down (jobs, daemons, namespaces) and removes the
+# test's directory, holding the lock until then so that the next test's bed is never the one
+# it removes.
+keep=${CATLIP_HOSTS_TEST_KEEP:+$T}
+(setsid /bin/sh -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; "$2" down >/dev/null 2>&1
+                    [ -n "$4" ] || rm -rf "$3"' \
+    sh $$ "$here/bed.sh" "$T" "$keep" </dev/null >/dev/null 2>&1 &)
 NET=10.77.31.0/24
 # Open MPI between the hosts: TCP only (no shared memory, no other transport), on the bed's
 # addresses only. The environment reaches mpirun and, through sbatch --export=ALL, srun.

@@ -60,6 +60,17 @@ EOF
 )
 check "$([ -n "$place" ] && [ -z "$bound" ]; echo $?)" \
     "plain run: every worker's compute thread bound to one CPU inside its SLURM task's CPUs${bound:+ (not: $bound)}"
+w2=$(pids_on node2 $(run_pids "$T/plain"))
+conns=$("$bed" exec node2 ss -Htnp state established 2>/dev/null | grep "pid=${w2:-none}," |
+        awk '{print $4}' | sed 's/:[0-9]*$//' | sort -u | paste -sd' ')
+check "$([ -n "$w2" ] && grep -q 10.77.31.11 <<<"$conns" && grep -q 10.77.31.13 <<<"$conns"; echo $?)" \
+    "plain run: node2's worker has TCP connections to node1 and node3 ($conns)"
+notcp=
+for p in $(run_pids "$T/plain"); do
+    maps=$(cat "/proc/$p/maps" 2>/dev/null) || continue
+    grep -q mca_btl_tcp <<<"$maps" && ! grep -q -E 'btl_vader|vader_segment|btl_sm' <<<"$maps" || notcp+="$p "
+done
+check "$([ -z "$notcp" ]; echo $?)" "plain run: every rank uses Open MPI's TCP transport, none maps shared memory (vader)${notcp:+ (not: $notcp)}"
 state=$(wait_done "$job" 120)
 out=$T/plain.out
 check "$([ "$state" = COMPLETED ]; echo $?)" "plain run: job $job COMPLETED (got '$state', exit $(job_field "$job" ExitCode))"
