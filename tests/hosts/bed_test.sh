@@ -41,7 +41,7 @@ probe() {  # probe RATE MIB -> Mbit/s
     wait "$srv"
     sed -n 's/.*: \([0-9.]*\) Mbit\/s.*/\1/p' "$T/probe.out" | head -n 1
 }
-for spec in "100mbit 12 80 101" "1gbit 64 700 1010" "unlimited 64 1100 1000000"; do
+for spec in "100mbit 12 80 101" "1gbit 64 400 1010" "unlimited 64 1100 1000000"; do
     read -r rate mib lo hi <<<"$spec"
     got=$(probe "$rate" "$mib")
     check "$(/usr/bin/python3 -c "import sys; sys.exit(0 if $lo <= float('${got:-0}') <= $hi else 1)"; echo $?)" \
