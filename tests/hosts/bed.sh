@@ -100,9 +100,9 @@ tc_bits() {  # 100mbit -> 100000000
 hosts_of_bed() { [ -f "$S/hosts.list" ] && cat "$S/hosts.list"; }
 
 cmd_down() {
-    local ns p tries
+    local ns p
     for ns in $(bed_netns); do
-        for tries in 1 2 3 4 5; do
+        for _ in 1 2 3 4 5; do
             p=$(netns_pids "$ns")
             [ -z "$p" ] && break
             # shellcheck disable=SC2086

@@ -12,6 +12,7 @@ bed=bed_nolock
 failures=0
 started=$(date +%s)
 
+name=${name:?set name before sourcing lib.sh}
 say() { echo "$name: $*"; }
 check() {  # check CONDITION-STATUS DESCRIPTION
     if [ "$1" = 0 ]; then echo "ok    $2"; else echo "FAIL  $2"; failures=$((failures + 1)); fi
@@ -156,7 +157,7 @@ submit() {
 }
 job_field() { sl scontrol show job -o "$1" 2>/dev/null | grep -o "\b$2=[^ ]*" | head -n 1 | cut -d= -f2; }
 wait_done() {  # wait_done JOB SECONDS -> final JobState on stdout
-    local s= i
+    local s='' i
     for ((i = 0; i < $2 * 4; i++)); do
         s=$(job_field "$1" JobState)
         case $s in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE | PREEMPTED) break ;; esac

@@ -64,6 +64,7 @@ EOF
 check "$([ -n "$place" ] && [ -z "$bound" ]; echo $?)" \
     "lost-host run: each worker's compute thread on its own CPU, inside its SLURM task's CPUs${bound:+ (not: $bound)}"
 wait_steps "$T/lost" 25 120   # past the step-20 checkpoint
+# shellcheck disable=SC2046  # one pid a word
 lost_pids=$(pids_on node3 $(run_pids "$T/lost") | paste -sd' ')
 t0=$(date +%s)
 "$bed" kill node3
@@ -89,6 +90,7 @@ check "$(grep -E '(error|warning)' "$out" | grep -q -E 'node3|rank [56]\b|worker
 check "$(! grep -q -E 'worker on rank [1-4] sent no progress' "$out"; echo $?)" \
     "lost-host run: the log does not blame a rank on a live host"
 for h in node1 node2; do
+    # shellcheck disable=SC2046  # one pid a word
     check "$([ -z "$(pids_on "$h" $(run_pids "$T/lost"))" ]; echo $?)" "lost-host run: no catlip process left on $h"
 done
 

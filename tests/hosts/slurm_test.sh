@@ -60,6 +60,7 @@ EOF
 )
 check "$([ -n "$place" ] && [ -z "$bound" ]; echo $?)" \
     "plain run: every worker's compute thread bound to one CPU inside its SLURM task's CPUs${bound:+ (not: $bound)}"
+# shellcheck disable=SC2046  # one pid a word
 w2=$(pids_on node2 $(run_pids "$T/plain"))
 conns=$("$bed" exec node2 ss -Htnp state established 2>/dev/null | grep "pid=${w2:-none}," |
         awk '{print $4}' | sed 's/:[0-9]*$//' | sort -u | paste -sd' ')
