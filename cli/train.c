@@ -148,6 +148,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (!run.single_process) planned_ok = plan_share(&run, planned_ok);
     if (!planned_ok) {
+        run_free_hosts(&run);
         if (launched_by_mpi()) MPI_Finalize();
         return 2;
     }
@@ -161,6 +162,7 @@ int cmd_train(int argc, char **argv) {
     }
 
     int status = run.single_process ? run_single_process(&run) : run_launched(&run);
+    run_free_hosts(&run);
     if (launched_by_mpi()) MPI_Finalize();
     if (run.world_rank == 0 && status == 0) log_info("done; metrics in %s/metrics.jsonl", cfg->run_dir);
     return status;

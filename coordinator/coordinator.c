@@ -404,9 +404,11 @@ static void on_message(void *ctx, int worker, int kind, const uint8_t *data, siz
                  worker + 1);
         return;
     }
+    c->workers[worker].last_seen = time_now();  // any message shows the worker is alive
     int64_t step;
     int32_t status;
     switch (kind) {
+    case LINK_HEARTBEAT: break;
     case LINK_PROGRESS: on_progress_packed(c, data, len); break;
     case LINK_CKPT_BEGIN: on_checkpoint_begin(c, data, len); break;
     case LINK_CKPT_RECORD: on_checkpoint_record(c, data, len); break;
@@ -578,15 +580,29 @@ static void on_poll(uv_timer_t *timer) {
         uv_stop(&c->loop);
         return;
     }
-    // A worker that stops reporting (hung, or its node gone) must not hang the job.
-    double now = time_now();
+    // A worker that falls silent (hung, or its host gone) must not hang the job. Workers send
+    // heartbeats while they wait in a collective (worker/heartbeat.h), so the silent ones are
+    // the lost ones, not the ones waiting for them: name them all, with their hosts.
+    double now = time_now(), timeout = c->run->cfg.train.worker_timeout;
+    char lost[512] = "";
+    size_t used = 0;
+    int nlost = 0;
     for (int i = 0; i < c->run->nworkers; i++) {
         struct worker_row *row = &c->workers[i];
-        if (!row->done && !c->ckpt && now - row->last_seen > c->run->cfg.train.worker_timeout) {
-            log_error("worker on rank %d sent no progress for %.0f s (train.worker_timeout): "
-                      "aborting the job", i + 1, now - row->last_seen);
-            link_abort(c->link, 4);
+        if (row->done || now - row->last_seen <= timeout) continue;
+        nlost++;
+        if (used < sizeof lost) {
+            const char *host = c->run->hosts ? c->run->hosts[i + 1] : "?";
+            int n = snprintf(lost + used, sizeof lost - used, "%srank %d (host %s, silent %.0f s)",
+                             used ? ", " : "", i + 1, host, now - row->last_seen);
+            used += n > 0 ? (size_t)n : 0;
         }
+    }
+    if (nlost > 0) {
+        log_error("lost %d worker%s: %s; no message within train.worker_timeout (%.0f s): "
+                  "aborting the job",
+                  nlost, nlost == 1 ? "" : "s", lost, timeout);
+        link_abort(c->link, 4);
     }
 }
 

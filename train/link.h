@@ -9,7 +9,7 @@
 //
 // Payloads: PROGRESS a packed Catlip__Progress, CKPT_BEGIN a packed Catlip__CheckpointHeader,
 // CKPT_RECORD a packed tensor-chunk CheckpointRecord, CKPT_END an int64 step (negative:
-// aborted), DONE an int32 exit status, COMMAND a packed Catlip__Command. The receiver checks
+// aborted), DONE an int32 exit status, COMMAND a packed Catlip__Command, HEARTBEAT nothing. The receiver checks
 // every length (a message is outside input to it).
 #pragma once
 #include <stddef.h>
@@ -23,6 +23,7 @@ enum link_kind {
     LINK_CKPT_END = 14,     // worker 0 -> coordinator
     LINK_DONE = 15,         // worker -> coordinator
     LINK_CKPT_BEGIN = 16,   // worker 0 -> coordinator
+    LINK_HEARTBEAT = 17,    // worker -> coordinator: alive, waiting in a collective (no payload)
 };
 
 // The coordinator's side: one message from worker `worker` (0-based). data is valid only

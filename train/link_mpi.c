@@ -9,12 +9,34 @@
 #include "core/log.h"
 #include "train/link.h"
 
+// A command on its way to one worker. Sent with MPI_Isend, never a blocking send: a worker
+// whose host is gone never takes it, and a blocked coordinator could not notice the loss.
+// Each lives in its own allocation, so that its buffer stays put while MPI reads it.
+struct pending_command {
+    MPI_Request request;
+    uint8_t data[64];
+};
+
 struct link_mpi {
     struct link base;
     int nworkers;
     uint8_t *buffer;  // the last message received (+1 byte, so that a 0-byte one has storage)
     size_t capacity;
+    struct pending_command **pending;  // commands not yet delivered
+    int npending, cap_pending;
 };
+
+// Frees the commands that have been delivered.
+static void reap_commands(struct link_mpi *m) {
+    int kept = 0;
+    for (int i = 0; i < m->npending; i++) {
+        int done = 0;
+        MPI_Test(&m->pending[i]->request, &done, MPI_STATUS_IGNORE);
+        if (done) free(m->pending[i]);
+        else m->pending[kept++] = m->pending[i];
+    }
+    m->npending = kept;
+}
 
 static const uint8_t *receive_one(struct link_mpi *m, const MPI_Status *st, int *len) {
     MPI_Get_count(st, MPI_BYTE, len);
@@ -52,14 +74,27 @@ static void mpi_send_command(struct link *l, int kind) {
     struct link_mpi *m = (struct link_mpi *)l;
     Catlip__Command cmd = CATLIP__COMMAND__INIT;
     cmd.kind = (Catlip__Command__Kind)kind;
-    uint8_t buf[64];
-    size_t len = catlip__command__pack(&cmd, buf);
-    for (int r = 1; r <= m->nworkers; r++)
-        MPI_Send(buf, (int)len, MPI_BYTE, r, LINK_COMMAND, MPI_COMM_WORLD);
+    CATLIP_ASSERT(catlip__command__get_packed_size(&cmd) <= sizeof m->pending[0]->data);
+    reap_commands(m);
+    if (m->npending > 0)
+        log_warn("%d earlier command(s) to workers still undelivered: a worker or its host may be "
+                 "gone",
+                 m->npending);
+    if (m->npending + m->nworkers > m->cap_pending) {
+        m->cap_pending = 2 * (m->npending + m->nworkers);
+        m->pending = xrealloc(m->pending, (size_t)m->cap_pending * sizeof *m->pending);
+    }
+    for (int r = 1; r <= m->nworkers; r++) {
+        struct pending_command *p = xmalloc(sizeof *p);
+        size_t len = catlip__command__pack(&cmd, p->data);
+        MPI_Isend(p->data, (int)len, MPI_BYTE, r, LINK_COMMAND, MPI_COMM_WORLD, &p->request);
+        m->pending[m->npending++] = p;
+    }
 }
 
 static int mpi_poll(struct link *l) {
     struct link_mpi *m = (struct link_mpi *)l;
+    if (m->npending > 0) reap_commands(m);
     for (int handled = 0;; handled++) {
         int flag, len;
         MPI_Status st;
@@ -82,6 +117,12 @@ static void mpi_abort(struct link *l, int status) {
 
 static void mpi_destroy(struct link *l) {
     struct link_mpi *m = (struct link_mpi *)l;
+    for (int i = 0; i < m->npending; i++) {  // undelivered (the job is ending): withdraw them
+        MPI_Cancel(&m->pending[i]->request);
+        MPI_Request_free(&m->pending[i]->request);
+        free(m->pending[i]);
+    }
+    free(m->pending);
     free(m->buffer);
     free(m);
 }

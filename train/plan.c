@@ -117,6 +117,14 @@ int plan_share(struct run *run, int planned_ok) {
     run->epoch_samples = header[2];
     run->steps_per_epoch = header[3];
     run->total_steps = header[4];
+    // Rank 0 learns every rank's host, to name the host of a worker that is lost.
+    char name[MPI_MAX_PROCESSOR_NAME] = "";
+    int len = 0;
+    MPI_Get_processor_name(name, &len);
+    char mine[RUN_HOST_MAX];
+    snprintf(mine, sizeof mine, "%s", name);
+    if (run->world_rank == 0) run->hosts = xcalloc((size_t)run->world_size, RUN_HOST_MAX);
+    MPI_Gather(mine, RUN_HOST_MAX, MPI_CHAR, run->hosts, RUN_HOST_MAX, MPI_CHAR, 0, MPI_COMM_WORLD);
     return (int)header[0];
 }
 

@@ -8,6 +8,8 @@
 #include "core/config.h"
 #include "nn/model.h"
 
+#define RUN_HOST_MAX 64  // bytes kept of a host name
+
 struct run {
     struct config cfg;
     int single_process;  // no launcher: coordinator and one worker in this process
@@ -21,7 +23,12 @@ struct run {
     int64_t epoch_samples, steps_per_epoch, total_steps;
     int64_t start_step;                        // 0, or the step of the checkpoint resumed from
     char resume_path[CONFIG_STRING_MAX + 64];  // checkpoint to load, or ""
+    // Rank 0 of a launched job: the host each world rank runs on (hosts[r]), so that a lost
+    // worker can be named with its host; NULL elsewhere. Freed by run_free_hosts.
+    char (*hosts)[RUN_HOST_MAX];
 };
+
+void run_free_hosts(struct run *run);
 
 // Scheduled checkpoint after `steps_done` steps: every checkpoint.every_steps, at the end of
 // each epoch, and at the end of the run.

@@ -6,8 +6,9 @@
 #include "core/log.h"
 
 void grad_sync_init(struct grad_sync *s, MPI_Comm comm, float *grads, size_t bucket_floats,
-                    int overlap) {
+                    int overlap, struct heartbeat *heartbeat) {
     memset(s, 0, sizeof *s);
+    s->heartbeat = heartbeat;
     s->comm = comm;
     s->grads = grads;
     s->bucket_floats = bucket_floats > 0 ? bucket_floats : 1;
@@ -71,13 +72,13 @@ void grad_sync_finish(struct grad_sync *s) {
     s->pending_begin = s->pending_end = 0;
     double t0 = MPI_Wtime();
     if (s->overlap) {
-        int rc = MPI_Waitall(s->nrequests, s->requests, MPI_STATUSES_IGNORE);
+        int rc = heartbeat_waitall(s->heartbeat, s->nrequests, s->requests);
         if (rc != MPI_SUCCESS) catlip_die("gradient allreduce failed (MPI error %d)", rc);
     } else {
         for (int i = 0; i < s->nrequests; i++) {
-            int rc = MPI_Allreduce(MPI_IN_PLACE, s->grads + s->bucket_begin[i],
-                                   (int)(s->bucket_end[i] - s->bucket_begin[i]), MPI_FLOAT,
-                                   MPI_SUM, s->comm);
+            int rc = heartbeat_allreduce(s->heartbeat, s->grads + s->bucket_begin[i],
+                                         (int)(s->bucket_end[i] - s->bucket_begin[i]), MPI_FLOAT,
+                                         MPI_SUM, s->comm);
             if (rc != MPI_SUCCESS) catlip_die("gradient allreduce failed (MPI error %d)", rc);
         }
     }

@@ -10,6 +10,8 @@
 #include <mpi.h>
 #include <stddef.h>
 
+#include "worker/heartbeat.h"
+
 struct grad_sync {
     MPI_Comm comm;        // the workers' communicator
     float *grads;
@@ -20,10 +22,11 @@ struct grad_sync {
     int nrequests, cap;
     size_t *bucket_begin, *bucket_end;  // ranges of started buckets, for the no-overlap path
     double wait_seconds;  // time blocked in grad_sync_finish this step
+    struct heartbeat *heartbeat;  // waits go through it (the coordinator hears this worker)
 };
 
 void grad_sync_init(struct grad_sync *s, MPI_Comm comm, float *grads, size_t bucket_floats,
-                    int overlap);
+                    int overlap, struct heartbeat *heartbeat);
 void grad_sync_free(struct grad_sync *s);
 // Starts a step (no buckets pending).
 void grad_sync_begin(struct grad_sync *s);

@@ -23,6 +23,7 @@ struct worker {
     struct train_state ts;
     struct pool *pool;
     struct grad_sync sync;
+    struct heartbeat heartbeat;  // collectives wait through it (worker/heartbeat.h)
     struct batch_source *data;
     int local_batch;      // this worker's slice of the global batch
     int slice_begin;      // its first position within the global batch
@@ -206,6 +207,7 @@ static void send_progress(struct worker *w, int64_t steps_done, double loss, dou
     size_t len;
     const uint8_t *data = pack_message(w, &p.base, &len);
     link_send(w->link, w->run->worker_index, LINK_PROGRESS, data, len);
+    heartbeat_sent(&w->heartbeat);
 }
 
 // Everything before the first step that the outside world can make fail (a checkpoint to
@@ -259,7 +261,8 @@ static int worker_step(struct worker *w, int64_t step) {
     // Skipped samples shrink the batch: the loss is the mean over the samples actually
     // used by all workers (CoreNet's batch_mean), so agree on that count first.
     int used = batch.count;
-    if (run->nworkers > 1) MPI_Allreduce(MPI_IN_PLACE, &used, 1, MPI_INT, MPI_SUM, run->workers);
+    if (run->nworkers > 1)
+        heartbeat_allreduce(&w->heartbeat, &used, 1, MPI_INT, MPI_SUM, run->workers);
     if (used == 0) catlip_die("step %lld: every sample of the global batch was skipped", (long long)step);
     double loss;
     if (run->nworkers > 1) {
@@ -281,13 +284,20 @@ static int worker_step(struct worker *w, int64_t step) {
     double allreduce_s = run->nworkers > 1 ? w->sync.wait_seconds : 0.0;
     if (run->nworkers > 1) {
         double t = time_now();
-        MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, run->workers);
-        MPI_Allreduce(MPI_IN_PLACE, &command, 1, MPI_INT, MPI_MAX, run->workers);
+        heartbeat_allreduce(&w->heartbeat, &loss, 1, MPI_DOUBLE, MPI_SUM, run->workers);
+        heartbeat_allreduce(&w->heartbeat, &command, 1, MPI_INT, MPI_MAX, run->workers);
         allreduce_s += time_now() - t;
     }
     double t2 = time_now();
     send_progress(w, step + 1, loss, t1 - t0, t2 - t1 - allreduce_s, allreduce_s);
     return command;
+}
+
+// Heartbeats while waiting in a collective: often enough that a waiting worker never looks
+// lost (several per worker_timeout), rarely enough to cost nothing (at most one a second).
+static double heartbeat_interval(double worker_timeout) {
+    double interval = worker_timeout / 4;
+    return interval < 1.0 ? interval : 1.0;
 }
 
 // A digest of the final weights: equal on every worker, and equal across runs that should be
@@ -306,6 +316,7 @@ int worker_run(struct run *run, struct link *link) {
     w.run = run;
     w.link = link;
     const struct config *cfg = &run->cfg;
+    heartbeat_init(&w.heartbeat, link, run->worker_index, heartbeat_interval(cfg->train.worker_timeout));
     const int G = (int)cfg->train.global_batch;
     uint64_t begin, end;
     plan_worker_slice((uint64_t)G, run->worker_index, run->nworkers, &begin, &end);
@@ -323,11 +334,11 @@ int worker_run(struct run *run, struct link *link) {
         status = 2;
     }
     if (run->nworkers > 1)
-        MPI_Allreduce(MPI_IN_PLACE, &status, 1, MPI_INT, MPI_MAX, run->workers);
+        heartbeat_allreduce(&w.heartbeat, &status, 1, MPI_INT, MPI_MAX, run->workers);
     if (status == 0 && run->nworkers > 1)
         grad_sync_init(&w.sync, run->workers, w.ts.grads,
                        (size_t)(cfg->train.bucket_mb * 1048576.0 / sizeof(float)),
-                       cfg->train.overlap);
+                       cfg->train.overlap, &w.heartbeat);
     w.samples = run->start_step * w.local_batch;
 
     for (int64_t step = run->start_step; status == 0 && step < run->total_steps; step++) {

@@ -87,8 +87,11 @@ grep -E '(error|warning):' "$out" | grep -v 'Open MPI' | sed 's/^/    log: /' | 
 # The log must name what was lost: node3, or one of its ranks (5, 6) or workers (4, 5).
 check "$(grep -E '(error|warning)' "$out" | grep -q -E 'node3|rank [56]\b|worker [45]\b'; echo $?)" \
     "lost-host run: the log names the lost host or its ranks (node3, ranks 5-6)"
-check "$(! grep -q -E 'worker on rank [1-4] sent no progress' "$out"; echo $?)" \
-    "lost-host run: the log does not blame a rank on a live host"
+# The coordinator's abort line names every silent worker with its host: exactly node3's.
+check "$(grep -q -E 'rank 5 \(host node3' <<<"$abort" && grep -q -E 'rank 6 \(host node3' <<<"$abort"; echo $?)" \
+    "lost-host run: the abort names ranks 5 and 6 on node3: ${abort#*error: }"
+check "$(! grep -q -E 'rank [1-4] \(host' <<<"$abort"; echo $?)" \
+    "lost-host run: the abort blames no rank on a live host"
 for h in node1 node2; do
     # shellcheck disable=SC2046  # one pid a word
     check "$([ -z "$(pids_on "$h" $(run_pids "$T/lost"))" ]; echo $?)" "lost-host run: no catlip process left on $h"
