@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/head_args.h"
 #include "cli/model_args.h"
 #include "core/check.h"
 #include "core/log.h"
@@ -61,10 +62,13 @@ static const char *zeroshot_usage =
     "  --vocab FILE       vocabulary TSV (default: the checkpoint's)\n"
     "  --batch N, --threads N, --decode-threads N, --max-images N, --json FILE   as for "
     "multilabel\n"
-    "  --quiet            no transfer report table\n";
+    "  --quiet            no transfer report table\n"
+    "With --classes the head is built with the options below, and the first-sense head (senses\n"
+    "first, pool none, calibrate none: the original rule) is scored beside it.\n" HEAD_ARGS_USAGE;
 
 struct eval_args {
     struct model_args model;
+    struct head_args headopt;
     const char *data, *json, *classes, *head;
     int batch, decode_threads, quiet;
     long max_images;
@@ -84,14 +88,19 @@ static int parse_eval_args(int argc, char **argv, const char *usage, struct eval
                                             {"decode-threads", 1, 0, 'D'},
                                             {"max-images", 1, 0, 'm'},
                                             {"help", 0, 0, 'h'},
+                                            HEAD_ARGS_OPTIONS,
                                             {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
+    head_args_init(&a->headopt);
     a->batch = 32;
     a->decode_threads = 2;
     optind = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         if (model_args_take(&a->model, opt, optarg)) continue;
+        int taken = head_args_take(&a->headopt, opt, optarg);
+        if (taken < 0) return -1;
+        if (taken) continue;
         switch (opt) {
             case 'd': a->data = optarg; break;
             case 'j': a->json = optarg; break;
@@ -308,30 +317,60 @@ int cmd_eval_multilabel(int argc, char **argv) {
     return rc == 0 ? 0 : 1;
 }
 
-struct zeroshot_batch {
-    const struct transfer_head *head;
-    struct zeroshot_tally *tally;
-    float *scores;  // (K)
+// Every test image's pooled features (N, C) and true class, grown as batches come.
+struct zeroshot_rows {
+    int C, K;
+    size_t n, cap;
+    float *features;
+    int *truth;
 };
 
 static void zeroshot_collect(void *ctx, const struct inference_model *m, const struct batch *b) {
-    struct zeroshot_batch *zb = ctx;
-    int K = zb->head->K, C = zb->head->C;
+    struct zeroshot_rows *r = ctx;
+    int K = r->K;
+    size_t C = (size_t)r->C;
+    if (r->n + (size_t)b->count > r->cap) {
+        while (r->n + (size_t)b->count > r->cap) r->cap *= 2;
+        r->features = xrealloc(r->features, r->cap * C * sizeof(float));
+        r->truth = xrealloc(r->truth, r->cap * sizeof(int));
+    }
+    memcpy(r->features + r->n * C, m->acts.lnf, (size_t)b->count * C * sizeof(float));
     for (int i = 0; i < b->count; i++) {
-        // (C) pooled features -> (K) head scores
-        zeroshot_scores(zb->scores, zb->head->weight, zb->head->bias, m->acts.lnf + (size_t)i * C,
-                        K, C);
         int truth = 0;
         for (int k = 0; k < K; k++)
             if (b->targets[(size_t)i * K + k] > 0.5f) truth = k;
-        zeroshot_add(zb->tally, zb->scores, truth);
+        r->truth[r->n + (size_t)i] = truth;
     }
+    r->n += (size_t)b->count;
 }
 
-// The zero-shot report: per-class accuracy, the most frequent confusions, the summary line,
-// and the JSON file when asked. Returns 0, or -1 with catlip_error().
+// Tallies a head over the collected features.
+static void zeroshot_tally_head(const struct zeroshot_rows *r, const struct transfer_head *h,
+                                struct zeroshot_tally *z) {
+    float *scores = xmalloc((size_t)h->K * sizeof(float));
+    for (size_t i = 0; i < r->n; i++) {
+        zeroshot_scores(scores, h->weight, h->bias, r->features + i * (size_t)r->C, h->K, h->C);
+        zeroshot_add(z, scores, r->truth[i]);
+    }
+    free(scores);
+}
+
+static json_t *per_class_json(const struct zeroshot_tally *z) {
+    json_t *a = json_array();
+    for (int t = 0; t < z->K; t++) {
+        long row = zeroshot_class_images(z, t);
+        json_array_append_new(
+            a, row ? json_real((double)zeroshot_class_correct(z, t) / row) : json_null());
+    }
+    return a;
+}
+
+// The zero-shot report: per-class accuracy (beside the first-sense head's when there is one),
+// the most frequent confusions, the summary line, and the JSON file when asked. Returns 0, or
+// -1 with catlip_error().
 static int zeroshot_report(const struct eval_args *a, const struct inference_model *m,
-                           const struct zeroshot_tally *z, const char *const *names,
+                           const struct zeroshot_tally *z, const struct zeroshot_tally *old,
+                           const struct head_options *opt, const char *const *names,
                            const char *skips) {
     int K = z->K, topk = z->topk;
     long N = z->images;
@@ -341,15 +380,24 @@ static int zeroshot_report(const struct eval_args *a, const struct inference_mod
     int present;
     double mean_per_class = zeroshot_mean_per_class(z, &present);
     printf("eval zeroshot: %ld images, %d classes; skipped: %s\n", N, K, skips[0] ? skips : "none");
-    printf("  %-28s %8s %8s\n", "class", "images", "top-1");
+    if (old)
+        printf("  %-28s %8s %8s %8s\n", "class", "images", "first", "top-1");
+    else
+        printf("  %-28s %8s %8s\n", "class", "images", "top-1");
     for (int t = 0; t < K; t++) {
         long row = zeroshot_class_images(z, t);
         const char *name = names[t];
+        printf("  %-28.28s %8ld", name, row);
+        if (old) {
+            if (row)
+                printf(" %8.4f", (double)zeroshot_class_correct(old, t) / row);
+            else
+                printf(" %8s", "-");
+        }
         if (row)
-            printf("  %-28.28s %8ld %8.4f\n", name, row,
-                   (double)zeroshot_class_correct(z, t) / row);
+            printf(" %8.4f\n", (double)zeroshot_class_correct(z, t) / row);
         else
-            printf("  %-28.28s %8ld %8s\n", name, row, "-");
+            printf(" %8s\n", "-");
     }
     struct zeroshot_confusion pairs[5];
     int np = zeroshot_confusions(z, pairs, 5);
@@ -358,6 +406,19 @@ static int zeroshot_report(const struct eval_args *a, const struct inference_mod
         printf("    %-24s -> %-24s %ld\n", names[pairs[i].truth], names[pairs[i].predicted],
                pairs[i].count);
     if (np == 0) printf("    (none)\n");
+    double old_top1 = 0, old_mean = 0;
+    if (old) {
+        old_top1 = (double)old->correct1 / N;
+        old_mean = zeroshot_mean_per_class(old, NULL);
+        printf(
+            "eval zeroshot: first-sense head (senses=first pool=none calibrate=none): top-1 "
+            "%.4f, mean per-class %.4f\n",
+            old_top1, old_mean);
+    }
+    if (opt)
+        printf("eval zeroshot: head senses=%s pool=%s calibrate=%s\n",
+               head_senses_name(opt->senses), head_pool_name(opt->pool),
+               head_calibrate_name(opt->calibrate));
     printf(
         "eval zeroshot: top-1 %.4f, top-%d %.4f, mean per-class %.4f (%d classes with "
         "images); chance %.4f (1/%d), majority class %.4f\n",
@@ -375,6 +436,25 @@ static int zeroshot_report(const struct eval_args *a, const struct inference_mod
         json_object_set_new(o, "chance", json_real(1.0 / K));
         json_object_set_new(o, "majority", json_real((double)majority / N));
         json_object_set_new(o, "skipped", json_string(skips));
+        json_t *cn = json_array();
+        for (int t = 0; t < K; t++) json_array_append_new(cn, json_string(names[t]));
+        json_object_set_new(o, "class_names", cn);
+        json_object_set_new(o, "per_class", per_class_json(z));
+        if (opt) {
+            json_t *h = json_object();
+            json_object_set_new(h, "senses", json_string(head_senses_name(opt->senses)));
+            json_object_set_new(h, "pool", json_string(head_pool_name(opt->pool)));
+            json_object_set_new(h, "calibrate", json_string(head_calibrate_name(opt->calibrate)));
+            json_object_set_new(o, "head", h);
+        }
+        if (old) {
+            json_t *b = json_object();
+            json_object_set_new(b, "top1", json_real(old_top1));
+            json_object_set_new(b, "top5", json_real((double)old->correctk / N));
+            json_object_set_new(b, "mean_per_class", json_real(old_mean));
+            json_object_set_new(b, "per_class", per_class_json(old));
+            json_object_set_new(o, "first_sense", b);
+        }
         rc = write_json(a->json, o);
     }
     return rc;
@@ -384,17 +464,27 @@ int cmd_eval_zeroshot(int argc, char **argv) {
     struct eval_args a;
     if (parse_eval_args(argc, argv, zeroshot_usage, &a) != 0 ||
         (!a.classes == !a.head &&
-         catlip_error_set("give exactly one of --classes FILE and --head FILE"))) {
+         catlip_error_set("give exactly one of --classes FILE and --head FILE")) ||
+        (a.classes && head_args_finish(&a.headopt) != 0)) {
         catlip_error_print();
         return 2;
     }
     struct inference_model m;
     if (model_args_open(&a.model, &m, a.batch) != 0) return 1;
-    struct transfer_head head = {0};
+    struct transfer_head head = {0}, old = {0};
     char **names = NULL;
     int rc;
     if (a.classes) {
-        rc = transfer_head_from_classes(&m, a.classes, NULL, 0, a.quiet ? NULL : stdout, &head);
+        double *ref_mean = NULL, *ref_cov = NULL;
+        rc = head_args_reference(&a.headopt, &m, a.batch, a.decode_threads, &ref_mean, &ref_cov);
+        if (rc == 0)
+            rc = transfer_head_from_classes(&m, a.classes, NULL, 0, a.headopt.opt, ref_mean,
+                                            ref_cov, a.quiet ? NULL : stdout, &head);
+        if (rc == 0)
+            rc = transfer_head_from_classes(&m, a.classes, NULL, 0, HEAD_OPTIONS_FIRST, NULL, NULL,
+                                            NULL, &old);
+        free(ref_mean);
+        free(ref_cov);
     } else {
         head.C = m.config.dim;
         rc = transfer_head_load(a.head, &head.K, head.C, &head.weight, &head.bias, &names);
@@ -405,15 +495,20 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         catlip_error_print();
         if (shards.paths) shardlist_free(&shards);
         transfer_head_free(&head);
+        transfer_head_free(&old);
         inference_free(&m);
         return 1;
     }
     int K = head.K, topk = K < 5 ? K : 5;
-    struct zeroshot_tally z;
+    struct zeroshot_rows rows = {.C = head.C, .K = K, .cap = 256};
+    rows.features = xmalloc(rows.cap * (size_t)rows.C * sizeof(float));
+    rows.truth = xmalloc(rows.cap * sizeof(int));
+    eval_batches(&a, &m, p, "zeroshot", zeroshot_collect, &rows);
+    struct zeroshot_tally z, zold;
     zeroshot_init(&z, K, topk);
-    float *scores = xmalloc((size_t)K * sizeof(float));
-    struct zeroshot_batch zb = {&head, &z, scores};
-    eval_batches(&a, &m, p, "zeroshot", zeroshot_collect, &zb);
+    zeroshot_init(&zold, K, topk);
+    zeroshot_tally_head(&rows, &head, &z);
+    if (a.classes) zeroshot_tally_head(&rows, &old, &zold);
     char skips[512];
     pipeline_format_skips(p, skips, sizeof skips);
     rc = 0;
@@ -424,7 +519,8 @@ int cmd_eval_zeroshot(int argc, char **argv) {
     } else {
         const char **class_names = xmalloc((size_t)K * sizeof *class_names);
         for (int t = 0; t < K; t++) class_names[t] = a.classes ? head.classes[t].name : names[t];
-        rc = zeroshot_report(&a, &m, &z, class_names, skips);
+        rc = zeroshot_report(&a, &m, &z, a.classes ? &zold : NULL,
+                             a.classes ? &a.headopt.opt : NULL, class_names, skips);
         free(class_names);
     }
     if (rc != 0) catlip_error_print();
@@ -432,11 +528,14 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         for (int k = 0; k < K; k++) free(names[k]);
         free(names);
     }
-    free(scores);
+    free(rows.features);
+    free(rows.truth);
     zeroshot_free(&z);
+    zeroshot_free(&zold);
     pipeline_destroy(p);
     shardlist_free(&shards);
     transfer_head_free(&head);
+    transfer_head_free(&old);
     inference_free(&m);
     return rc == 0 ? 0 : 1;
 }

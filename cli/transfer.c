@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/head_args.h"
 #include "cli/model_args.h"
 #include "core/check.h"
 #include "eval/transfer_init.h"
@@ -15,14 +16,14 @@ static const char *transfer_usage =
     "\n"
     "Builds a classifier head for downstream classes from the pretrained synset head (CatLIP's\n"
     "Transfer Init). Each line of CLASSES.txt is a class: a WordNet noun synset id (n02084071,\n"
-    "optionally followed by a display name) or a name (\"golden retriever\", \"ankle boot\"). A "
-    "name\n"
-    "is looked up as a WordNet noun, else labelled like a caption; a class with several synsets\n"
-    "gets the mean of their rows; a synset missing from the vocabulary takes the row of its\n"
-    "nearest vocabulary synset by WordNet path similarity; a class with nothing gets a random "
-    "row.\n"
-    "Prints the table class -> how matched -> synsets used. The head is safetensors: head.weight\n"
-    "(K, C), head.bias (K), metadata with the class names and synsets (see the README).\n"
+    "optionally followed by a display name) or a name (\"golden retriever\", \"ankle boot\"). A\n"
+    "name takes the noun sense the vocabulary knows (--senses), else is labelled like a caption;\n"
+    "a class row pools its synset's vocabulary hyponyms by training count (--pool) and is\n"
+    "calibrated (--calibrate); a synset with nothing in the vocabulary at or below it takes the\n"
+    "row of its nearest vocabulary synset by WordNet path similarity; a class with nothing gets\n"
+    "a random row. Prints the table class -> how matched -> synsets, senses and pooled rows.\n"
+    "The head is safetensors: head.weight (K, C), head.bias (K), metadata with the class names\n"
+    "and synsets (see the README).\n"
     "\n"
     "  --checkpoint CKPT  checkpoint file, or a run directory (its newest valid checkpoint)\n"
     "  --classes FILE     one class per line ('#' comments and blank lines skipped)\n"
@@ -30,13 +31,19 @@ static const char *transfer_usage =
     "  --ema              use the EMA weights' head\n"
     "  --vocab FILE       vocabulary TSV (default: the data.vocab recorded in the checkpoint)\n"
     "  --seed N           seed of the random rows (default 0)\n"
-    "  --wordnet DIR      WordNet dictionary directory (default /usr/share/wordnet)\n";
+    "  --wordnet DIR      WordNet dictionary directory (default /usr/share/wordnet)\n"
+    "  --batch N, --decode-threads N   for --calibrate-on (default 32, 2)\n" HEAD_ARGS_USAGE;
 
 int cmd_transfer(int argc, char **argv) {
-    static const struct option options[] = {
-        MODEL_ARGS_CHECKPOINT,  {"classes", 1, 0, 'k'}, {"output", 1, 0, 'o'},
-        MODEL_ARGS_EMA,         MODEL_ARGS_VOCAB,       {"seed", 1, 0, 's'},
-        {"wordnet", 1, 0, 'w'}, {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
+    static const struct option options[] = {MODEL_ARGS_CHECKPOINT,  {"classes", 1, 0, 'k'},
+                                            {"output", 1, 0, 'o'},  MODEL_ARGS_EMA,
+                                            MODEL_ARGS_VOCAB,       {"seed", 1, 0, 's'},
+                                            {"wordnet", 1, 0, 'w'}, {"help", 0, 0, 'h'},
+                                            {"batch", 1, 0, 'b'},   {"decode-threads", 1, 0, 'D'},
+                                            HEAD_ARGS_OPTIONS,      {0, 0, 0, 0}};
+    struct head_args head_args;
+    head_args_init(&head_args);
+    int batch = 32, decode_threads = 2;
     struct model_args model = {.threads = 1};
     const char *classes = NULL, *output = NULL, *wordnet = NULL;
     int opt;
@@ -44,7 +51,15 @@ int cmd_transfer(int argc, char **argv) {
     optind = 1;
     while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
         if (model_args_take(&model, opt, optarg)) continue;
+        int taken = head_args_take(&head_args, opt, optarg);
+        if (taken < 0) {
+            catlip_error_print();
+            return 2;
+        }
+        if (taken) continue;
         switch (opt) {
+            case 'b': batch = atoi(optarg) > 0 ? atoi(optarg) : 32; break;
+            case 'D': decode_threads = atoi(optarg) > 0 ? atoi(optarg) : 2; break;
             case 'k': classes = optarg; break;
             case 'o': output = optarg; break;
             case 's': seed = strtoull(optarg, NULL, 10); break;
@@ -58,10 +73,22 @@ int cmd_transfer(int argc, char **argv) {
         fprintf(stderr, "catlip: error: transfer needs --checkpoint, --classes and -o\n");
         return 2;
     }
+    if (head_args_finish(&head_args) != 0) {
+        catlip_error_print();
+        return 2;
+    }
     struct inference_model m;
-    if (model_args_open(&model, &m, 1) != 0) return 1;
+    if (model_args_open(&model, &m, head_args.calibrate_on ? batch : 1) != 0) return 1;
     struct transfer_head head;
-    int rc = transfer_head_from_classes(&m, classes, wordnet, seed, stdout, &head);
+    double *ref_mean = NULL, *ref_cov = NULL;
+    int rc = head_args_reference(&head_args, &m, batch, decode_threads, &ref_mean, &ref_cov);
+    if (rc == 0)
+        rc = transfer_head_from_classes(&m, classes, wordnet, seed, head_args.opt, ref_mean,
+                                        ref_cov, stdout, &head);
+    else
+        memset(&head, 0, sizeof head);
+    free(ref_mean);
+    free(ref_cov);
     if (rc == 0)
         rc = transfer_head_write(output, head.classes, head.K, head.C, head.weight, head.bias,
                                  m.header->vocab_hash, m.path);

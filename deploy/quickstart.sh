@@ -91,7 +91,7 @@ rm -rf "$control_dir"
 evaluate() {  # evaluate RUN_DIR PREFIX: the multi-label and zero-shot evaluations into PREFIX_*.json
     "$catlip" eval multilabel --checkpoint "$1" --data "$data/shards-val/*.tar" --json "$2_multilabel.json"
     "$catlip" eval zeroshot --checkpoint "$1" --classes "$data/classes.txt" --data "$data/shards-zeroshot/*.tar" \
-        --json "$2_zeroshot.json" ${3:+"$3"}
+        --calibrate-on "$data/shards-val/*.tar" --json "$2_zeroshot.json" ${3:+"$3"}
 }
 say "multi-label mAP on the held-out split, and zero-shot classification of held-out drawings into their top-level categories (Transfer Init)"
 evaluate "$run_dir" "$work/eval"

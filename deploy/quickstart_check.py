@@ -93,6 +93,26 @@ def main():
     print(f"(prior: the label-frequency prior for mAP; for zero-shot, always the most frequent class "
           f"of {tzs['images']} images: majority rate {tzs['majority']:.4f}, 1/K {1.0 / tzs['classes']:.4f})")
     ok = all(r["pass"] for r in results)
+    head_building = None
+    if "first_sense" in tzs and "per_class" in tzs:
+        # Old (first sense, own row, no calibration) vs new head building on the same features:
+        # reported, not a pass criterion (the checks above are on the new head).
+        fs, h = tzs["first_sense"], tzs.get("head", {})
+        new_name = " ".join(f"{k}={v}" for k, v in h.items()) or "new"
+        head_building = {"first_sense": fs, "new": {"head": h, "top1": tzs["top1"],
+                                                    "mean_per_class": tzs["mean_per_class"],
+                                                    "per_class": tzs["per_class"]},
+                         "class_names": tzs.get("class_names")}
+        print(f"zero-shot head building: first sense (old) vs {new_name} (new)")
+        print(f"  {'class':24s} {'old':>8s} {'new':>8s}")
+        names_k = tzs.get("class_names") or [str(k) for k in range(len(tzs["per_class"]))]
+        fmt = lambda x: "       -" if x is None else f"{x:8.4f}"
+        for name, o, n in zip(names_k, fs["per_class"], tzs["per_class"]):
+            print(f"  {name[:24]:24s} {fmt(o)} {fmt(n)}")
+        print(f"  {'top-1':24s} {fs['top1']:8.4f} {tzs['top1']:8.4f}")
+        print(f"  {'mean per-class':24s} {fs['mean_per_class']:8.4f} {tzs['mean_per_class']:8.4f}")
+        zeros = lambda a: sum(1 for x in a if x == 0)
+        print(f"  {'classes never right':24s} {zeros(fs['per_class']):8d} {zeros(tzs['per_class']):8d}")
     m, p, c = rows["map_macro"][2], rows["map_macro"][1], rows["map_macro"][0]
     print(f"{'PASS' if ok else 'FAIL'}: mAP {m:.4f} vs prior {p:.4f} and control {c:.4f} (macro, "
           f"x{m / max(p, c):.1f} the better); zero-shot top-1 {tzs['top1']:.4f} vs majority class "
@@ -106,6 +126,7 @@ def main():
             "prior": {"multilabel": prior, "zeroshot_majority": tzs["majority"],
                       "zeroshot_chance": 1.0 / tzs["classes"]},
             "inputs": {"trained": args.trained, "control": args.control},
+            "head_building": head_building,
         }
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -60,7 +60,7 @@ double zeroshot_mean_per_class(const struct zeroshot_tally *z, int *present) {
             sum += (double)zeroshot_class_correct(z, t) / row;
         }
     }
-    *present = n;
+    if (present) *present = n;
     return n ? sum / n : 0.0;
 }
 

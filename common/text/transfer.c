@@ -71,6 +71,50 @@ static void add_synset(struct transfer_matcher *m, struct transfer_class *c, uin
     c->nsynsets++;
 }
 
+// The whole name as one WordNet lemma (lowercase, words joined by '_') and its noun base forms
+// (wordnet_morph): writes up to 4 entries to base and returns how many.
+static int name_bases(const struct transfer_matcher *m, const char *line, size_t len,
+                      const struct wordnet_entry **base) {
+    char word[WORDNET_WORD_MAX];
+    size_t n = 0;
+    int spaced = 0;
+    for (size_t i = 0; i < len && n + 1 < sizeof word; i++) {
+        char ch = line[i];
+        if (ch == ' ' || ch == '\t' || ch == '-') {
+            spaced = n > 0;
+            continue;
+        }
+        if (spaced) word[n++] = '_', spaced = 0;
+        if (n + 1 < sizeof word) word[n++] = (char)tolower((unsigned char)ch);
+    }
+    word[n] = 0;
+    return n && n + 1 < sizeof word ? wordnet_morph(m->wn, word, n, WORDNET_NOUN, base, 4) : 0;
+}
+
+int transfer_name_senses(const struct transfer_matcher *m, const char *name, uint32_t *out,
+                         int max) {
+    const struct wordnet_entry *base[4];
+    int nb = name_bases(m, name, strlen(name), base), n = 0;
+    for (int i = 0; i < nb; i++) {
+        uint32_t senses[64];
+        int ns = wordnet_noun_senses(base[i], senses, 64);
+        for (int j = 0; j < ns && n < max; j++) {
+            int dup = 0;
+            for (int k = 0; k < n; k++) dup |= out[k] == senses[j];
+            if (!dup) out[n++] = senses[j];
+        }
+    }
+    return n;
+}
+
+const struct hypernyms *transfer_matcher_hypernyms(const struct transfer_matcher *m) {
+    return m->hypernyms;
+}
+
+const struct wordnet *transfer_matcher_wordnet(const struct transfer_matcher *m) {
+    return m->wn;
+}
+
 void transfer_match(struct transfer_matcher *m, const char *line, struct transfer_class *out) {
     memset(out, 0, sizeof *out);
     while (*line == ' ' || *line == '\t') line++;
@@ -97,22 +141,8 @@ void transfer_match(struct transfer_matcher *m, const char *line, struct transfe
         return;
     }
     snprintf(out->name, sizeof out->name, "%.*s", (int)len, line);
-    // The whole name as one WordNet lemma: lowercase, words joined by '_'.
-    char word[WORDNET_WORD_MAX];
-    size_t n = 0;
-    int spaced = 0;
-    for (size_t i = 0; i < len && n + 1 < sizeof word; i++) {
-        char ch = line[i];
-        if (ch == ' ' || ch == '\t' || ch == '-') {
-            spaced = n > 0;
-            continue;
-        }
-        if (spaced) word[n++] = '_', spaced = 0;
-        if (n + 1 < sizeof word) word[n++] = (char)tolower((unsigned char)ch);
-    }
-    word[n] = 0;
     const struct wordnet_entry *base[4];
-    int nb = n && n + 1 < sizeof word ? wordnet_morph(m->wn, word, n, WORDNET_NOUN, base, 4) : 0;
+    int nb = name_bases(m, line, len, base);
     for (int i = 0; i < nb; i++)
         if (base[i]->noun_offset) {
             add_synset(m, out, base[i]->noun_offset);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "text/hypernyms.h"
 #include "text/labeler.h"
 #include "text/vocab.h"
 
@@ -60,6 +61,15 @@ void transfer_matcher_free(struct transfer_matcher *m);
 // Matches one class line (as described above) into *out. Never fails: an unmatched line gives
 // how = TRANSFER_RANDOM with no synsets.
 void transfer_match(struct transfer_matcher *m, const char *line, struct transfer_class *out);
+
+// Every noun sense (data.noun offsets) of a class name taken whole as a WordNet lemma and of
+// its morphological base forms, in WordNet's order, base forms in morphy order; no duplicates.
+// Writes at most max and returns how many (0: not a noun lemma).
+int transfer_name_senses(const struct transfer_matcher *m, const char *name, uint32_t *out,
+                         int max);
+// The matcher's WordNet and hypernym graph (for head building above text/).
+const struct wordnet *transfer_matcher_wordnet(const struct transfer_matcher *m);
+const struct hypernyms *transfer_matcher_hypernyms(const struct transfer_matcher *m);
 
 // Reads a classes file and matches every class. Returns the number of classes (> 0) with
 // *classes malloc'ed, or -1 with catlip_error() (unreadable, no classes).

@@ -180,7 +180,10 @@ static int load_index(struct wordnet *wn, const char *dir, const char *name, enu
             int i = find_or_add(wn, lemma, lemma_len, lemma);
             struct wordnet_entry *e = &wn->entries[i];
             e->senses[pos] = (uint16_t)(synsets > 65535 ? 65535 : synsets);
-            if (pos == WORDNET_NOUN) e->noun_offset = (uint32_t)strtoul(f, NULL, 10);
+            if (pos == WORDNET_NOUN) {
+                e->noun_offset = (uint32_t)strtoul(f, NULL, 10);
+                e->noun_senses_text = f;  // the buffer is kept with the table
+            }
         }
     next:
         line = end + 1;
@@ -451,3 +454,17 @@ uint32_t wordnet_synset_offset(const struct wordnet *wn, int index) {
 }
 
 int wordnet_lemma_count(const struct wordnet *wn) { return wn->lemma_count; }
+
+int wordnet_noun_senses(const struct wordnet_entry *e, uint32_t *out, int max) {
+    if (!e->noun_senses_text) return 0;
+    const char *p = e->noun_senses_text;
+    int n = 0;
+    for (int i = 0; i < e->senses[WORDNET_NOUN] && n < max; i++) {
+        char *end;
+        unsigned long v = strtoul(p, &end, 10);
+        if (end == p) break;
+        out[n++] = (uint32_t)v;
+        p = end;
+    }
+    return n;
+}

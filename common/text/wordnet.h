@@ -42,6 +42,8 @@ struct wordnet_entry {
     uint8_t flags;           // WORDNET_PREFIX
     uint8_t exc_forms;       // bit pos set: this form has a line in that POS's exception list
                              //   (then only its listed bases are its base forms, as in morphy)
+    const char *noun_senses_text;  // index.noun's synset offsets ("02913152 00911048 ..."),
+                                   //   senses[NOUN] of them; read through wordnet_noun_senses
 };
 
 struct wordnet;
@@ -62,6 +64,9 @@ const struct wordnet_entry *wordnet_lookup(const struct wordnet *wn, const char 
 int wordnet_morph(const struct wordnet *wn, const char *word, size_t len, enum wordnet_pos pos,
                   const struct wordnet_entry **out, int max);
 
+// The noun senses of `e` (data.noun offsets), in WordNet's order (most frequent first, as
+// index.noun lists them). Writes at most max and returns how many.
+int wordnet_noun_senses(const struct wordnet_entry *e, uint32_t *out, int max);
 // Head word (first lemma, case as in data.noun: "dog", "Paris") of the noun synset at `offset`;
 // NULL when no noun synset starts there.
 const char *wordnet_synset_word(const struct wordnet *wn, uint32_t offset);

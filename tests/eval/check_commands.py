@@ -159,7 +159,10 @@ def main():
         classes = os.path.join(tmp, "classes.txt")
         open(classes, "w").write("dog\nn02958343 car\napple\nxyzzy plugh\n")
         head = os.path.join(tmp, "head.safetensors")
-        p = run([catlip, "transfer", "--checkpoint", rd, "--classes", classes, "-o", head])
+        # The original rule (first sense, own row, no calibration): the dog row is exactly the
+        # synset head's; tests/unit/test_eval_head.c covers the default head building.
+        first_rule = ["--senses", "first", "--pool", "none", "--calibrate", "none"]
+        p = run([catlip, "transfer", "--checkpoint", rd, "--classes", classes, "-o", head, *first_rule])
         check("random" in p.stdout and "n02084071 dog" in p.stdout, "transfer prints the class -> synsets table")
         arrays, meta = read_safetensors(head)
         w_model, _, _, _ = read_safetensors(os.path.join(tmp, "model.safetensors"))[0], None, None, None
@@ -190,7 +193,7 @@ def main():
               f"eval zeroshot: mean per-class {zs['mean_per_class']:.4f} is the mean of the per-class "
               f"column over {len(rows)} classes with images ({want:.4f})")
         p2 = run([catlip, "eval", "zeroshot", "--checkpoint", rd, "--classes", classes, "--quiet", "--data",
-                  os.path.join(tmp, "cls", "00000.tar"), "--json", zs_json])
+                  os.path.join(tmp, "cls", "00000.tar"), "--json", zs_json, *first_rule])
         check(json.load(open(zs_json))["top1"] == zs["top1"], "eval zeroshot: --classes equals --head of the same classes")
         ml_json = os.path.join(tmp, "multilabel.json")
         p = run([catlip, "eval", "multilabel", "--checkpoint", rd, "--data", pattern, "--json", ml_json])

@@ -87,11 +87,14 @@ with tempfile.TemporaryDirectory() as tmp:
     # mean_per_class is the mean of the printed per-class top-1 column (the trained model's
     # classes are not all at 0, unlike eval.commands' tiny model).
     zs = json.load(open(trained[1]))
+    # The table is "class images first top-1": the first-sense head's column, then the new
+    # head's (the one the JSON reports), built with the quickstart's calibration set.
     p = subprocess.run([catlip, "eval", "zeroshot", "--checkpoint", os.path.join(work, "run"), "--quiet",
-                        "--classes", os.path.join(work, "data", "classes.txt"), "--data", zs["data"]],
+                        "--classes", os.path.join(work, "data", "classes.txt"), "--data", zs["data"],
+                        "--calibrate-on", os.path.join(work, "data", "shards-val", "*.tar")],
                        capture_output=True, text=True)
-    rows = [l.split() for l in p.stdout.splitlines() if l.startswith("  ") and len(l.split()) >= 3]
-    rows = [float(r[-1]) for r in rows if r[-2].isdigit() and r[-1] != "-" and int(r[-2]) > 0]
+    rows = [l.split() for l in p.stdout.splitlines() if l.startswith("  ") and len(l.split()) >= 4]
+    rows = [float(r[-1]) for r in rows if r[-3].isdigit() and r[-1] != "-" and int(r[-3]) > 0]
     want = sum(rows) / len(rows) if rows else -1
     check(p.returncode == 0 and len(rows) == zs["classes_present"] and abs(zs["mean_per_class"] - want) < 1e-3
           and len(set(rows)) > 2, f"zero-shot mean per-class {zs['mean_per_class']:.4f} is the mean of the "
