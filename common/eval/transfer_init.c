@@ -179,18 +179,21 @@ void head_pool_classes(const struct transfer_matcher *matcher, const struct voca
     int *best_steps = xmalloc((size_t)V * sizeof(int));
     for (int v = 0; v < V; v++) best_steps[v] = -1;
     int *class_steps = xmalloc((size_t)K * V * sizeof(int));
-    for (int k = 0; k < K; k++)
+    for (int k = 0; k < K; k++) {
+        int dense[TRANSFER_MAX_SYNSETS];
+        for (int i = 0; i < classes[k].nsynsets; i++)
+            dense[i] =
+                wordnet_synset_index(wn, (uint32_t)strtoul(classes[k].synsets[i].id + 1, NULL, 10));
         for (int v = 0; v < V; v++) {
             int d = -1;
             for (int i = 0; i < classes[k].nsynsets; i++) {
-                int dense = wordnet_synset_index(
-                    wn, (uint32_t)strtoul(classes[k].synsets[i].id + 1, NULL, 10));
-                int di = dense >= 0 ? steps_below(&a, v, dense) : -1;
+                int di = dense[i] >= 0 ? steps_below(&a, v, dense[i]) : -1;
                 if (di >= 0 && (d < 0 || di < d)) d = di;
             }
             class_steps[(size_t)k * V + v] = d;
             if (d >= 0 && (best_steps[v] < 0 || d < best_steps[v])) best_steps[v] = d;
         }
+    }
     for (int k = 0; k < K; k++) {
         struct head_class *b = &built[k];
         int n = 0;
