@@ -16,6 +16,7 @@ struct batch_source {
     struct synthetic_data synthetic;
     float *images, *targets;
     int slice_begin, slice_size;
+    int micro_size, micros;  // rows per micro-batch, micro-batches per step
     // shards
     struct shard_list shards;
     struct pipeline *pipeline;
@@ -35,12 +36,14 @@ struct batch_source *batch_source_create(const struct run *run, int compute_thre
     plan_worker_slice((uint64_t)cfg->train.global_batch, run->worker_index, run->nworkers, &begin, &end);
     s->slice_begin = (int)begin;
     s->slice_size = (int)(end - begin);
+    s->micro_size = batch_source_micro_size(s->slice_size, cfg->train.micro_batch);
+    s->micros = (s->slice_size + s->micro_size - 1) / s->micro_size;
     if (!strcmp(cfg->data.train, "synthetic")) {
         synthetic_create(&s->synthetic, (uint64_t)cfg->seed, run->model.image_size,
                          run->model.num_classes, run->epoch_samples);
-        s->images = xaligned_alloc((size_t)s->slice_size * 3 * run->model.image_size *
+        s->images = xaligned_alloc((size_t)s->micro_size * 3 * run->model.image_size *
                                    run->model.image_size * sizeof(float));
-        s->targets = xaligned_alloc((size_t)s->slice_size * run->model.num_classes * sizeof(float));
+        s->targets = xaligned_alloc((size_t)s->micro_size * run->model.num_classes * sizeof(float));
         snprintf(s->description, sizeof s->description, "synthetic data, %lld samples an epoch",
                  (long long)run->epoch_samples);
         return s;
@@ -59,6 +62,7 @@ struct batch_source *batch_source_create(const struct run *run, int compute_thre
         .skip_missing_shards = cfg->data.skip_missing_shards, .seed = (uint64_t)cfg->seed,
         .start_step = (uint64_t)run->start_step, .global_batch = (uint64_t)cfg->train.global_batch,
         .worker = run->worker_index, .nworkers = run->nworkers, .train = 1,
+        .micro_batch = s->micros > 1 ? s->micro_size : 0,
         .image_size = run->model.image_size, .num_classes = run->model.num_classes,
         .label = s->labeler ? caption_labels : NULL, .label_ctx = s->labeler ? &s->labels : NULL,
         .decode_threads = (int)cfg->data.decode_threads, .compute_threads = compute_threads,
@@ -90,22 +94,31 @@ void batch_source_destroy(struct batch_source *s) {
     free(s);
 }
 
-int batch_source_next(struct batch_source *s, int64_t step, struct local_batch *out) {
+int batch_source_micro_size(int slice, int64_t micro_batch) {
+    return micro_batch > 0 && micro_batch < slice ? (int)micro_batch : slice;
+}
+
+int batch_source_micros(const struct batch_source *s) { return s->micros; }
+
+int batch_source_next(struct batch_source *s, int64_t step, int micro, struct local_batch *out) {
     if (!s->pipeline) {
         const int64_t G = s->run->cfg.train.global_batch;
-        synthetic_batch(&s->synthetic, step * G + s->slice_begin, s->slice_size, s->images,
+        int offset = micro * s->micro_size;
+        int rows = s->slice_size - offset < s->micro_size ? s->slice_size - offset : s->micro_size;
+        synthetic_batch(&s->synthetic, step * G + s->slice_begin + offset, rows, s->images,
                         s->targets);
         out->images = s->images;
         out->targets = s->targets;
-        out->count = s->slice_size;
+        out->count = rows;
         return 0;
     }
     struct batch b;
     if (pipeline_next(s->pipeline, &b) != 1)
         return catlip_error_set("the data pipeline ended before step %lld", (long long)step);
-    if ((int64_t)b.step != step)
-        return catlip_error_set("the data pipeline is at step %llu, training at %lld",
-                                (unsigned long long)b.step, (long long)step);
+    if ((int64_t)b.step != step || b.micro != micro)
+        return catlip_error_set("the data pipeline is at step %llu (micro-batch %d), training at "
+                                "%lld (micro-batch %d)", (unsigned long long)b.step, b.micro,
+                                (long long)step, micro);
     out->images = b.images;
     out->targets = b.targets;
     out->count = b.count;

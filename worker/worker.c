@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "catlip.pb-c.h"
 #include "core/check.h"
@@ -226,7 +227,10 @@ static int worker_setup(struct worker *w) {
     w->pool = pool_create_at(threads, 1, run->local_rank * threads);
     struct optim_settings os;
     optim_settings_from_run(&os, cfg, run->total_steps);
-    train_state_create(&w->ts, &run->model, &os, w->local_batch, w->pool, (uint64_t)cfg->seed);
+    // Activations are sized by the micro-batch, not the slice (train.micro_batch).
+    train_state_create(&w->ts, &run->model, &os,
+                       batch_source_micro_size(w->local_batch, cfg->train.micro_batch), w->pool,
+                       (uint64_t)cfg->seed);
     if (run->resume_path[0]) {
         // Rank 0 already verified the file and checked its header against this model and
         // vocabulary: one streaming pass here (still checked, by the end of the pass).
@@ -247,7 +251,55 @@ static int worker_setup(struct worker *w) {
     w->data = batch_source_create(run, pool_size(w->pool));
     if (!w->data) return -1;
     if (run->worker_index == 0) log_info("data: %s", batch_source_describe(w->data));
+    if (run->worker_index == 0 && batch_source_micros(w->data) > 1)
+        log_info("gradient accumulation: %d micro-batches of up to %d images per step",
+                 batch_source_micros(w->data),
+                 batch_source_micro_size(w->local_batch, cfg->train.micro_batch));
     return 0;
+}
+
+// A step in micro-batches (train.micro_batch): each micro-batch's gradients are added to the
+// step's, scaled by 1/G (the planned global batch), because the count of samples all workers
+// used is known only after the last one. The step's one gradient allreduce starts from the
+// last micro-batch's backward, overlapped as in an unsplit step. If skipped samples left
+// used < G, gradients and loss are then rescaled by G/used: (Σ_workers Σ_samples g)/G · G/used
+// = (Σ g)/used, the mean over the used samples (batch_mean) that an unsplit step computes,
+// up to float rounding (the sums' order and one extra multiply per gradient). Every worker
+// scales the same reduced gradients by the same factor, so they stay identical. Returns the
+// loss share; rows: samples this worker used; data_s: time waiting for data.
+static double accumulate_step(struct worker *w, int64_t step, int *rows, double *data_s) {
+    const struct run *run = w->run;
+    const int G = (int)run->cfg.train.global_batch;
+    const int micros = batch_source_micros(w->data);
+    double loss = 0.0;
+    *rows = 0;
+    train_zero_grads(&w->ts);
+    for (int m = 0; m < micros; m++) {
+        double t = time_now();
+        struct local_batch batch;
+        if (batch_source_next(w->data, step, m, &batch) != 0) catlip_die("%s", catlip_error());
+        *data_s += time_now() - t;
+        if (m == micros - 1 && run->nworkers > 1) {
+            grad_sync_begin(&w->sync);
+            loss += train_accumulate(&w->ts, batch.images, batch.targets, batch.count, G,
+                                     grad_sync_ready, &w->sync);
+            grad_sync_finish(&w->sync);
+        } else {
+            loss +=
+                train_accumulate(&w->ts, batch.images, batch.targets, batch.count, G, NULL, NULL);
+        }
+        *rows += batch.count;
+    }
+    int used = *rows;
+    if (run->nworkers > 1)
+        heartbeat_allreduce(&w->heartbeat, &used, 1, MPI_INT, MPI_SUM, run->workers);
+    if (used == 0)
+        catlip_die("step %lld: every sample of the global batch was skipped", (long long)step);
+    if (used != G) {
+        train_scale_grads(&w->ts, (double)G / used);
+        loss *= (double)G / used;
+    }
+    return loss;
 }
 
 // One optimizer step over this worker's slice of global step `step`; returns the command
@@ -255,27 +307,34 @@ static int worker_setup(struct worker *w) {
 static int worker_step(struct worker *w, int64_t step) {
     const struct run *run = w->run;
     double t0 = time_now();
-    struct local_batch batch;
-    if (batch_source_next(w->data, step, &batch) != 0) catlip_die("%s", catlip_error());
-    double t1 = time_now();
-    // Skipped samples shrink the batch: the loss is the mean over the samples actually
-    // used by all workers (CoreNet's batch_mean), so agree on that count first.
-    int used = batch.count;
-    if (run->nworkers > 1)
-        heartbeat_allreduce(&w->heartbeat, &used, 1, MPI_INT, MPI_SUM, run->workers);
-    if (used == 0) catlip_die("step %lld: every sample of the global batch was skipped", (long long)step);
-    double loss;
-    if (run->nworkers > 1) {
-        grad_sync_begin(&w->sync);
-        loss = train_forward_backward(&w->ts, batch.images, batch.targets, batch.count, used,
-                                      grad_sync_ready, &w->sync);
-        grad_sync_finish(&w->sync);
+    double loss, data_s = 0.0;
+    int rows;
+    if (batch_source_micros(w->data) > 1) {
+        loss = accumulate_step(w, step, &rows, &data_s);
     } else {
-        loss = train_forward_backward(&w->ts, batch.images, batch.targets, batch.count, used,
-                                      NULL, NULL);
+        struct local_batch batch;
+        if (batch_source_next(w->data, step, 0, &batch) != 0) catlip_die("%s", catlip_error());
+        data_s = time_now() - t0;
+        // Skipped samples shrink the batch: the loss is the mean over the samples actually
+        // used by all workers (CoreNet's batch_mean), so agree on that count first.
+        int used = batch.count;
+        if (run->nworkers > 1)
+            heartbeat_allreduce(&w->heartbeat, &used, 1, MPI_INT, MPI_SUM, run->workers);
+        if (used == 0)
+            catlip_die("step %lld: every sample of the global batch was skipped", (long long)step);
+        if (run->nworkers > 1) {
+            grad_sync_begin(&w->sync);
+            loss = train_forward_backward(&w->ts, batch.images, batch.targets, batch.count, used,
+                                          grad_sync_ready, &w->sync);
+            grad_sync_finish(&w->sync);
+        } else {
+            loss = train_forward_backward(&w->ts, batch.images, batch.targets, batch.count, used,
+                                          NULL, NULL);
+        }
+        rows = batch.count;
     }
     train_apply_update(&w->ts);
-    w->samples += batch.count;
+    w->samples += rows;
     // Agree on the loss and on what to do at this step boundary: every worker adds its
     // loss share and takes the highest command any of them saw (signal or coordinator).
     int command = link_poll_command(w->link);
@@ -289,7 +348,7 @@ static int worker_step(struct worker *w, int64_t step) {
         allreduce_s += time_now() - t;
     }
     double t2 = time_now();
-    send_progress(w, step + 1, loss, t1 - t0, t2 - t1 - allreduce_s, allreduce_s);
+    send_progress(w, step + 1, loss, data_s, t2 - t0 - data_s - allreduce_s, allreduce_s);
     return command;
 }
 
@@ -356,9 +415,14 @@ int worker_run(struct run *run, struct link *link) {
         }
     }
 
-    if (status == 0)
+    if (status == 0) {
         log_info("worker %d: step %lld, weights digest %016llx", run->worker_index,
                  (long long)w.ts.step, (unsigned long long)weights_digest(&w.ts));
+        // Peak memory follows the micro-batch (train.micro_batch); tests and users read it here.
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0)
+            log_info("worker %d: peak RSS %ld MiB", run->worker_index, ru.ru_maxrss / 1024);
+    }
     link_send_status(w.link, run->worker_index, status);
     if (status == 0 && run->nworkers > 1) grad_sync_free(&w.sync);
     free(w.pack_buffer);

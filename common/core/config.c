@@ -51,6 +51,7 @@ static const struct key_spec keys[] = {
     {"train.steps", KEY_INT, NUM(train.steps), 0, 1e12, "0", "optimiser steps; 0 = from train.epochs"},
     {"train.epochs", KEY_INT, NUM(train.epochs), 0, 1e6, "0", "epochs (used when train.steps is 0)"},
     {"train.global_batch", KEY_INT, NUM(train.global_batch), 1, 1e7, "32", "images per optimiser step, over all workers"},
+    {"train.micro_batch", KEY_INT, NUM(train.micro_batch), 0, 1e7, "0", "images per worker per forward/backward (gradients accumulate over a step's micro-batches); 0 = the worker's whole slice"},
     {"train.threads", KEY_INT, NUM(train.threads), 0, 4096, "0", "compute threads per worker; 0 = cores given to the rank"},
     {"train.bucket_mb", KEY_FLOAT, NUM(train.bucket_mb), 0.001, 4096, "4", "gradient allreduce bucket size (MiB)"},
     {"train.overlap", KEY_BOOL, NUM(train.overlap), 0, 0, "true", "overlap gradient allreduce with backward"},

@@ -47,6 +47,7 @@ struct config {
         int64_t steps;  // total optimiser steps; 0: derived from epochs
         int64_t epochs;
         int64_t global_batch;
+        int64_t micro_batch;      // images per forward/backward per worker; 0: whole slice
         int64_t threads;  // compute threads per worker; 0: the cores the launcher gave us
         double bucket_mb;         // gradient allreduce bucket size
         bool overlap;             // start bucket allreduces during backward

@@ -22,7 +22,8 @@ const char *const pipeline_skip_names[PIPELINE_SKIP_COUNT] = {
 struct slot {
     uint64_t seq;       // which batch of this pipeline (0, 1, ...); UINT64_MAX: unused
     uint64_t epoch, batch_in_epoch, global_size, first_position;
-    int size;           // rows planned (this worker's slice)
+    int micro;          // which micro-batch of its step
+    int size;           // rows planned (this worker's slice, or one micro-batch of it)
     int done;           // rows finished; guarded by the pipeline lock
     int ready;          // compacted and ready for the trainer; guarded by the lock
     int count;          // rows kept after compaction
@@ -47,6 +48,7 @@ struct pipeline {
     uint64_t *counts;
     uint64_t *first;  // (nshards + 1) first global sample index of each shard
     uint64_t total, batches_per_epoch, end_seq;
+    int micro_size, micros;  // training: rows per micro-batch, micro-batches per step
     struct sample_config config;
     size_t image_floats;
     int capacity;
@@ -129,15 +131,18 @@ static int load_indexes(struct pipeline *p) {
 
 // ---- planning -----------------------------------------------------------------------------
 
-// Fills a fresh slot's plan for batch `seq`. Under lock.
+// Fills a fresh slot's plan for batch `seq` (training: micro-batch seq % micros of step
+// seq / micros). Under lock.
 static void plan_slot(struct pipeline *p, struct slot *s, uint64_t seq) {
     uint64_t G = p->opt.global_batch;
     s->seq = seq;
     s->done = 0;
     s->ready = 0;
     s->count = 0;
+    s->micro = 0;
     if (p->opt.train) {
-        uint64_t step = p->opt.start_step + seq;
+        s->micro = (int)(seq % (uint64_t)p->micros);
+        uint64_t step = p->opt.start_step + seq / (uint64_t)p->micros;
         s->epoch = step / p->batches_per_epoch;
         s->batch_in_epoch = step % p->batches_per_epoch;
         s->global_size = G;
@@ -151,6 +156,14 @@ static void plan_slot(struct pipeline *p, struct slot *s, uint64_t seq) {
     plan_worker_slice(s->global_size, p->opt.worker, p->opt.nworkers, &begin, &end);
     s->size = (int)(end - begin);
     s->first_position = s->batch_in_epoch * G + begin;
+    if (p->opt.train && p->micros > 1) {
+        // A micro-batch is a contiguous run of positions of the slice: the samples and their
+        // augmentation (functions of seed, epoch and sample) are those of the unsplit slice.
+        int offset = s->micro * p->micro_size;
+        int left = s->size - offset;
+        s->size = left < p->micro_size ? left : p->micro_size;
+        s->first_position += (uint64_t)offset;
+    }
 }
 
 // The global sample at `position` of `epoch`'s order. Under lock.
@@ -280,6 +293,7 @@ static int check_options(const struct pipeline_options *o) {
     if (o->image_size < 8 || o->image_size > 4096)
         return catlip_error_set("image size %d is outside [8, 4096]", o->image_size);
     if (o->num_classes < 1) return catlip_error_set("the data pipeline needs num_classes >= 1");
+    if (o->micro_batch < 0) return catlip_error_set("micro-batch %d is negative", o->micro_batch);
     if (o->decode_threads < 0 || o->decode_threads > 256)
         return catlip_error_set("decode_threads %d is outside [0, 256]", o->decode_threads);
     return 0;
@@ -314,6 +328,13 @@ struct pipeline *pipeline_create(const struct pipeline_options *options) {
     }
     p->total = p->first[p->nshards];
     uint64_t G = p->opt.global_batch;
+    uint64_t slice_begin, slice_end;
+    plan_worker_slice(G, p->opt.worker, p->opt.nworkers, &slice_begin, &slice_end);
+    int slice = (int)(slice_end - slice_begin);
+    p->micro_size = p->opt.train && p->opt.micro_batch > 0 && p->opt.micro_batch < slice
+                        ? p->opt.micro_batch
+                        : slice;
+    p->micros = (slice + p->micro_size - 1) / p->micro_size;
     if (p->opt.train) {
         p->batches_per_epoch = plan_batches_per_epoch(p->total, G);
         if (p->batches_per_epoch == 0) {
@@ -322,7 +343,7 @@ struct pipeline *pipeline_create(const struct pipeline_options *options) {
             pipeline_destroy(p);
             return NULL;
         }
-        p->end_seq = p->opt.max_batches ? p->opt.max_batches : UINT64_MAX;
+        p->end_seq = p->opt.max_batches ? p->opt.max_batches * (uint64_t)p->micros : UINT64_MAX;
     } else {
         p->batches_per_epoch = (p->total + G - 1) / G;
         p->end_seq = p->batches_per_epoch;
@@ -348,7 +369,9 @@ struct pipeline *pipeline_create(const struct pipeline_options *options) {
 
     size_t S = (size_t)p->opt.image_size;
     p->image_floats = 3 * S * S;
-    p->capacity = (int)((G + (uint64_t)p->opt.nworkers - 1) / (uint64_t)p->opt.nworkers);
+    p->capacity = p->micros > 1
+                      ? p->micro_size
+                      : (int)((G + (uint64_t)p->opt.nworkers - 1) / (uint64_t)p->opt.nworkers);
     p->slots = xcalloc((size_t)p->depth, sizeof *p->slots);
     for (int i = 0; i < p->depth; i++) {
         struct slot *s = &p->slots[i];
@@ -392,7 +415,9 @@ int pipeline_next(struct pipeline *p, struct batch *out) {
     out->count = s->count;
     out->slice_size = s->size;
     out->global_size = s->global_size;
-    out->step = p->opt.train ? p->opt.start_step + s->seq : s->seq;
+    out->step = p->opt.train ? p->opt.start_step + s->seq / (uint64_t)p->micros : s->seq;
+    out->micro = s->micro;
+    out->micros = p->opt.train ? p->micros : 1;
     out->epoch = s->epoch;
     out->batch_in_epoch = s->batch_in_epoch;
     return 1;

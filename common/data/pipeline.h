@@ -5,8 +5,10 @@
 // index is loaded or built at creation). Training step t (counted from epoch 0, so a resumed
 // run passes the step it stopped at) is global batch b = t % batches_per_epoch of epoch
 // e = t / batches_per_epoch; this worker decodes its slice plan_worker_slice(G, worker,
-// nworkers) of it. Evaluation (train = 0) reads the shards in file order once, keeps the
-// partial last batch, and ends.
+// nworkers) of it — in micro-batches of micro_batch rows when that is set and smaller than the
+// slice (each a pipeline batch, positions [m·micro_batch, ...) of the slice, in order; the last
+// may be shorter), so the buffers hold one micro-batch, not the slice. Evaluation (train = 0)
+// reads the shards in file order once, keeps the partial last batch, and ends.
 //
 // What each sample becomes: the image is decoded and transformed (transform.h: training
 // RandomResizedCrop + flip with randomness from (seed, epoch, sample), evaluation resize +
@@ -93,7 +95,8 @@ struct pipeline_options {
     uint64_t global_batch;  // G, samples per global batch over all workers
     int worker, nworkers;   // this worker's index and the worker count (nworkers <= G)
     int train;              // 1: training order and augmentation; 0: one evaluation pass
-    uint64_t max_batches;   // stop after this many batches; 0: endless (train) / one pass (eval)
+    uint64_t max_batches;   // stop after this many steps; 0: endless (train) / one pass (eval)
+    int micro_batch;        // train: rows per batch handed out (a slice in chunks); 0: the slice
     uint64_t order_window;  // shuffle window (order.h); 0: default
 
     int image_size;         // S
@@ -117,7 +120,8 @@ struct batch {
     float *targets;         // (count, C), 1.0 at each class of the sample, else 0.0
     const uint64_t *samples;  // (count) global sample indices, in row order
     int count;              // rows usable (slice_size minus skipped samples)
-    int slice_size;         // this worker's planned share of the global batch
+    int slice_size;         // rows planned: this worker's slice, or this micro-batch of it
+    int micro, micros;      // train: micro-batch `micro` of the step's `micros` (0 of 1 unsplit)
     uint64_t global_size;   // samples in the whole global batch (G, or less for eval's last)
     uint64_t step;          // batches since epoch 0 (training) / batch number (eval)
     uint64_t epoch;

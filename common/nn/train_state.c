@@ -34,10 +34,19 @@ void train_state_free(struct train_state *ts) {
     memset(ts, 0, sizeof *ts);
 }
 
+void train_zero_grads(struct train_state *ts) {
+    memset(ts->grads, 0, ts->model.layout.total * sizeof(float));
+}
+
 double train_forward_backward(struct train_state *ts, const float *images, const float *targets,
                               int B, int global_batch, vit_grads_ready_fn on_ready,
                               void *ready_ctx) {
-    memset(ts->grads, 0, ts->model.layout.total * sizeof(float));
+    train_zero_grads(ts);
+    return train_accumulate(ts, images, targets, B, global_batch, on_ready, ready_ctx);
+}
+
+double train_accumulate(struct train_state *ts, const float *images, const float *targets, int B,
+                        int global_batch, vit_grads_ready_fn on_ready, void *ready_ctx) {
     vit_forward(&ts->model, &ts->acts, ts->params, images, B);
     double loss = ts->loss == TRAIN_LOSS_CE
                       ? vit_loss_softmax_ce(&ts->model, &ts->acts, targets, B,
@@ -46,6 +55,12 @@ double train_forward_backward(struct train_state *ts, const float *images, const
     vit_backward(&ts->model, &ts->acts, ts->params, ts->grads, B, ts->head_only, on_ready,
                  ready_ctx);
     return loss / global_batch;
+}
+
+void train_scale_grads(struct train_state *ts, double factor) {
+    const float f = (float)factor;
+    float *g = ts->grads;
+    for (size_t i = 0; i < ts->model.layout.total; i++) g[i] *= f;
 }
 
 void train_apply_update(struct train_state *ts) {

@@ -35,6 +35,15 @@ double train_forward_backward(struct train_state *ts, const float *images, const
                               int B, int global_batch, vit_grads_ready_fn on_ready,
                               void *ready_ctx);
 
+// The same in parts, for gradient accumulation over micro-batches: zero once per step, then
+// add each micro-batch's gradients (backward accumulates); on_ready only for the last one,
+// when the ranges it reports are final. train_accumulate returns its batch's loss share.
+void train_zero_grads(struct train_state *ts);
+double train_accumulate(struct train_state *ts, const float *images, const float *targets, int B,
+                        int global_batch, vit_grads_ready_fn on_ready, void *ready_ctx);
+// grads *= factor (one pass; the rescale from the planned to the used global batch).
+void train_scale_grads(struct train_state *ts, double factor);
+
 // After gradients are final (reduced over workers): global grad norm, clipping, AdamW at the
 // scheduled learning rate, EMA; step += 1.
 void train_apply_update(struct train_state *ts);

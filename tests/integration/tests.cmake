@@ -5,3 +5,11 @@ foreach(case workers kill signals elastic errors shards classify)
             --catlip $<TARGET_FILE:catlip> ${case})
   set_tests_properties(integration.${case} PROPERTIES TIMEOUT 600 RUN_SERIAL TRUE)
 endforeach()
+
+# Gradient accumulation (train.micro_batch): tests/integration/accum_test.py.
+foreach(case equivalence resume skips memory)
+  add_test(NAME integration.accum_${case}
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/accum_test.py
+            --catlip $<TARGET_FILE:catlip> ${case})
+  set_tests_properties(integration.accum_${case} PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE)
+endforeach()

@@ -274,6 +274,56 @@ static void test_deterministic_across_threads_workers_and_resume(void **state) {
     free_run(&three);
 }
 
+// A step's slice in micro-batches: the batches of one step, concatenated, are the unsplit
+// slice, row for row and pixel for pixel (the memory of a micro-batch, the samples of a step).
+static void check_micro_batches(struct pipeline_options o, const struct run *whole, int steps,
+                                int micro) {
+    size_t per = o.global_batch;
+    int slice = (int)per / o.nworkers, micros = (slice + micro - 1) / micro;
+    o.micro_batch = micro;
+    o.max_batches = (uint64_t)(steps - (int)o.start_step);
+    struct pipeline *p = pipeline_create(&o);
+    assert_non_null(p);
+    struct batch b;
+    for (int k = (int)o.start_step; k < steps; k++) {
+        for (int m = 0; m < micros; m++) {
+            assert_int_equal(pipeline_next(p, &b), 1);
+            assert_int_equal(b.step, (uint64_t)k);
+            assert_int_equal(b.micro, m);
+            assert_int_equal(b.micros, micros);
+            int rows = slice - m * micro < micro ? slice - m * micro : micro;
+            assert_int_equal(b.count, rows);
+            size_t at = (size_t)k * per + (size_t)o.worker * (size_t)slice + (size_t)m * micro;
+            assert_memory_equal(b.samples, whole->samples + at, (size_t)rows * sizeof(uint64_t));
+            assert_memory_equal(b.images, whole->images + at * 3 * S * S,
+                                (size_t)rows * 3 * S * S * sizeof(float));
+            assert_memory_equal(b.targets, whole->targets + at * CLASSES,
+                                (size_t)rows * CLASSES * sizeof(float));
+        }
+    }
+    assert_int_equal(pipeline_next(p, &b), 0);
+    pipeline_destroy(p);
+}
+
+static void test_micro_batches_split_the_slice(void **state) {
+    const char *shards[] = {good_tar};
+    struct pipeline_options o = base_options(shards, 1);
+    const int B = 7;
+    struct run whole = collect(&o, B);
+    o.decode_threads = 2;
+    check_micro_batches(o, &whole, B, 3);  // 3 + 3 + 2
+    check_micro_batches(o, &whole, B, 1);
+    o.start_step = 4;  // resumed mid-run
+    check_micro_batches(o, &whole, B, 5);
+    o.start_step = 0;
+    o.nworkers = 2;
+    for (o.worker = 0; o.worker < 2; o.worker++) check_micro_batches(o, &whole, B, 3);  // 3 + 1
+    free_run(&whole);
+    o = base_options(shards, 1);
+    o.micro_batch = -1;
+    assert_null(pipeline_create(&o));
+}
+
 static void test_missing_shards_and_bad_options(void **state) {
     const char *shards[] = {good_tar, "/nonexistent/00001.tar"};
     struct pipeline_options o = base_options(shards, 2);
@@ -344,6 +394,7 @@ int main(void) {
         cmocka_unit_test(test_index_cache_when_beside_is_unwritable),
         cmocka_unit_test(test_every_bad_case_is_skipped_and_counted),
         cmocka_unit_test(test_deterministic_across_threads_workers_and_resume),
+        cmocka_unit_test(test_micro_batches_split_the_slice),
         cmocka_unit_test(test_missing_shards_and_bad_options),
         cmocka_unit_test(test_decode_threads_avoid_compute_cores),
         cmocka_unit_test(test_destroy_without_consuming),
