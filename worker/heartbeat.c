@@ -14,6 +14,14 @@ void heartbeat_sent(struct heartbeat *h) {
     h->last_s = time_now();
 }
 
+void heartbeat_beat(struct heartbeat *h) {
+    double now = time_now();
+    if (now - h->last_s >= h->interval_s) {
+        link_send(h->link, h->worker, LINK_HEARTBEAT, NULL, 0);
+        h->last_s = now;
+    }
+}
+
 // Tests the requests without pause, as MPI_Waitall spins: a non-blocking collective (libnbc)
 // advances one round per test, so sleeping between tests would slow every large allreduce.
 int heartbeat_waitall(struct heartbeat *h, int n, MPI_Request *requests) {
@@ -21,11 +29,7 @@ int heartbeat_waitall(struct heartbeat *h, int n, MPI_Request *requests) {
         int done = 0;
         int rc = MPI_Testall(n, requests, &done, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS || done) return rc;
-        double now = time_now();
-        if (now - h->last_s >= h->interval_s) {
-            link_send(h->link, h->worker, LINK_HEARTBEAT, NULL, 0);
-            h->last_s = now;
-        }
+        heartbeat_beat(h);
     }
 }
 

@@ -289,6 +289,7 @@ static double accumulate_step(struct worker *w, int64_t step, int *rows, double 
                 train_accumulate(&w->ts, batch.images, batch.targets, batch.count, G, NULL, NULL);
         }
         *rows += batch.count;
+        heartbeat_beat(&w->heartbeat);  // a long step is not a lost worker
     }
     int used = *rows;
     if (run->nworkers > 1)

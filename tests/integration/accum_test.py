@@ -3,7 +3,7 @@
 equals the unsplit step up to float summation order, resumes bit-identically, keeps the
 batch_mean over skipped samples, and its peak memory follows the micro-batch.
 
-  accum_test.py --catlip build/catlip equivalence|resume|skips|memory
+  accum_test.py --catlip build/catlip equivalence|resume|skips|memory|timeout
 
 The runs and helpers are runtime_test.py's (small model, synthetic data, metrics.jsonl).
 """
@@ -89,6 +89,18 @@ def test_resume(catlip, tmp):
               f"elastic resume on {n} worker(s), micro-batch {mb}: same losses ({w:.2e})")
 
 
+def test_timeout(catlip, tmp):
+    # A step of many micro-batches may outlast train.worker_timeout with no collective to wait
+    # in: the workers heartbeat between micro-batches, so the coordinator does not call them
+    # lost. Steps of ~2-4 s here against a 1 s timeout.
+    extra = ["model.image_size=64", "model.dim=192", "model.patch_size=8", "model.depth=12",
+             "train.global_batch=256", "train.micro_batch=8", "train.steps=2",
+             "checkpoint.every_steps=0", "train.worker_timeout=1"]
+    rc, log = run(catlip, 2, os.path.join(tmp, "slow"), extra)
+    check(rc == 0 and "lost" not in log and len(digests(log)) == 2,
+          f"2 workers with steps longer than worker_timeout finish (exit {rc})")
+
+
 def make_shards(catlip, tmp, broken):
     here = os.path.dirname(os.path.abspath(__file__))
     ds = os.path.join(tmp, "ds")
@@ -126,7 +138,9 @@ def test_skips(catlip, tmp):
     results = {}
     for name, workers, extra in (("unsplit, 2 workers", 2, []),
                                  ("2 workers x micro-batch 5", 2, ["train.micro_batch=5"]),
-                                 ("1 worker x micro-batch 7", 1, ["train.micro_batch=7"])):
+                                 ("1 worker x micro-batch 7", 1, ["train.micro_batch=7"]),
+                                 # single images: a skipped one leaves an empty micro-batch
+                                 ("2 workers x micro-batch 1", 2, ["train.micro_batch=1"])):
         d = os.path.join(tmp, name.replace(" ", "_").replace(",", ""))
         rc, log = run(catlip, workers, d, data + extra)
         check(rc == 0, f"{name}: trains on shards with broken images (exit {rc})")
@@ -164,12 +178,26 @@ def test_memory(catlip, tmp):
     print(f"      peak RSS: unsplit {whole:.0f} MiB, micro-batch 16 {split:.0f} MiB")
     check(rc1 == 0 and rc2 == 0 and whole > 0 and split > 0, "both runs complete and report RSS")
     check(split < 0.6 * whole, f"micro-batching cuts peak RSS ({split:.0f} < 0.6 x {whole:.0f} MiB)")
+    # Shards: the pipeline's decoded image buffers (a ring of 2) follow the micro-batch too.
+    # Large images, a model too small for its activations to matter.
+    pattern, vocab = make_shards(catlip, tmp, 0)
+    data = [f"data.train={pattern}", f"data.vocab={vocab}", "model.num_classes=0",
+            "model.image_size=160", "model.patch_size=32", "model.dim=48", "model.depth=1",
+            "train.global_batch=200", "train.steps=1", "checkpoint.every_steps=0",
+            "train.threads=2"]
+    rc1, whole = peak_rss_mib(catlip, 0, os.path.join(tmp, "shards_whole"), data)
+    rc2, split = peak_rss_mib(catlip, 0, os.path.join(tmp, "shards_split"),
+                              data + ["train.micro_batch=8"])
+    print(f"      shards, peak RSS: unsplit {whole:.0f} MiB, micro-batch 8 {split:.0f} MiB")
+    check(rc1 == 0 and rc2 == 0 and whole > 0 and split > 0, "both shard runs complete")
+    check(split < 0.6 * whole,
+          f"shards: micro-batching cuts peak RSS ({split:.0f} < 0.6 x {whole:.0f} MiB)")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--catlip", required=True)
-    ap.add_argument("test", choices=["equivalence", "resume", "skips", "memory"])
+    ap.add_argument("test", choices=["equivalence", "resume", "skips", "memory", "timeout"])
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="catlip_accum_")
     try:

@@ -7,7 +7,7 @@ foreach(case workers kill signals elastic errors shards classify)
 endforeach()
 
 # Gradient accumulation (train.micro_batch): tests/integration/accum_test.py.
-foreach(case equivalence resume skips memory)
+foreach(case equivalence resume skips memory timeout)
   add_test(NAME integration.accum_${case}
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/accum_test.py
             --catlip $<TARGET_FILE:catlip> ${case})
