@@ -11,6 +11,12 @@
 // OpenBLAS alternate run by run so that a noisy neighbour hits both. "max|diff|" is the largest
 // difference between the two results relative to the largest |C| (a sanity check;
 // tests/unit/test_gemm.c is the real test).
+//
+// "bf16 GF/s" is gemm_bf16() (nn/gemm.h: AVX512-BF16, or its fp32 emulation) on the same shape,
+// with the operand that is a weight in training (B of the forward and dinp products) given as
+// bf16 — it is converted once per step there — and the others as fp32, rounded while packed;
+// "bf16/ours" is its speed over our fp32 kernel. The first lines give one core's peak rates
+// (nn/blas_info.h: VFMADD231PS and VDPBF16PS in independent chains) to hold both against.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +26,10 @@
 #include <cblas.h>
 
 #include "core/check.h"
+#include "core/pool.h"
 #include "core/rng.h"
+#include "nn/bf16.h"
+#include "nn/blas_info.h"
 #include "nn/gemm.h"
 
 char *openblas_get_corename(void);
@@ -76,6 +85,25 @@ static double run_gflops(gemm_fn fn, const struct shape *s, const float *a, cons
     return flops * reps / elapsed * 1e-9;
 }
 
+struct bf16_args {
+    const void *b;
+    enum gemm_elem b_elem;
+};
+
+static double run_bf16_gflops(const struct shape *s, const float *a, const struct bf16_args *x,
+                              float *c, double seconds) {
+    double flops = 2.0 * s->M * (double)s->N * s->K;
+    int reps = 0;
+    double start = thread_seconds(), elapsed;
+    do {
+        gemm_bf16(s->trans_a, s->trans_b, s->M, s->N, s->K, 1.0f, a, GEMM_F32, s->lda, x->b,
+                  x->b_elem, s->ldb, 0.0f, c, s->ldc);
+        reps++;
+        elapsed = thread_seconds() - start;
+    } while (elapsed < seconds);
+    return flops * reps / elapsed * 1e-9;
+}
+
 static int compare_double(const void *x, const void *y) {
     double a = *(const double *)x, b = *(const double *)y;
     return (a > b) - (a < b);
@@ -97,8 +125,14 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(1);
     printf("ours: %s   OpenBLAS core: %s   1 thread, median of %d runs of >= %.2f s\n",
            gemm_backend(), openblas_get_corename(), runs, runs > 0 ? seconds : 0);
-    printf("%-16s %5s %5s %5s %10s %10s %7s %10s\n", "shape", "M", "N", "K", "ours GF/s",
-           "BLAS GF/s", "ratio", "max|diff|");
+    struct pool *pool = pool_create(1, 1);
+    double fma = blas_measure_fma_peak_gflops(pool, 0.5);
+    double dpbf16 = blas_measure_dpbf16_peak_gflops(pool, 0.5);
+    printf("bf16: %s   1-thread peak: VFMADD231PS %.1f GFLOP/s, VDPBF16PS %.1f GFLOP/s (%.2fx)\n",
+           gemm_bf16_backend(), fma, dpbf16, fma > 0 ? dpbf16 / fma : 0.0);
+    pool_destroy(pool);
+    printf("%-16s %5s %5s %5s %10s %10s %7s %10s %10s %9s\n", "shape", "M", "N", "K", "ours GF/s",
+           "BLAS GF/s", "ratio", "max|diff|", "bf16 GF/s", "bf16/ours");
     int count = (int)(sizeof shapes / sizeof shapes[0]);
     for (int i = 0; i < count; i++) {
         struct shape s = shapes[i];
@@ -125,17 +159,25 @@ int main(int argc, char **argv) {
                 diff = fmax(diff, fabs(x - y));
                 top = fmax(top, fabs(y));
             }
-        double ours[101], blas[101];
+        // B is a weight in the forward (NT) and dinp (NN) products of the linear layers.
+        int b_weight = strncmp(s.what, "att", 3) != 0 && !s.trans_a;
+        uint16_t *bh = xaligned_alloc(nb * sizeof(uint16_t));
+        bf16_from_floats(bh, b, nb);
+        struct bf16_args bargs = {b_weight ? (const void *)bh : b, b_weight ? GEMM_BF16 : GEMM_F32};
+        double ours[101], blas[101], half[101];
         for (int run = 0; run < runs; run++) {
             ours[run] = run_gflops(gemm_avx512, &s, a, b, c1, seconds);
             blas[run] = run_gflops(gemm_openblas, &s, a, b, c2, seconds);
+            half[run] = run_bf16_gflops(&s, a, &bargs, c2, seconds);
         }
         double ours_median = median(ours, runs);
         double blas_median = median(blas, runs);
-        printf("%-16s %5d %5d %5d %10.1f %10.1f %6.2fx %10.1e\n", s.what, s.M, s.N, s.K,
-               ours_median, blas_median, ours_median / blas_median, top > 0 ? diff / top : diff);
+        double half_median = median(half, runs);
+        printf("%-16s %5d %5d %5d %10.1f %10.1f %6.2fx %10.1e %10.1f %8.2fx\n", s.what, s.M, s.N,
+               s.K, ours_median, blas_median, ours_median / blas_median,
+               top > 0 ? diff / top : diff, half_median, half_median / ours_median);
         fflush(stdout);
-        free(a), free(b), free(c1), free(c2);
+        free(a), free(b), free(c1), free(c2), free(bh);
     }
     return 0;
 }
