@@ -25,12 +25,15 @@ static void usage(FILE *out) {
             "  --threads T         compute threads (default: cores of this process)\n"
             "  --steps N           timed steps (default 5)\n"
             "  --warmup N          untimed steps first (default 1)\n"
+            "  --precision P       fp32 (default) or bf16 (train.precision)\n"
             "Each timed step is timed on its own; images/s = batch / the median step time\n"
             "(warm-up steps excluded), and GFLOP/s is taken at that median too.\n"
-            "Prints images/s, achieved GFLOP/s, the share of the measured sgemm rate, peak RSS;\n"
-            "the last line is machine-readable:\n"
+            "Prints images/s, achieved GFLOP/s, the share of the measured sgemm rate, the shares\n"
+            "of the cores' measured fp32 FMA and bf16 VDPBF16PS peaks, peak RSS; the last line is\n"
+            "machine-readable:\n"
             "  result: images_per_second=F gflops=F sgemm_gflops=F sgemm_share=F peak_rss_mb=F\n"
-            "          openblas_gflops=F step_ms_median=F\n");
+            "          openblas_gflops=F step_ms_median=F precision=S fma_peak_gflops=F\n"
+            "          fma_peak_share=F bf16_peak_gflops=F bf16_peak_share=F bf16_gemm_gflops=F\n");
 }
 
 int cmd_bench_step(int argc, char **argv) {
@@ -38,11 +41,19 @@ int cmd_bench_step(int argc, char **argv) {
     config_defaults(&cfg);
     cfg.model.num_classes = 24320;
     int steps = 5, warmup = 1;
-    static struct option opts[] = {
-        {"config", 1, 0, 'c'}, {"set", 1, 0, 'S'},     {"model", 1, 0, 'm'},
-        {"image-size", 1, 0, 'i'}, {"patch-size", 1, 0, 'p'}, {"batch", 1, 0, 'b'},
-        {"classes", 1, 0, 'v'}, {"threads", 1, 0, 't'}, {"steps", 1, 0, 'n'},
-        {"warmup", 1, 0, 'w'}, {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+    static struct option opts[] = {{"config", 1, 0, 'c'},
+                                   {"set", 1, 0, 'S'},
+                                   {"model", 1, 0, 'm'},
+                                   {"image-size", 1, 0, 'i'},
+                                   {"patch-size", 1, 0, 'p'},
+                                   {"batch", 1, 0, 'b'},
+                                   {"classes", 1, 0, 'v'},
+                                   {"threads", 1, 0, 't'},
+                                   {"steps", 1, 0, 'n'},
+                                   {"warmup", 1, 0, 'w'},
+                                   {"precision", 1, 0, 'P'},
+                                   {"help", 0, 0, 'h'},
+                                   {0, 0, 0, 0}};
     int c;
     char assignment[512];
 #define SET(fmt, ...)                                                  \
@@ -67,6 +78,7 @@ int cmd_bench_step(int argc, char **argv) {
         case 't': SET("train.threads=%s", optarg); break;
         case 'n': steps = atoi(optarg); break;
         case 'w': warmup = atoi(optarg); break;
+        case 'P': SET("train.precision=%s", optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -83,6 +95,7 @@ int cmd_bench_step(int argc, char **argv) {
     optim_settings_from_run(&os, &cfg, warmup + steps);
     struct train_state ts;
     train_state_create(&ts, &vc, &os, B, pool, (uint64_t)cfg.seed);
+    train_state_set_precision(&ts, (enum vit_precision)vit_precision_parse(cfg.train.precision));
     printf("model      %s: dim %d, depth %d, heads %d, image %d, patch %d, %d classes, %zu "
            "parameters\n",
            cfg.model.name, vc.dim, vc.depth, vc.heads, vc.image_size, vc.patch_size,
@@ -91,6 +104,7 @@ int cmd_bench_step(int argc, char **argv) {
     printf("kernels    %s\n", ts.model.k->name);
     printf("matmul     %s (CATLIP_GEMM=openblas|avx512 forces one)\n", gemm_backend());
     printf("blas       %s\n", blas_describe());
+    printf("precision  %s (bf16 matmuls: %s)\n", cfg.train.precision, gemm_bf16_backend());
 
     size_t nimg = (size_t)B * 3 * vc.image_size * vc.image_size;
     size_t ntgt = (size_t)B * vc.num_classes;
@@ -127,16 +141,30 @@ int cmd_bench_step(int argc, char **argv) {
     double sgemm = blas_measure_sgemm_gflops(pool, 1536, 1.0);
     double openblas = blas_measure_openblas_gflops(pool, 1536, 1.0);
     double rss = (double)peak_rss_bytes() / (1 << 20);
+    double fma_peak = blas_measure_fma_peak_gflops(pool, 0.5);
+    double bf16_peak = blas_measure_dpbf16_peak_gflops(pool, 0.5);
+    double bf16_gemm = blas_measure_bf16_gemm_gflops(pool, 1536, 1.0);
     printf("median     %.3f s/step, %.2f img/s, %.1f GFLOP/s (%.2f GFLOP/step)\n", median,
            B / median, gflops, flops * 1e-9);
     printf("sgemm      %.1f GFLOP/s measured with %s (1536^3, same threads): step reaches %.1f%%\n",
            sgemm, gemm_backend(), 100.0 * gflops / sgemm);
     printf("openblas   %.1f GFLOP/s on the same problem (%s): step reaches %.1f%% of that\n",
            openblas, blas_describe(), 100.0 * gflops / openblas);
+    printf("bf16 gemm  %.1f GFLOP/s measured with %s (1536^3, same threads): step reaches %.1f%%\n",
+           bf16_gemm, gemm_bf16_backend(), 100.0 * gflops / bf16_gemm);
+    printf(
+        "peak       fp32 FMA %.1f GFLOP/s, bf16 VDPBF16PS %.1f GFLOP/s (all threads; 0: the CPU "
+        "lacks it): step (%s) reaches %.1f%% of fp32, %.1f%% of bf16\n",
+        fma_peak, bf16_peak, cfg.train.precision, fma_peak > 0 ? 100.0 * gflops / fma_peak : 0.0,
+        bf16_peak > 0 ? 100.0 * gflops / bf16_peak : 0.0);
     printf("memory     peak RSS %.0f MB\n", rss);
     printf("result: images_per_second=%.3f gflops=%.2f sgemm_gflops=%.2f sgemm_share=%.4f "
-           "peak_rss_mb=%.1f openblas_gflops=%.2f step_ms_median=%.3f\n",
-           B / median, gflops, sgemm, gflops / sgemm, rss, openblas, median * 1e3);
+           "peak_rss_mb=%.1f openblas_gflops=%.2f step_ms_median=%.3f precision=%s "
+           "fma_peak_gflops=%.2f fma_peak_share=%.4f bf16_peak_gflops=%.2f bf16_peak_share=%.4f "
+           "bf16_gemm_gflops=%.2f\n",
+           B / median, gflops, sgemm, gflops / sgemm, rss, openblas, median * 1e3,
+           cfg.train.precision, fma_peak, fma_peak > 0 ? gflops / fma_peak : 0.0, bf16_peak,
+           bf16_peak > 0 ? gflops / bf16_peak : 0.0, bf16_gemm);
     free(times), free(images), free(targets);
     train_state_free(&ts);
     pool_destroy(pool);

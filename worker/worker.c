@@ -11,6 +11,7 @@
 #include "io/checkpoint.h"
 #include "model/checkpoint_state.h"
 #include "io/transfer_head.h"
+#include "nn/gemm.h"
 #include "nn/train_state.h"
 #include "worker/batch_source.h"
 #include "train/link.h"
@@ -245,8 +246,14 @@ static int worker_setup(struct worker *w) {
     w->ts.loss = ce ? TRAIN_LOSS_CE : TRAIN_LOSS_BCE;
     w->ts.label_smoothing = (float)cfg->optim.label_smoothing;
     w->ts.head_only = cfg->train.freeze_backbone;
-    log_info("worker %d: %s, kernels %s, samples %d..%d of each global batch of %d",
-             run->worker_index, pool_describe(w->pool), w->ts.model.k->name, w->slice_begin,
+    train_state_set_precision(&w->ts,
+                              (enum vit_precision)vit_precision_parse(cfg->train.precision));
+    log_info("worker %d: %s, kernels %s, precision %s%s%s, samples %d..%d of each global batch "
+             "of %d",
+             run->worker_index, pool_describe(w->pool), w->ts.model.k->name,
+             vit_precision_name(w->ts.model.precision),
+             w->ts.model.precision == VIT_BF16 ? " matmuls " : "",
+             w->ts.model.precision == VIT_BF16 ? gemm_bf16_backend() : "", w->slice_begin,
              w->slice_begin + w->local_batch - 1, G);
     w->data = batch_source_create(run, pool_size(w->pool));
     if (!w->data) return -1;

@@ -54,6 +54,7 @@ struct config {
         double worker_timeout;    // seconds without progress before the job is aborted
         bool freeze_backbone;     // linear probe: only the head trains
         char loss[16];            // auto | bce | ce (auto: bce for pretrain, ce for classify)
+        char precision[8];        // fp32 | bf16 (matmuls in bf16 with fp32 sums, as autocast)
     } train;
 
     struct {

@@ -23,6 +23,7 @@ struct forward_task {
     const struct kernels *k;
     float *out;
     const float *inp, *weight, *bias, *residual;
+    const uint16_t *weight_bf16;
     long N;
     int IC, OC;
     int split_columns;
@@ -35,8 +36,13 @@ static void forward_worker(void *arg, int ith, int nth) {
         pool_split(t->OC, ith, nth, &begin, &end);
         int n = (int)(end - begin);
         if (n <= 0) return;
-        gemm(0, 1, (int)t->N, n, t->IC, 1.0f, t->inp, t->IC, t->weight + begin * t->IC, t->IC, 0.0f,
-             t->out + begin, t->OC);
+        if (t->weight_bf16)
+            gemm_bf16(0, 1, (int)t->N, n, t->IC, 1.0f, t->inp, GEMM_F32, t->IC,
+                      t->weight_bf16 + begin * t->IC, GEMM_BF16, t->IC, 0.0f, t->out + begin,
+                      t->OC);
+        else
+            gemm(0, 1, (int)t->N, n, t->IC, 1.0f, t->inp, t->IC, t->weight + begin * t->IC, t->IC,
+                 0.0f, t->out + begin, t->OC);
         for (long r = 0; r < t->N; r++) {
             float *row = t->out + r * t->OC + begin;
             if (t->bias) t->k->add_bias(row, t->bias + begin, 1, n);
@@ -47,17 +53,21 @@ static void forward_worker(void *arg, int ith, int nth) {
         long n = end - begin;
         if (n <= 0) return;
         float *out = t->out + begin * t->OC;
-        gemm(0, 1, (int)n, t->OC, t->IC, 1.0f, t->inp + begin * t->IC, t->IC, t->weight, t->IC,
-             0.0f, out, t->OC);
+        if (t->weight_bf16)
+            gemm_bf16(0, 1, (int)n, t->OC, t->IC, 1.0f, t->inp + begin * t->IC, GEMM_F32, t->IC,
+                      t->weight_bf16, GEMM_BF16, t->IC, 0.0f, out, t->OC);
+        else
+            gemm(0, 1, (int)n, t->OC, t->IC, 1.0f, t->inp + begin * t->IC, t->IC, t->weight, t->IC,
+                 0.0f, out, t->OC);
         if (t->bias) t->k->add_bias(out, t->bias, n, t->OC);
         if (t->residual) t->k->add(out, out, t->residual + begin * t->OC, n * t->OC);
     }
 }
 
 void matmul_forward(struct pool *pool, const struct kernels *k, float *out, const float *inp,
-                    const float *weight, const float *bias, const float *residual, long N,
-                    int IC, int OC) {
-    struct forward_task t = {k, out, inp, weight, bias, residual, N, IC, OC, 0};
+                    const float *weight, const uint16_t *weight_bf16, const float *bias,
+                    const float *residual, long N, int IC, int OC) {
+    struct forward_task t = {k, out, inp, weight, bias, residual, weight_bf16, N, IC, OC, 0};
     // Few rows and many columns (the head: B x V): give each thread a slice of the weight.
     t.split_columns = N < 64L * pool_size(pool) && OC >= 64 * pool_size(pool);
     pool_run(pool, forward_worker, &t);
@@ -66,6 +76,7 @@ void matmul_forward(struct pool *pool, const struct kernels *k, float *out, cons
 struct backward_task {
     float *dinp, *dweight, *dbias;
     const float *dout, *inp, *weight, *ones;
+    const uint16_t *weight_bf16;
     long N;
     int IC, OC, accumulate_dinp;
 };
@@ -76,27 +87,35 @@ static void backward_worker(void *arg, int ith, int nth) {
     // dinp rows [begin, end) = dout rows · W
     if (t->dinp) {
         pool_split(t->N, ith, nth, &begin, &end);
-        if (end > begin)
+        float beta = t->accumulate_dinp ? 1.0f : 0.0f;
+        if (end > begin && t->weight_bf16)
+            gemm_bf16(0, 0, (int)(end - begin), t->IC, t->OC, 1.0f, t->dout + begin * t->OC,
+                      GEMM_F32, t->OC, t->weight_bf16, GEMM_BF16, t->IC, beta,
+                      t->dinp + begin * t->IC, t->IC);
+        else if (end > begin)
             gemm(0, 0, (int)(end - begin), t->IC, t->OC, 1.0f, t->dout + begin * t->OC, t->OC,
-                 t->weight, t->IC, t->accumulate_dinp ? 1.0f : 0.0f, t->dinp + begin * t->IC,
-                 t->IC);
+                 t->weight, t->IC, beta, t->dinp + begin * t->IC, t->IC);
     }
     // dweight rows [begin, end) += dout[:, begin:end]ᵀ · inp ; dbias[begin:end] += column sums
     pool_split(t->OC, ith, nth, &begin, &end);
     int n = (int)(end - begin);
     if (n <= 0) return;
-    gemm(1, 0, n, t->IC, (int)t->N, 1.0f, t->dout + begin, t->OC, t->inp, t->IC, 1.0f,
-         t->dweight + begin * t->IC, t->IC);
+    if (t->weight_bf16)
+        gemm_bf16(1, 0, n, t->IC, (int)t->N, 1.0f, t->dout + begin, GEMM_F32, t->OC, t->inp,
+                  GEMM_F32, t->IC, 1.0f, t->dweight + begin * t->IC, t->IC);
+    else
+        gemm(1, 0, n, t->IC, (int)t->N, 1.0f, t->dout + begin, t->OC, t->inp, t->IC, 1.0f,
+             t->dweight + begin * t->IC, t->IC);
     if (t->dbias)
-        cblas_sgemv(CblasRowMajor, CblasTrans, (int)t->N, n, 1.0f, t->dout + begin, t->OC,
-                    t->ones, 1, 1.0f, t->dbias + begin, 1);
+        cblas_sgemv(CblasRowMajor, CblasTrans, (int)t->N, n, 1.0f, t->dout + begin, t->OC, t->ones,
+                    1, 1.0f, t->dbias + begin, 1);
 }
 
 void matmul_backward(struct pool *pool, float *dinp, float *dweight, float *dbias,
-                     const float *dout, const float *inp, const float *weight, long N, int IC,
-                     int OC, int accumulate_dinp) {
-    struct backward_task t = {dinp, dweight, dbias, dout, inp, weight, NULL, N, IC, OC,
-                              accumulate_dinp};
+                     const float *dout, const float *inp, const float *weight,
+                     const uint16_t *weight_bf16, long N, int IC, int OC, int accumulate_dinp) {
+    struct backward_task t = {dinp, dweight,     dbias, dout, inp, weight,
+                              NULL, weight_bf16, N,     IC,   OC,  accumulate_dinp};
     if (dbias) t.ones = matmul_ones(N);
     pool_run(pool, backward_worker, &t);
 }

@@ -3,18 +3,25 @@
 //
 // Weights are PyTorch's (out, in) layout: out = inp · Wᵀ + bias. Each thread makes its own
 // single-threaded GEMM call on a fixed block, so the result depends only on the thread count.
+//
+// weight_bf16: NULL for fp32; otherwise the same weight already rounded to bf16 (OC, IC), and
+// every product of the layer (forward, dinp, dweight) runs through gemm_bf16: bf16 inputs
+// (activations rounded while packed), fp32 sums, fp32 outputs — PyTorch CPU autocast's matmul.
 #pragma once
+#include <stdint.h>
+
 #include "core/pool.h"
 #include "nn/kernels.h"
 
 // out = inp · Wᵀ + bias (+ residual when not NULL). Splits rows, or output columns when
 // there are few rows (the head: B rows, V columns).
 void matmul_forward(struct pool *pool, const struct kernels *k,
-                    float *out,             // (N, OC)
-                    const float *inp,       // (N, IC)
-                    const float *weight,    // (OC, IC)
-                    const float *bias,      // (OC) or NULL
-                    const float *residual,  // (N, OC) or NULL
+                    float *out,                   // (N, OC)
+                    const float *inp,             // (N, IC)
+                    const float *weight,          // (OC, IC)
+                    const uint16_t *weight_bf16,  // (OC, IC) bf16, or NULL
+                    const float *bias,            // (OC) or NULL
+                    const float *residual,        // (N, OC) or NULL
                     long N, int IC, int OC);
 
 // Backward of out = inp · Wᵀ + bias:
@@ -27,6 +34,7 @@ void matmul_backward(struct pool *pool, float *dinp,  // (N, IC) or NULL
                      const float *dout,               // (N, OC)
                      const float *inp,                // (N, IC)
                      const float *weight,             // (OC, IC)
+                     const uint16_t *weight_bf16,     // (OC, IC) bf16, or NULL
                      long N, int IC, int OC, int accumulate_dinp);
 
 // A vector of ones long enough for column sums of `rows` rows (grown on demand, never shrunk;

@@ -23,6 +23,11 @@ void train_state_create(struct train_state *ts, const struct vit_config *config,
     vit_acts_create(&ts->acts, config, max_batch, pool_size(pool));
 }
 
+void train_state_set_precision(struct train_state *ts, enum vit_precision precision) {
+    if (precision == VIT_BF16) vit_acts_enable_bf16(&ts->acts, ts->model.layout.total);
+    ts->model.precision = precision;
+}
+
 void train_state_free(struct train_state *ts) {
     vit_acts_free(&ts->acts);
     free(ts->params);

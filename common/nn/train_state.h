@@ -44,6 +44,11 @@ double train_accumulate(struct train_state *ts, const float *images, const float
 // grads *= factor (one pass; the rescale from the planned to the used global batch).
 void train_scale_grads(struct train_state *ts, double factor);
 
+// train.precision (VIT_FP32 by default): VIT_BF16 also sizes the bf16 weight copy. Master
+// weights, gradients, moments and EMA stay fp32 either way, so a checkpoint does not depend
+// on it and a run may resume in the other precision.
+void train_state_set_precision(struct train_state *ts, enum vit_precision precision);
+
 // After gradients are final (reduced over workers): global grad norm, clipping, AdamW at the
 // scheduled learning rate, EMA; step += 1.
 void train_apply_update(struct train_state *ts);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "nn/bf16.h"
 #include "nn/gemm.h"
 #include "nn/matmul.h"
 
@@ -70,7 +71,42 @@ void vit_acts_create(struct vit_acts *a, const struct vit_config *c, int B, int 
 void vit_acts_free(struct vit_acts *a) {
     free(a->memory);
     free(a->blocks);
+    free(a->weights_bf16);
     memset(a, 0, sizeof *a);
+}
+
+int vit_precision_parse(const char *name) {
+    if (strcmp(name, "fp32") == 0) return VIT_FP32;
+    if (strcmp(name, "bf16") == 0) return VIT_BF16;
+    return -1;
+}
+
+const char *vit_precision_name(enum vit_precision precision) {
+    return precision == VIT_BF16 ? "bf16" : "fp32";
+}
+
+void vit_acts_enable_bf16(struct vit_acts *a, size_t params) {
+    if (a->weights_bf16 == NULL) a->weights_bf16 = xaligned_alloc(params * sizeof(uint16_t));
+}
+
+// The bf16 copy of the weight at `offset`, or NULL in fp32 (matmul.h's weight_bf16).
+static const uint16_t *weight_bf16(const struct vit_model *m, const struct vit_acts *a,
+                                   size_t offset) {
+    return m->precision == VIT_BF16 ? a->weights_bf16 + offset : NULL;
+}
+
+struct round_task {
+    uint16_t *dst;
+    const float *src;
+    size_t n;
+};
+
+static void round_worker(void *arg, int ith, int nth) {
+    struct round_task *t = arg;
+    long b, e;
+    pool_split((long)((t->n + 15) / 16), ith, nth, &b, &e);
+    size_t begin = (size_t)b * 16, end = (size_t)e * 16 < t->n ? (size_t)e * 16 : t->n;
+    if (end > begin) bf16_from_floats(t->dst + begin, t->src + begin, end - begin);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -184,7 +220,18 @@ struct attention_task {
     int B;
     float *qkv, *att, *atty;           // forward
     float *dqkv, *datty, *dscores;     // backward
+    int bf16;                          // products in bf16 (VIT_BF16)
 };
+
+// The attention products: fp32 operands, in bf16 (rounded while packed) when bf16.
+static void attention_gemm(int bf16, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+    if (bf16)
+        gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, GEMM_F32, lda, B, GEMM_F32, ldb, 0.0f, C,
+                  ldc);
+    else
+        gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc);
+}
 
 static void attention_forward_worker(void *arg, int ith, int nth) {
     struct attention_task *t = arg;
@@ -198,9 +245,10 @@ static void attention_forward_worker(void *arg, int ith, int nth) {
         const float *key = q + C;
         const float *v = q + 2 * C;
         float *p = t->att + bh * T * T;  // (T, T)
-        gemm(0, 1, T, T, hd, scale, q, 3 * C, key, 3 * C, 0.0f, p, T);
+        attention_gemm(t->bf16, 0, 1, T, T, hd, scale, q, 3 * C, key, 3 * C, p, T);
         t->k->softmax_forward(p, p, T, T);
-        gemm(0, 0, T, hd, T, 1.0f, p, T, v, 3 * C, 0.0f, t->atty + b * T * C + h * hd, C);
+        attention_gemm(t->bf16, 0, 0, T, hd, T, 1.0f, p, T, v, 3 * C, t->atty + b * T * C + h * hd,
+                       C);
     }
 }
 
@@ -219,12 +267,12 @@ static void attention_backward_worker(void *arg, int ith, int nth) {
         const float *p = t->att + bh * T * T;
         const float *dy = t->datty + b * T * C + h * hd;  // (T, hd), row stride C
         // y = P·v  →  dP = dy·vᵀ, dv = Pᵀ·dy
-        gemm(0, 1, T, T, hd, 1.0f, dy, C, v, 3 * C, 0.0f, ds, T);
-        gemm(1, 0, T, hd, T, 1.0f, p, T, dy, C, 0.0f, dv, 3 * C);
+        attention_gemm(t->bf16, 0, 1, T, T, hd, 1.0f, dy, C, v, 3 * C, ds, T);
+        attention_gemm(t->bf16, 1, 0, T, hd, T, 1.0f, p, T, dy, C, dv, 3 * C);
         // P = softmax(S), S = scale·q·kᵀ  →  dS·scale, then dq = dS·k, dk = dSᵀ·q
         t->k->softmax_backward(ds, p, ds, T, T, scale);
-        gemm(0, 0, T, hd, T, 1.0f, ds, T, key, 3 * C, 0.0f, dq, 3 * C);
-        gemm(1, 0, T, hd, T, 1.0f, ds, T, q, 3 * C, 0.0f, dk, 3 * C);
+        attention_gemm(t->bf16, 0, 0, T, hd, T, 1.0f, ds, T, key, 3 * C, dq, 3 * C);
+        attention_gemm(t->bf16, 1, 0, T, hd, T, 1.0f, ds, T, q, 3 * C, dk, 3 * C);
     }
 }
 
@@ -309,14 +357,21 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
     const long BT = (long)B * c->tokens;
     const int C = c->dim, K = 3 * c->patch_size * c->patch_size;
 
+    // bf16: the weights rounded once for this forward and its backward.
+    if (m->precision == VIT_BF16) {
+        CATLIP_ASSERT(a->weights_bf16 != NULL);
+        struct round_task rt = {a->weights_bf16, params, L->total};
+        pool_run(m->pool, round_worker, &rt);
+    }
+
     // Patch embedding: unfold, one matmul (into dres, free until backward), add CLS and pos.
     struct embed_task et = {.c = c, .images = images, .patches = a->patches, .B = B,
                             .params_pos = params + L->pos_embed,
                             .params_cls = params + L->cls_token,
                             .patch_bias = params + L->patch_b, .pe = a->dres, .x0 = a->x0};
     pool_run(m->pool, unfold_worker, &et);
-    matmul_forward(m->pool, m->k, a->dres, a->patches, params + L->patch_w, NULL, NULL,
-                   (long)B * c->num_patches, K, C);
+    matmul_forward(m->pool, m->k, a->dres, a->patches, params + L->patch_w,
+                   weight_bf16(m, a, L->patch_w), NULL, NULL, (long)B * c->num_patches, K, C);
     pool_run(m->pool, assemble_worker, &et);
 
     const float *x = a->x0;
@@ -326,21 +381,27 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
         // x + attn(norm1(x))
         layernorm_forward(m, ba->ln1, ba->ln1_mean, ba->ln1_rstd, x, params + o->norm1_w,
                           params + o->norm1_b, BT, C);
-        matmul_forward(m->pool, m->k, ba->qkv, ba->ln1, params + o->qkv_w, params + o->qkv_b,
-                       NULL, BT, C, 3 * C);
-        struct attention_task at = {.k = m->k, .c = c, .B = B, .qkv = ba->qkv, .att = ba->att,
-                                    .atty = ba->atty};
+        matmul_forward(m->pool, m->k, ba->qkv, ba->ln1, params + o->qkv_w,
+                       weight_bf16(m, a, o->qkv_w), params + o->qkv_b, NULL, BT, C, 3 * C);
+        struct attention_task at = {.k = m->k,
+                                    .c = c,
+                                    .B = B,
+                                    .qkv = ba->qkv,
+                                    .att = ba->att,
+                                    .atty = ba->atty,
+                                    .bf16 = m->precision == VIT_BF16};
         pool_run(m->pool, attention_forward_worker, &at);
         matmul_forward(m->pool, m->k, ba->res2, ba->atty, params + o->proj_w,
-                       params + o->proj_b, x, BT, C, C);
+                       weight_bf16(m, a, o->proj_w), params + o->proj_b, x, BT, C, C);
         // res2 + mlp(norm2(res2))
         layernorm_forward(m, ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->res2,
                           params + o->norm2_w, params + o->norm2_b, BT, C);
-        matmul_forward(m->pool, m->k, ba->fch, ba->ln2, params + o->fc1_w, params + o->fc1_b,
-                       NULL, BT, C, c->mlp_hidden);
+        matmul_forward(m->pool, m->k, ba->fch, ba->ln2, params + o->fc1_w,
+                       weight_bf16(m, a, o->fc1_w), params + o->fc1_b, NULL, BT, C, c->mlp_hidden);
         elementwise(m, ELEMENTWISE_GELU, ba->fch_gelu, ba->fch, NULL, BT * c->mlp_hidden);
         matmul_forward(m->pool, m->k, ba->out, ba->fch_gelu, params + o->fc2_w,
-                       params + o->fc2_b, ba->res2, BT, c->mlp_hidden, C);
+                       weight_bf16(m, a, o->fc2_w), params + o->fc2_b, ba->res2, BT, c->mlp_hidden,
+                       C);
         x = ba->out;
     }
 
@@ -350,8 +411,8 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
         memcpy(a->cls + (size_t)b * C, x + (size_t)b * c->tokens * C, (size_t)C * sizeof(float));
     layernorm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, a->cls, params + L->norm_w,
                       params + L->norm_b, B, C);
-    matmul_forward(m->pool, m->k, a->logits, a->lnf, params + L->head_w, params + L->head_b,
-                   NULL, B, C, c->num_classes);
+    matmul_forward(m->pool, m->k, a->logits, a->lnf, params + L->head_w,
+                   weight_bf16(m, a, L->head_w), params + L->head_b, NULL, B, C, c->num_classes);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -455,7 +516,8 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
 
     // logits = lnf·Wᵀ + b
     matmul_backward(m->pool, head_only ? NULL : a->dpooled, grads + L->head_w, grads + L->head_b,
-                    a->dlogits, a->lnf, params + L->head_w, B, C, c->num_classes, 0);
+                    a->dlogits, a->lnf, params + L->head_w, weight_bf16(m, a, L->head_w), B, C,
+                    c->num_classes, 0);
     if (head_only) {
         // Nothing below the head trains: report every range final (all other gradients
         // stay zero) so that reductions see the same buckets as in full training.
@@ -482,22 +544,29 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
         const float *x = l == 0 ? a->x0 : a->blocks[l - 1].out;
         // out = res2 + fc2(gelu(fc1(ln2))): dres carries d out and, after the residual, d res2
         matmul_backward(m->pool, a->dhidden, grads + o->fc2_w, grads + o->fc2_b, a->dres,
-                        ba->fch_gelu, params + o->fc2_w, BT, Hd, C, 0);
+                        ba->fch_gelu, params + o->fc2_w, weight_bf16(m, a, o->fc2_w), BT, Hd, C, 0);
         elementwise(m, ELEMENTWISE_GELU_BACKWARD, a->dhidden, ba->fch, a->dhidden, BT * Hd);
-        matmul_backward(m->pool, a->dtmp, grads + o->fc1_w, grads + o->fc1_b, a->dhidden,
-                        ba->ln2, params + o->fc1_w, BT, C, Hd, 0);
+        matmul_backward(m->pool, a->dtmp, grads + o->fc1_w, grads + o->fc1_b, a->dhidden, ba->ln2,
+                        params + o->fc1_w, weight_bf16(m, a, o->fc1_w), BT, C, Hd, 0);
         layernorm_backward(m, a, a->dtmp, grads + o->norm2_w, grads + o->norm2_b, a->dtmp,
                            ba->res2, params + o->norm2_w, ba->ln2_mean, ba->ln2_rstd, BT, C);
         elementwise(m, ELEMENTWISE_ADD, a->dres, a->dres, a->dtmp, BT * C);
         // res2 = x + proj(attention(ln1(x)))
-        matmul_backward(m->pool, a->dtmp, grads + o->proj_w, grads + o->proj_b, a->dres,
-                        ba->atty, params + o->proj_w, BT, C, C, 0);
-        struct attention_task at = {.k = m->k, .c = c, .B = B, .qkv = ba->qkv, .att = ba->att,
-                                    .dqkv = a->dqkv, .datty = a->dtmp, .dscores = a->dscores};
+        matmul_backward(m->pool, a->dtmp, grads + o->proj_w, grads + o->proj_b, a->dres, ba->atty,
+                        params + o->proj_w, weight_bf16(m, a, o->proj_w), BT, C, C, 0);
+        struct attention_task at = {.k = m->k,
+                                    .c = c,
+                                    .B = B,
+                                    .qkv = ba->qkv,
+                                    .att = ba->att,
+                                    .dqkv = a->dqkv,
+                                    .datty = a->dtmp,
+                                    .dscores = a->dscores,
+                                    .bf16 = m->precision == VIT_BF16};
         CATLIP_ASSERT(pool_size(m->pool) <= a->nthreads);
         pool_run(m->pool, attention_backward_worker, &at);
         matmul_backward(m->pool, a->dtmp, grads + o->qkv_w, grads + o->qkv_b, a->dqkv, ba->ln1,
-                        params + o->qkv_w, BT, C, 3 * C, 0);
+                        params + o->qkv_w, weight_bf16(m, a, o->qkv_w), BT, C, 3 * C, 0);
         layernorm_backward(m, a, a->dtmp, grads + o->norm1_w, grads + o->norm1_b, a->dtmp, x,
                            params + o->norm1_w, ba->ln1_mean, ba->ln1_rstd, BT, C);
         elementwise(m, ELEMENTWISE_ADD, a->dres, a->dres, a->dtmp, BT * C);
@@ -509,7 +578,7 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
                             .dcls = grads + L->cls_token, .dpatch = a->dtmp};
     pool_run(m->pool, embed_backward_worker, &et);
     matmul_backward(m->pool, NULL, grads + L->patch_w, grads + L->patch_b, a->dtmp, a->patches,
-                    params + L->patch_w, (long)B * c->num_patches, 3 * c->patch_size * c->patch_size,
-                    C, 0);
+                    params + L->patch_w, weight_bf16(m, a, L->patch_w), (long)B * c->num_patches,
+                    3 * c->patch_size * c->patch_size, C, 0);
     if (on_ready) on_ready(ready_ctx, 0, L->blocks[0].begin);
 }

@@ -9,6 +9,7 @@
 // across workers while earlier layers are still being differentiated.
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/pool.h"
 #include "nn/kernels.h"
@@ -50,16 +51,33 @@ struct vit_acts {
     float *dpooled;               // (B, C)
     float *ln_partials;           // (nthreads, 2C) per-thread LayerNorm dweight/dbias
     int nthreads;
+    // VIT_BF16 only (vit_acts_enable_bf16): the parameters rounded to bf16 by each forward,
+    // read by that forward's and the following backward's matmuls (only the weights are used).
+    uint16_t *weights_bf16;  // (layout total)
 };
 
 void vit_acts_create(struct vit_acts *acts, const struct vit_config *config, int max_batch,
                      int nthreads);
 void vit_acts_free(struct vit_acts *acts);
 
+// train.precision. VIT_BF16 is PyTorch CPU autocast: every matmul (patch embedding, qkv, the
+// two attention products, proj, MLP, head; forward and both backward products) takes bf16
+// inputs and sums in fp32 (nn/gemm.h gemm_bf16); parameters, gradients, LayerNorm, softmax,
+// GELU and the loss stay fp32. The parameters are rounded once per forward.
+enum vit_precision { VIT_FP32 = 0, VIT_BF16 = 1 };
+
+// "fp32" -> VIT_FP32, "bf16" -> VIT_BF16; -1 for anything else.
+int vit_precision_parse(const char *name);
+const char *vit_precision_name(enum vit_precision precision);
+
+// Adds the bf16 weight copy that VIT_BF16 needs (params: the layout's total).
+void vit_acts_enable_bf16(struct vit_acts *acts, size_t params);
+
 struct vit_model {
     struct vit_layout layout;
     struct pool *pool;
     const struct kernels *k;
+    enum vit_precision precision;  // VIT_BF16 needs vit_acts_enable_bf16 on the acts
 };
 
 // Forward through the head: fills acts (and acts->logits). images: (B, 3, S, S) normalised.

@@ -97,6 +97,8 @@ static void bad_values_are_one_line_errors(void **state) {
     expect_error("optim.lr", 1, "key=value");
     expect_error("data.skip_missing_shards=maybe", 1, "true or false");
     expect_error("optim.min_lr=0.1", 1, "above optim.lr");
+    expect_error("train.precision=fp16", 1, "train.precision must be fp32 or bf16, got 'fp16'");
+    expect_error("train:\n  precision: bfloat16\n", 0, "train.precision");
     struct config c;
     config_defaults(&c);
     assert_int_equal(config_load_file(&c, "/nonexistent/run.yaml"), -1);
