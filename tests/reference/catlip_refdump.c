@@ -2,7 +2,9 @@
 // catlip's initial weights, a random batch with multi-hot targets, the logits, loss and every
 // parameter gradient at those weights, then K AdamW steps (warmup, cosine, clipping, EMA) on
 // the same batch with the loss, lr and grad norm of each step and the final weights and EMA.
-// The instruction-set path is whatever CATLIP_ISA selects.
+// The instruction-set path is whatever CATLIP_ISA selects; --precision bf16 runs the step in
+// train.precision bf16 (matmuls through gemm_bf16, whose path CATLIP_CPU_DISABLE=avx512_bf16
+// can force to the emulation).
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,12 +39,14 @@ int main(int argc, char **argv) {
     const char *out = NULL, *name = "vit_tiny";
     int image = 32, patch = 8, classes = 37, batch = 3, steps = 10, dim = 0, depth = 0,
         heads = 0, threads = 2;
+    const char *precision = "fp32";
     long seed = 1;
     static struct option opts[] = {
         {"out", 1, 0, 'o'},     {"model", 1, 0, 'm'}, {"image-size", 1, 0, 'i'},
         {"patch-size", 1, 0, 'p'}, {"classes", 1, 0, 'v'}, {"batch", 1, 0, 'b'},
         {"steps", 1, 0, 'k'},   {"seed", 1, 0, 's'},  {"dim", 1, 0, 'd'},
         {"depth", 1, 0, 'D'},   {"heads", 1, 0, 'H'}, {"threads", 1, 0, 't'},
+        {"precision", 1, 0, 'P'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -59,10 +63,13 @@ int main(int argc, char **argv) {
         case 'D': depth = atoi(optarg); break;
         case 'H': heads = atoi(optarg); break;
         case 't': threads = atoi(optarg); break;
+        case 'P': precision = optarg; break;
         default: return 2;
         }
     }
     if (!out) catlip_die("usage: catlip_refdump --out DIR [--model NAME --image-size S ...]");
+    if (vit_precision_parse(precision) < 0)
+        catlip_die("--precision must be fp32 or bf16, got '%s'", precision);
     mkdir(out, 0755);
     const struct kernels *k = kernels_active();
     fprintf(stderr, "catlip_refdump: kernels %s, gemm %s\n", k->name, gemm_backend());
@@ -78,6 +85,7 @@ int main(int argc, char **argv) {
     struct pool *pool = pool_create(threads, 0);
     struct train_state ts;
     train_state_create(&ts, &vc, &os, batch, pool, (uint64_t)seed);
+    train_state_set_precision(&ts, (enum vit_precision)vit_precision_parse(precision));
     const struct vit_layout *l = &ts.model.layout;
 
     size_t nimg = (size_t)batch * 3 * image * image, ntgt = (size_t)batch * classes;
@@ -137,11 +145,13 @@ int main(int argc, char **argv) {
             "{\"model\": {\"dim\": %d, \"depth\": %d, \"heads\": %d, \"mlp_hidden\": %d, "
             "\"image_size\": %d, \"patch_size\": %d, \"num_classes\": %d},\n"
             " \"batch\": %d, \"steps\": %d, \"kernels\": \"%s\", \"gemm\": \"%s\", \"threads\": %d,\n"
+            " \"precision\": \"%s\", \"gemm_bf16\": \"%s\",\n"
             " \"optim\": {\"lr\": %.17g, \"min_lr\": %.17g, \"warmup_steps\": %lld, "
             "\"warmup_init_lr\": %.17g, \"weight_decay\": %.17g, \"betas\": [%.17g, %.17g], "
             "\"eps\": %.17g, \"grad_clip\": %.17g, \"ema\": %.17g}}\n",
             vc.dim, vc.depth, vc.heads, vc.mlp_hidden, vc.image_size, vc.patch_size,
-            vc.num_classes, batch, steps, k->name, gemm_backend(), threads, os.lr, os.min_lr,
+            vc.num_classes, batch, steps, k->name, gemm_backend(), threads, precision,
+            gemm_bf16_backend(), os.lr, os.min_lr,
             (long long)os.warmup_steps, os.warmup_init_lr, os.weight_decay, os.beta1, os.beta2,
             os.eps, os.grad_clip, os.ema);
     fclose(f);

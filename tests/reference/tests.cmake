@@ -36,3 +36,22 @@ foreach(shape small vit_tiny)
   set_tests_properties(reference.${shape}.openblas PROPERTIES TIMEOUT ${timeout}
                        ENVIRONMENT "CATLIP_GEMM=openblas" SKIP_RETURN_CODE ${CATLIP_SKIP_CODE})
 endforeach()
+
+# train.precision bf16 against PyTorch's bf16 autocast and against catlip fp32 (tolerances in
+# check_reference.py): the VDPBF16PS kernel (Skipped without AVX512-BF16) and the emulation.
+foreach(shape small vit_tiny)
+  if(shape STREQUAL "small")
+    set(timeout 120)
+  else()
+    set(timeout 300)
+  endif()
+  foreach(path avx512_bf16 emulated)
+    add_test(NAME reference.${shape}.bf16.${path}
+      COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/reference/check_reference.py
+              --refdump $<TARGET_FILE:catlip_refdump> --shape ${shape} --isa avx2
+              --precision bf16 --bf16-path ${path}
+              --cache-dir ${CMAKE_BINARY_DIR}/tests/reference-cache)
+    set_tests_properties(reference.${shape}.bf16.${path} PROPERTIES TIMEOUT ${timeout}
+                         SKIP_RETURN_CODE ${CATLIP_SKIP_CODE})
+  endforeach()
+endforeach()

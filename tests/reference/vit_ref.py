@@ -6,8 +6,8 @@ state_dict() keys are timm's (`blocks.3.attn.qkv.weight`, ...), the CatLIP loss
 loop catlip runs: AdamW with no decay on biases / LayerNorm / pos_embed / cls_token, linear
 warmup then cosine decay, global grad-norm clipping, EMA of the weights.
 
-Used by check_reference.py (float64, against catlip_refdump) and bench/step_vs_pytorch.py
-(float32, for speed).
+Used by check_reference.py (float64, against catlip_refdump; float32 under bf16 autocast,
+against catlip's train.precision bf16) and bench/step_vs_pytorch.py (float32, for speed).
 """
 import math
 
@@ -148,6 +148,17 @@ def load_weights(model, arrays):
             v.copy_(src)
 
 
+def forward_logits(model, images, autocast=False):
+    """The model's logits; with autocast, the forward runs under torch.autocast("cpu",
+    bfloat16) — what catlip's train.precision bf16 follows — and the logits come back as
+    float32, so the loss is float32 as in catlip."""
+    if not autocast:
+        return model(images)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(images)
+    return logits.float()
+
+
 def catlip_loss(logits, targets):
     """BCEWithLogits summed over classes and batch, divided by the batch size (CoreNet batch_mean)."""
     return F.binary_cross_entropy_with_logits(logits, targets, reduction="sum") / logits.shape[0]
@@ -184,8 +195,9 @@ class Trainer:
     """One replica's training step, exactly as catlip: zero grads, forward, loss, backward,
     clip (recording the pre-clip global norm), AdamW step, EMA update."""
 
-    def __init__(self, model, optim, total_steps):
+    def __init__(self, model, optim, total_steps, autocast=False):
         self.model = model
+        self.autocast = autocast
         self.optim_cfg = optim
         self.total_steps = total_steps
         b1, b2 = (float(b) for b in optim["betas"])
@@ -203,7 +215,7 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr
         self.opt.zero_grad(set_to_none=False)
-        loss = catlip_loss(self.model(images), targets)
+        loss = catlip_loss(forward_logits(self.model, images, self.autocast), targets)
         loss.backward()
         if self.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
@@ -220,10 +232,10 @@ class Trainer:
         return float(loss), lr, float(norm)
 
 
-def gradients_at(model, images, targets):
+def gradients_at(model, images, targets, autocast=False):
     """(logits, loss, {name: grad}) at the model's current weights, for one batch."""
     model.zero_grad(set_to_none=True)
-    logits = model(images)
+    logits = forward_logits(model, images, autocast)
     loss = catlip_loss(logits, targets)
     loss.backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
@@ -231,10 +243,10 @@ def gradients_at(model, images, targets):
     return logits.detach(), float(loss), grads
 
 
-def train(model, images, targets, optim, steps):
+def train(model, images, targets, optim, steps, autocast=False):
     """Runs `steps` steps on the same batch. Returns dict with losses, lrs, grad_norms lists and
     ema / param {name: tensor}."""
-    tr = Trainer(model, optim, steps)
+    tr = Trainer(model, optim, steps, autocast)
     losses, lrs, norms = [], [], []
     for _ in range(steps):
         loss, lr, norm = tr.step(images, targets)
