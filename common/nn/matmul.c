@@ -23,7 +23,7 @@ struct forward_task {
     const struct kernels *k;
     float *out;
     const float *inp, *weight, *bias, *residual;
-    const uint16_t *weight_bf16;
+    const uint16_t *weight_bf16, *inp_bf16;
     long N;
     int IC, OC;
     int split_columns;
@@ -37,9 +37,10 @@ static void forward_worker(void *arg, int ith, int nth) {
         int n = (int)(end - begin);
         if (n <= 0) return;
         if (t->weight_bf16)
-            gemm_bf16(0, 1, (int)t->N, n, t->IC, 1.0f, t->inp, GEMM_F32, t->IC,
-                      t->weight_bf16 + begin * t->IC, GEMM_BF16, t->IC, 0.0f, t->out + begin,
-                      t->OC);
+            gemm_bf16(0, 1, (int)t->N, n, t->IC, 1.0f,
+                      t->inp_bf16 ? (const void *)t->inp_bf16 : (const void *)t->inp,
+                      t->inp_bf16 ? GEMM_BF16 : GEMM_F32, t->IC, t->weight_bf16 + begin * t->IC,
+                      GEMM_BF16, t->IC, 0.0f, t->out + begin, t->OC);
         else
             gemm(0, 1, (int)t->N, n, t->IC, 1.0f, t->inp, t->IC, t->weight + begin * t->IC, t->IC,
                  0.0f, t->out + begin, t->OC);
@@ -54,8 +55,11 @@ static void forward_worker(void *arg, int ith, int nth) {
         if (n <= 0) return;
         float *out = t->out + begin * t->OC;
         if (t->weight_bf16)
-            gemm_bf16(0, 1, (int)n, t->OC, t->IC, 1.0f, t->inp + begin * t->IC, GEMM_F32, t->IC,
-                      t->weight_bf16, GEMM_BF16, t->IC, 0.0f, out, t->OC);
+            gemm_bf16(0, 1, (int)n, t->OC, t->IC, 1.0f,
+                      t->inp_bf16 ? (const void *)(t->inp_bf16 + begin * t->IC)
+                                  : (const void *)(t->inp + begin * t->IC),
+                      t->inp_bf16 ? GEMM_BF16 : GEMM_F32, t->IC, t->weight_bf16, GEMM_BF16, t->IC,
+                      0.0f, out, t->OC);
         else
             gemm(0, 1, (int)n, t->OC, t->IC, 1.0f, t->inp + begin * t->IC, t->IC, t->weight, t->IC,
                  0.0f, out, t->OC);
@@ -65,9 +69,10 @@ static void forward_worker(void *arg, int ith, int nth) {
 }
 
 void matmul_forward(struct pool *pool, const struct kernels *k, float *out, const float *inp,
-                    const float *weight, const uint16_t *weight_bf16, const float *bias,
-                    const float *residual, long N, int IC, int OC) {
-    struct forward_task t = {k, out, inp, weight, bias, residual, weight_bf16, N, IC, OC, 0};
+                    const uint16_t *inp_bf16, const float *weight, const uint16_t *weight_bf16,
+                    const float *bias, const float *residual, long N, int IC, int OC) {
+    struct forward_task t = {k,           out,      inp, weight, bias, residual,
+                             weight_bf16, inp_bf16, N,   IC,     OC,   0};
     // Few rows and many columns (the head: B x V): give each thread a slice of the weight.
     t.split_columns = N < 64L * pool_size(pool) && OC >= 64 * pool_size(pool);
     pool_run(pool, forward_worker, &t);
@@ -76,7 +81,7 @@ void matmul_forward(struct pool *pool, const struct kernels *k, float *out, cons
 struct backward_task {
     float *dinp, *dweight, *dbias;
     const float *dout, *inp, *weight, *ones;
-    const uint16_t *weight_bf16;
+    const uint16_t *weight_bf16, *inp_bf16;
     long N;
     int IC, OC, accumulate_dinp;
 };
@@ -101,8 +106,10 @@ static void backward_worker(void *arg, int ith, int nth) {
     int n = (int)(end - begin);
     if (n <= 0) return;
     if (t->weight_bf16)
-        gemm_bf16(1, 0, n, t->IC, (int)t->N, 1.0f, t->dout + begin, GEMM_F32, t->OC, t->inp,
-                  GEMM_F32, t->IC, 1.0f, t->dweight + begin * t->IC, t->IC);
+        gemm_bf16(1, 0, n, t->IC, (int)t->N, 1.0f, t->dout + begin, GEMM_F32, t->OC,
+                  t->inp_bf16 ? (const void *)t->inp_bf16 : (const void *)t->inp,
+                  t->inp_bf16 ? GEMM_BF16 : GEMM_F32, t->IC, 1.0f, t->dweight + begin * t->IC,
+                  t->IC);
     else
         gemm(1, 0, n, t->IC, (int)t->N, 1.0f, t->dout + begin, t->OC, t->inp, t->IC, 1.0f,
              t->dweight + begin * t->IC, t->IC);
@@ -112,10 +119,11 @@ static void backward_worker(void *arg, int ith, int nth) {
 }
 
 void matmul_backward(struct pool *pool, float *dinp, float *dweight, float *dbias,
-                     const float *dout, const float *inp, const float *weight,
-                     const uint16_t *weight_bf16, long N, int IC, int OC, int accumulate_dinp) {
-    struct backward_task t = {dinp, dweight,     dbias, dout, inp, weight,
-                              NULL, weight_bf16, N,     IC,   OC,  accumulate_dinp};
+                     const float *dout, const float *inp, const uint16_t *inp_bf16,
+                     const float *weight, const uint16_t *weight_bf16, long N, int IC, int OC,
+                     int accumulate_dinp) {
+    struct backward_task t = {dinp,        dweight,  dbias, dout, inp, weight,         NULL,
+                              weight_bf16, inp_bf16, N,     IC,   OC,  accumulate_dinp};
     if (dbias) t.ones = matmul_ones(N);
     pool_run(pool, backward_worker, &t);
 }

@@ -18,6 +18,7 @@
 void matmul_forward(struct pool *pool, const struct kernels *k,
                     float *out,                   // (N, OC)
                     const float *inp,             // (N, IC)
+                    const uint16_t *inp_bf16,     // (N, IC) bf16, read instead of inp; or NULL
                     const float *weight,          // (OC, IC)
                     const uint16_t *weight_bf16,  // (OC, IC) bf16, or NULL
                     const float *bias,            // (OC) or NULL
@@ -33,6 +34,7 @@ void matmul_backward(struct pool *pool, float *dinp,  // (N, IC) or NULL
                      float *dbias,                    // (OC) or NULL
                      const float *dout,               // (N, OC)
                      const float *inp,                // (N, IC)
+                     const uint16_t *inp_bf16,        // (N, IC) bf16 (read instead), or NULL
                      const float *weight,             // (OC, IC)
                      const uint16_t *weight_bf16,     // (OC, IC) bf16, or NULL
                      long N, int IC, int OC, int accumulate_dinp);

@@ -11,7 +11,12 @@
 // ---------------------------------------------------------------------------------------
 // activation buffers
 
-void vit_acts_create(struct vit_acts *a, const struct vit_config *c, int B, int nthreads) {
+// bf16: the four matmul inputs that backward reads again (ln1, atty, ln2, fch_gelu) are kept
+// only as bf16 copies (half the memory and half the traffic of the dweight products, which
+// stream them); their fp32 versions are written to one scratch (dhidden, free until backward)
+// and rounded right away.
+static void acts_carve(struct vit_acts *a, const struct vit_config *c, int B, int nthreads,
+                       int bf16) {
     memset(a, 0, sizeof *a);
     a->max_batch = B;
     a->config = *c;
@@ -28,23 +33,39 @@ void vit_acts_create(struct vit_acts *a, const struct vit_config *c, int B, int 
         if (pass) (ptr) = a->memory + used;                             \
         used += ((count) + 15) & ~(size_t)15;                           \
     } while (0)
+#define CARVE_BF16(ptr, count)                            \
+    do {                                                  \
+        if (pass) (ptr) = (uint16_t *)(a->memory + used); \
+        used += (((count) + 1) / 2 + 15) & ~(size_t)15;   \
+    } while (0)
         CARVE(a->patches, (size_t)B * N * K);
         CARVE(a->x0, BT * C);
         if (pass) a->blocks = xcalloc((size_t)c->depth, sizeof *a->blocks);
         for (int l = 0; l < c->depth; l++) {
             struct vit_block_acts *b = pass ? &a->blocks[l] : &(struct vit_block_acts){0};
-            CARVE(b->ln1, BT * C);
+            if (bf16)
+                CARVE_BF16(b->ln1_bf16, BT * C);
+            else
+                CARVE(b->ln1, BT * C);
             CARVE(b->ln1_mean, BT);
             CARVE(b->ln1_rstd, BT);
             CARVE(b->qkv, BT * 3 * C);
             CARVE(b->att, (size_t)B * H * T * T);
-            CARVE(b->atty, BT * C);
+            if (bf16) {
+                CARVE_BF16(b->atty_bf16, BT * C);
+                CARVE_BF16(b->ln2_bf16, BT * C);
+            } else {
+                CARVE(b->atty, BT * C);
+                CARVE(b->ln2, BT * C);
+            }
             CARVE(b->res2, BT * C);
-            CARVE(b->ln2, BT * C);
             CARVE(b->ln2_mean, BT);
             CARVE(b->ln2_rstd, BT);
             CARVE(b->fch, BT * Hd);
-            CARVE(b->fch_gelu, BT * Hd);
+            if (bf16)
+                CARVE_BF16(b->fch_gelu_bf16, BT * Hd);
+            else
+                CARVE(b->fch_gelu, BT * Hd);
             CARVE(b->out, BT * C);
         }
         CARVE(a->cls, (size_t)B * C);
@@ -61,11 +82,21 @@ void vit_acts_create(struct vit_acts *a, const struct vit_config *c, int B, int 
         CARVE(a->dpooled, (size_t)B * C);
         CARVE(a->ln_partials, (size_t)nthreads * 2 * C);
 #undef CARVE
+#undef CARVE_BF16
         if (!pass) {
             a->floats = used;
             a->memory = xaligned_alloc(used * sizeof(float));
         }
     }
+    a->precision = bf16 ? VIT_BF16 : VIT_FP32;
+    for (int l = 0; bf16 && l < c->depth; l++) {
+        struct vit_block_acts *b = &a->blocks[l];
+        b->ln1 = b->atty = b->ln2 = b->fch_gelu = a->dhidden;
+    }
+}
+
+void vit_acts_create(struct vit_acts *a, const struct vit_config *c, int B, int nthreads) {
+    acts_carve(a, c, B, nthreads, 0);
 }
 
 void vit_acts_free(struct vit_acts *a) {
@@ -86,8 +117,17 @@ const char *vit_precision_name(enum vit_precision precision) {
 }
 
 void vit_acts_enable_bf16(struct vit_acts *a, size_t params) {
+    if (a->precision != VIT_BF16) {
+        struct vit_config c = a->config;
+        int B = a->max_batch, nthreads = a->nthreads;
+        vit_acts_free(a);
+        acts_carve(a, &c, B, nthreads, 1);
+    }
     if (a->weights_bf16 == NULL) a->weights_bf16 = xaligned_alloc(params * sizeof(uint16_t));
 }
+
+// dst = bf16(src), n elements, split over the pool (VIT_BF16's stored matmul inputs).
+static void round_to_bf16(const struct vit_model *m, uint16_t *dst, const float *src, size_t n);
 
 // The bf16 copy of the weight at `offset`, or NULL in fp32 (matmul.h's weight_bf16).
 static const uint16_t *weight_bf16(const struct vit_model *m, const struct vit_acts *a,
@@ -107,6 +147,11 @@ static void round_worker(void *arg, int ith, int nth) {
     pool_split((long)((t->n + 15) / 16), ith, nth, &b, &e);
     size_t begin = (size_t)b * 16, end = (size_t)e * 16 < t->n ? (size_t)e * 16 : t->n;
     if (end > begin) bf16_from_floats(t->dst + begin, t->src + begin, end - begin);
+}
+
+static void round_to_bf16(const struct vit_model *m, uint16_t *dst, const float *src, size_t n) {
+    struct round_task t = {dst, src, n};
+    pool_run(m->pool, round_worker, &t);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -358,7 +403,9 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
     const int C = c->dim, K = 3 * c->patch_size * c->patch_size;
 
     // bf16: the weights rounded once for this forward and its backward.
-    if (m->precision == VIT_BF16) {
+    const int bf16 = m->precision == VIT_BF16;
+    CATLIP_ASSERT(a->precision == (int)m->precision);  // vit_acts_enable_bf16 for VIT_BF16
+    if (bf16) {
         CATLIP_ASSERT(a->weights_bf16 != NULL);
         struct round_task rt = {a->weights_bf16, params, L->total};
         pool_run(m->pool, round_worker, &rt);
@@ -370,7 +417,7 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
                             .params_cls = params + L->cls_token,
                             .patch_bias = params + L->patch_b, .pe = a->dres, .x0 = a->x0};
     pool_run(m->pool, unfold_worker, &et);
-    matmul_forward(m->pool, m->k, a->dres, a->patches, params + L->patch_w,
+    matmul_forward(m->pool, m->k, a->dres, a->patches, NULL, params + L->patch_w,
                    weight_bf16(m, a, L->patch_w), NULL, NULL, (long)B * c->num_patches, K, C);
     pool_run(m->pool, assemble_worker, &et);
 
@@ -381,7 +428,8 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
         // x + attn(norm1(x))
         layernorm_forward(m, ba->ln1, ba->ln1_mean, ba->ln1_rstd, x, params + o->norm1_w,
                           params + o->norm1_b, BT, C);
-        matmul_forward(m->pool, m->k, ba->qkv, ba->ln1, params + o->qkv_w,
+        if (bf16) round_to_bf16(m, ba->ln1_bf16, ba->ln1, (size_t)BT * C);
+        matmul_forward(m->pool, m->k, ba->qkv, ba->ln1, ba->ln1_bf16, params + o->qkv_w,
                        weight_bf16(m, a, o->qkv_w), params + o->qkv_b, NULL, BT, C, 3 * C);
         struct attention_task at = {.k = m->k,
                                     .c = c,
@@ -391,15 +439,18 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
                                     .atty = ba->atty,
                                     .bf16 = m->precision == VIT_BF16};
         pool_run(m->pool, attention_forward_worker, &at);
-        matmul_forward(m->pool, m->k, ba->res2, ba->atty, params + o->proj_w,
+        if (bf16) round_to_bf16(m, ba->atty_bf16, ba->atty, (size_t)BT * C);
+        matmul_forward(m->pool, m->k, ba->res2, ba->atty, ba->atty_bf16, params + o->proj_w,
                        weight_bf16(m, a, o->proj_w), params + o->proj_b, x, BT, C, C);
         // res2 + mlp(norm2(res2))
         layernorm_forward(m, ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->res2,
                           params + o->norm2_w, params + o->norm2_b, BT, C);
-        matmul_forward(m->pool, m->k, ba->fch, ba->ln2, params + o->fc1_w,
+        if (bf16) round_to_bf16(m, ba->ln2_bf16, ba->ln2, (size_t)BT * C);
+        matmul_forward(m->pool, m->k, ba->fch, ba->ln2, ba->ln2_bf16, params + o->fc1_w,
                        weight_bf16(m, a, o->fc1_w), params + o->fc1_b, NULL, BT, C, c->mlp_hidden);
         elementwise(m, ELEMENTWISE_GELU, ba->fch_gelu, ba->fch, NULL, BT * c->mlp_hidden);
-        matmul_forward(m->pool, m->k, ba->out, ba->fch_gelu, params + o->fc2_w,
+        if (bf16) round_to_bf16(m, ba->fch_gelu_bf16, ba->fch_gelu, (size_t)BT * c->mlp_hidden);
+        matmul_forward(m->pool, m->k, ba->out, ba->fch_gelu, ba->fch_gelu_bf16, params + o->fc2_w,
                        weight_bf16(m, a, o->fc2_w), params + o->fc2_b, ba->res2, BT, c->mlp_hidden,
                        C);
         x = ba->out;
@@ -411,7 +462,7 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
         memcpy(a->cls + (size_t)b * C, x + (size_t)b * c->tokens * C, (size_t)C * sizeof(float));
     layernorm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, a->cls, params + L->norm_w,
                       params + L->norm_b, B, C);
-    matmul_forward(m->pool, m->k, a->logits, a->lnf, params + L->head_w,
+    matmul_forward(m->pool, m->k, a->logits, a->lnf, NULL, params + L->head_w,
                    weight_bf16(m, a, L->head_w), params + L->head_b, NULL, B, C, c->num_classes);
 }
 
@@ -516,8 +567,8 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
 
     // logits = lnf·Wᵀ + b
     matmul_backward(m->pool, head_only ? NULL : a->dpooled, grads + L->head_w, grads + L->head_b,
-                    a->dlogits, a->lnf, params + L->head_w, weight_bf16(m, a, L->head_w), B, C,
-                    c->num_classes, 0);
+                    a->dlogits, a->lnf, NULL, params + L->head_w, weight_bf16(m, a, L->head_w), B,
+                    C, c->num_classes, 0);
     if (head_only) {
         // Nothing below the head trains: report every range final (all other gradients
         // stay zero) so that reductions see the same buckets as in full training.
@@ -544,16 +595,18 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
         const float *x = l == 0 ? a->x0 : a->blocks[l - 1].out;
         // out = res2 + fc2(gelu(fc1(ln2))): dres carries d out and, after the residual, d res2
         matmul_backward(m->pool, a->dhidden, grads + o->fc2_w, grads + o->fc2_b, a->dres,
-                        ba->fch_gelu, params + o->fc2_w, weight_bf16(m, a, o->fc2_w), BT, Hd, C, 0);
+                        ba->fch_gelu, ba->fch_gelu_bf16, params + o->fc2_w,
+                        weight_bf16(m, a, o->fc2_w), BT, Hd, C, 0);
         elementwise(m, ELEMENTWISE_GELU_BACKWARD, a->dhidden, ba->fch, a->dhidden, BT * Hd);
         matmul_backward(m->pool, a->dtmp, grads + o->fc1_w, grads + o->fc1_b, a->dhidden, ba->ln2,
-                        params + o->fc1_w, weight_bf16(m, a, o->fc1_w), BT, C, Hd, 0);
+                        ba->ln2_bf16, params + o->fc1_w, weight_bf16(m, a, o->fc1_w), BT, C, Hd, 0);
         layernorm_backward(m, a, a->dtmp, grads + o->norm2_w, grads + o->norm2_b, a->dtmp,
                            ba->res2, params + o->norm2_w, ba->ln2_mean, ba->ln2_rstd, BT, C);
         elementwise(m, ELEMENTWISE_ADD, a->dres, a->dres, a->dtmp, BT * C);
         // res2 = x + proj(attention(ln1(x)))
         matmul_backward(m->pool, a->dtmp, grads + o->proj_w, grads + o->proj_b, a->dres, ba->atty,
-                        params + o->proj_w, weight_bf16(m, a, o->proj_w), BT, C, C, 0);
+                        ba->atty_bf16, params + o->proj_w, weight_bf16(m, a, o->proj_w), BT, C, C,
+                        0);
         struct attention_task at = {.k = m->k,
                                     .c = c,
                                     .B = B,
@@ -566,7 +619,8 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
         CATLIP_ASSERT(pool_size(m->pool) <= a->nthreads);
         pool_run(m->pool, attention_backward_worker, &at);
         matmul_backward(m->pool, a->dtmp, grads + o->qkv_w, grads + o->qkv_b, a->dqkv, ba->ln1,
-                        params + o->qkv_w, weight_bf16(m, a, o->qkv_w), BT, C, 3 * C, 0);
+                        ba->ln1_bf16, params + o->qkv_w, weight_bf16(m, a, o->qkv_w), BT, C, 3 * C,
+                        0);
         layernorm_backward(m, a, a->dtmp, grads + o->norm1_w, grads + o->norm1_b, a->dtmp, x,
                            params + o->norm1_w, ba->ln1_mean, ba->ln1_rstd, BT, C);
         elementwise(m, ELEMENTWISE_ADD, a->dres, a->dres, a->dtmp, BT * C);
@@ -578,7 +632,7 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
                             .dcls = grads + L->cls_token, .dpatch = a->dtmp};
     pool_run(m->pool, embed_backward_worker, &et);
     matmul_backward(m->pool, NULL, grads + L->patch_w, grads + L->patch_b, a->dtmp, a->patches,
-                    params + L->patch_w, weight_bf16(m, a, L->patch_w), (long)B * c->num_patches,
-                    3 * c->patch_size * c->patch_size, C, 0);
+                    NULL, params + L->patch_w, weight_bf16(m, a, L->patch_w),
+                    (long)B * c->num_patches, 3 * c->patch_size * c->patch_size, C, 0);
     if (on_ready) on_ready(ready_ctx, 0, L->blocks[0].begin);
 }

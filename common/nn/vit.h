@@ -27,6 +27,11 @@ struct vit_block_acts {
     float *fch;                   // (B, T, hidden) fc1 output, before GELU
     float *fch_gelu;              // (B, T, hidden)
     float *out;                   // (B, T, C)  block output
+    // VIT_BF16: ln1, atty, ln2 and fch_gelu are stored only as these bf16 copies (what the
+    // matmuls read, forward and backward); the fp32 pointers above then share one scratch
+    // that is valid only during the forward.
+    uint16_t *ln1_bf16, *atty_bf16, *ln2_bf16;  // (B, T, C)
+    uint16_t *fch_gelu_bf16;                    // (B, T, hidden)
 };
 
 struct vit_acts {
@@ -54,6 +59,7 @@ struct vit_acts {
     // VIT_BF16 only (vit_acts_enable_bf16): the parameters rounded to bf16 by each forward,
     // read by that forward's and the following backward's matmuls (only the weights are used).
     uint16_t *weights_bf16;  // (layout total)
+    int precision;           // enum vit_precision the buffers were carved for
 };
 
 void vit_acts_create(struct vit_acts *acts, const struct vit_config *config, int max_batch,
@@ -70,7 +76,8 @@ enum vit_precision { VIT_FP32 = 0, VIT_BF16 = 1 };
 int vit_precision_parse(const char *name);
 const char *vit_precision_name(enum vit_precision precision);
 
-// Adds the bf16 weight copy that VIT_BF16 needs (params: the layout's total).
+// Makes the buffers VIT_BF16's (bf16 matmul inputs, a bf16 weight copy; params: the layout's
+// total), carving them again; their contents are lost.
 void vit_acts_enable_bf16(struct vit_acts *acts, size_t params);
 
 struct vit_model {
