@@ -13,8 +13,7 @@
 // tests/unit/test_gemm.c is the real test).
 //
 // "bf16 GF/s" is gemm_bf16() (nn/gemm.h: AVX512-BF16, or its fp32 emulation) on the same shape,
-// with the operand that is a weight in training (B of the forward and dinp products) given as
-// bf16 — it is converted once per step there — and the others as fp32, rounded while packed;
+// with each operand bf16 or fp32 (rounded while packed) as a bf16 training step gives it;
 // "bf16/ours" is its speed over our fp32 kernel. The first lines give one core's peak rates
 // (nn/blas_info.h: VFMADD231PS and VDPBF16PS in independent chains) to hold both against.
 #include <math.h>
@@ -86,8 +85,8 @@ static double run_gflops(gemm_fn fn, const struct shape *s, const float *a, cons
 }
 
 struct bf16_args {
-    const void *b;
-    enum gemm_elem b_elem;
+    const void *a, *b;
+    enum gemm_elem a_elem, b_elem;
 };
 
 static double run_bf16_gflops(const struct shape *s, const float *a, const struct bf16_args *x,
@@ -96,7 +95,7 @@ static double run_bf16_gflops(const struct shape *s, const float *a, const struc
     int reps = 0;
     double start = thread_seconds(), elapsed;
     do {
-        gemm_bf16(s->trans_a, s->trans_b, s->M, s->N, s->K, 1.0f, a, GEMM_F32, s->lda, x->b,
+        gemm_bf16(s->trans_a, s->trans_b, s->M, s->N, s->K, 1.0f, x->a, x->a_elem, s->lda, x->b,
                   x->b_elem, s->ldb, 0.0f, c, s->ldc);
         reps++;
         elapsed = thread_seconds() - start;
@@ -159,11 +158,20 @@ int main(int argc, char **argv) {
                 diff = fmax(diff, fabs(x - y));
                 top = fmax(top, fabs(y));
             }
-        // B is a weight in the forward (NT) and dinp (NN) products of the linear layers.
-        int b_weight = strncmp(s.what, "att", 3) != 0 && !s.trans_a;
-        uint16_t *bh = xaligned_alloc(nb * sizeof(uint16_t));
+        // As a bf16 step feeds them (nn/vit.c): B is bf16 in every linear-layer product (the
+        // weight forward and in dinp, the stored input in dweight) except the head's dweight;
+        // A is bf16 in the forward products of the blocks (their stored inputs); the rest,
+        // attention included, is fp32 rounded while packed.
+        int linear = strncmp(s.what, "att", 3) != 0 && strncmp(s.what, "square", 6) != 0;
+        int b_bf16 = linear && strncmp(s.what, "bwd head dW", 11) != 0;
+        int a_bf16 =
+            linear && strncmp(s.what, "fwd", 3) == 0 && strncmp(s.what, "fwd head", 8) != 0;
+        uint16_t *ah = xaligned_alloc(na * sizeof(uint16_t)),
+                 *bh = xaligned_alloc(nb * sizeof(uint16_t));
+        bf16_from_floats(ah, a, na);
         bf16_from_floats(bh, b, nb);
-        struct bf16_args bargs = {b_weight ? (const void *)bh : b, b_weight ? GEMM_BF16 : GEMM_F32};
+        struct bf16_args bargs = {a_bf16 ? (const void *)ah : a, b_bf16 ? (const void *)bh : b,
+                                  a_bf16 ? GEMM_BF16 : GEMM_F32, b_bf16 ? GEMM_BF16 : GEMM_F32};
         double ours[101], blas[101], half[101];
         for (int run = 0; run < runs; run++) {
             ours[run] = run_gflops(gemm_avx512, &s, a, b, c1, seconds);
@@ -177,7 +185,7 @@ int main(int argc, char **argv) {
                s.K, ours_median, blas_median, ours_median / blas_median,
                top > 0 ? diff / top : diff, half_median, half_median / ours_median);
         fflush(stdout);
-        free(a), free(b), free(c1), free(c2), free(bh);
+        free(a), free(b), free(c1), free(c2), free(ah), free(bh);
     }
     return 0;
 }

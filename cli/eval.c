@@ -43,7 +43,8 @@ static const char *multilabel_usage =
     "  --threads N        compute threads (default: all cores)\n"
     "  --decode-threads N JPEG decoding threads (default 2)\n"
     "  --max-images N     stop after about N images (default: all)\n"
-    "  --json FILE        also write the metrics as JSON\n";
+    "  --json FILE        also write the metrics as JSON\n"
+    "  --precision P      fp32 (default) or bf16 forward passes (as train.precision)\n";
 
 static const char *zeroshot_usage =
     "usage: catlip eval zeroshot --checkpoint CKPT (--classes FILE | --head FILE) --data PATTERN "
@@ -60,7 +61,8 @@ static const char *zeroshot_usage =
     "  --data PATTERN     labelled shards\n"
     "  --ema              use the EMA weights\n"
     "  --vocab FILE       vocabulary TSV (default: the checkpoint's)\n"
-    "  --batch N, --threads N, --decode-threads N, --max-images N, --json FILE   as for "
+    "  --batch N, --threads N, --decode-threads N, --max-images N, --json FILE, --precision P   as "
+    "for "
     "multilabel\n"
     "  --quiet            no transfer report table\n"
     "With --classes the head is built with the options below, and the first-sense head (senses\n"
@@ -84,6 +86,7 @@ static int parse_eval_args(int argc, char **argv, const char *usage, struct eval
                                             MODEL_ARGS_EMA,
                                             {"batch", 1, 0, 'b'},
                                             MODEL_ARGS_THREADS,
+                                            MODEL_ARGS_PRECISION,
                                             {"quiet", 0, 0, 'q'},
                                             {"decode-threads", 1, 0, 'D'},
                                             {"max-images", 1, 0, 'm'},

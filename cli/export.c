@@ -10,11 +10,14 @@
 #include "core/check.h"
 #include "io/safetensors.h"
 #include "model/inference.h"
+#include "nn/bf16.h"
 
 static const char *export_usage =
     "usage: catlip export --checkpoint CKPT -o MODEL.safetensors [--ema] [--vocab FILE]\n"
+    "                     [--precision fp32|bf16]\n"
     "\n"
-    "Writes the model's weights (float32) under timm's VisionTransformer names "
+    "Writes the model's weights (float32, or bfloat16 rounded to nearest-even with --precision "
+    "bf16)\nunder timm's VisionTransformer names "
     "(patch_embed.proj.weight,\n"
     "cls_token, pos_embed, blocks.N.*, norm.*, head.*), so a timm or PyTorch model loads them "
     "with\n"
@@ -29,7 +32,8 @@ static const char *export_usage =
     "  --checkpoint CKPT  checkpoint file, or a run directory (its newest valid checkpoint)\n"
     "  -o, --output FILE  safetensors file to write\n"
     "  --ema              export the EMA weights instead of the raw ones\n"
-    "  --vocab FILE       vocabulary TSV (default: the data.vocab recorded in the checkpoint)\n";
+    "  --vocab FILE       vocabulary TSV (default: the data.vocab recorded in the checkpoint)\n"
+    "  --precision P      fp32 (default) or bf16 tensors (dtype BF16, nearest-even)\n";
 
 static void set_json_text(json_t *meta, const char *key, json_t *value) {
     char *text = json_dumps(value, JSON_COMPACT | JSON_REAL_PRECISION(9));
@@ -101,14 +105,19 @@ static int write_vocab_beside(const struct inference_model *m, const char *outpu
 }
 
 int cmd_export(int argc, char **argv) {
-    static const struct option options[] = {MODEL_ARGS_CHECKPOINT, {"output", 1, 0, 'o'},
-                                            MODEL_ARGS_EMA,        MODEL_ARGS_VOCAB,
-                                            {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+    static const struct option options[] = {
+        MODEL_ARGS_CHECKPOINT, {"output", 1, 0, 'o'}, MODEL_ARGS_EMA, MODEL_ARGS_VOCAB,
+        MODEL_ARGS_PRECISION,  {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
     struct model_args model = {.threads = 1};
-    const char *output = NULL;
+    const char *output = NULL, *precision = "fp32";
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+        // --precision here is the dtype of the written tensors, not of forward passes.
+        if (opt == 'P') {
+            precision = optarg;
+            continue;
+        }
         if (model_args_take(&model, opt, optarg)) continue;
         switch (opt) {
             case 'o': output = optarg; break;
@@ -121,17 +130,28 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "catlip: error: export needs --checkpoint and -o (and nothing else)\n");
         return 2;
     }
+    int bf16 = vit_precision_parse(precision);
+    if (bf16 < 0) {
+        fprintf(stderr, "catlip: error: --precision must be fp32 or bf16, got '%s'\n", precision);
+        return 2;
+    }
     struct inference_model m;
     if (model_args_open(&model, &m, 1) != 0) return 1;
     const struct vit_layout *l = &m.model.layout;
     struct safetensor *t = xcalloc((size_t)l->ntensors, sizeof *t);
+    uint16_t *halves = NULL;  // --precision bf16: the weights rounded to bf16
+    if (bf16 == VIT_BF16) {
+        halves = xmalloc(l->total * sizeof *halves);
+        bf16_from_floats(halves, m.params, l->total);
+    }
     for (int i = 0; i < l->ntensors; i++) {
         const struct tensor_info *ti = &l->tensors[i];
         t[i] = (struct safetensor){.name = ti->name,
-                                   .dtype = "F32",
+                                   .dtype = halves ? "BF16" : "F32",
                                    .ndim = ti->ndim,
-                                   .data = m.params + ti->offset,
-                                   .bytes = ti->numel * sizeof(float)};
+                                   .data = halves ? (const void *)(halves + ti->offset)
+                                                  : (const void *)(m.params + ti->offset),
+                                   .bytes = ti->numel * (halves ? sizeof *halves : sizeof(float))};
         memcpy(t[i].shape, ti->shape, sizeof ti->shape);
     }
     char *meta = metadata_of(&m);
@@ -146,6 +166,7 @@ int cmd_export(int argc, char **argv) {
         catlip_error_print();
     free(meta);
     free(t);
+    free(halves);
     inference_free(&m);
     return rc == 0 ? 0 : 1;
 }

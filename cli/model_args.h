@@ -8,6 +8,7 @@ struct model_args {
     const char *vocab;       // --vocab: NULL for the one the checkpoint records
     int ema;                 // --ema: the EMA weights
     int threads;             // --threads: compute threads (0: every core)
+    const char *precision;   // --precision: fp32 or bf16 forward passes; NULL for fp32
 };
 
 // getopt_long entries for the options above (a command lists only those it accepts).
@@ -19,6 +20,8 @@ struct model_args {
     { "ema", 0, 0, 'e' }
 #define MODEL_ARGS_THREADS \
     { "threads", 1, 0, 't' }
+#define MODEL_ARGS_PRECISION \
+    { "precision", 1, 0, 'P' }
 
 // Takes getopt's `opt` (with optarg) when it is one of the options above: returns 1, else 0.
 int model_args_take(struct model_args *a, int opt, const char *arg);

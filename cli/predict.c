@@ -28,6 +28,7 @@ static const char *predict_usage =
     "  --vocab FILE       vocabulary TSV (default: the data.vocab recorded in the checkpoint)\n"
     "  --top K            synsets per image (default 5)\n"
     "  --threads N        compute threads (default: all cores)\n"
+    "  --precision P      fp32 (default) or bf16 forward passes (as train.precision)\n"
     "  --dump FILE        also write the preprocessed images and logits as safetensors\n"
     "                     (\"images\" (N, 3, S, S), \"logits\" (N, V)), e.g. to compare with "
     "PyTorch\n";
@@ -43,6 +44,7 @@ static const char *embed_usage =
     "  --ema              use the EMA weights\n"
     "  --vocab FILE       vocabulary TSV (default: the checkpoint's)\n"
     "  --threads N        compute threads (default: all cores)\n"
+    "  --precision P      fp32 (default) or bf16 forward passes (as train.precision)\n"
     "  --list FILE        read image paths from FILE (one per line) as well\n";
 
 struct image_args {
@@ -62,9 +64,9 @@ static void add_image(struct image_args *a, const char *path) {
 
 static int parse_args(int argc, char **argv, const char *usage, struct image_args *a) {
     static const struct option options[] = {
-        MODEL_ARGS_CHECKPOINT, MODEL_ARGS_VOCAB,    MODEL_ARGS_EMA,        MODEL_ARGS_THREADS,
-        {"top", 1, 0, 'k'},    {"dump", 1, 0, 'd'}, {"output", 1, 0, 'o'}, {"list", 1, 0, 'l'},
-        {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+        MODEL_ARGS_CHECKPOINT, MODEL_ARGS_VOCAB,    MODEL_ARGS_EMA,      MODEL_ARGS_THREADS,
+        MODEL_ARGS_PRECISION,  {"top", 1, 0, 'k'},  {"dump", 1, 0, 'd'}, {"output", 1, 0, 'o'},
+        {"list", 1, 0, 'l'},   {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->top = 5;
     optind = 1;

@@ -132,6 +132,14 @@ void inference_free(struct inference_model *m) {
     memset(m, 0, sizeof *m);
 }
 
+int inference_set_precision(struct inference_model *m, const char *precision) {
+    int p = vit_precision_parse(precision);
+    if (p < 0) return catlip_error_set("--precision must be fp32 or bf16, got '%s'", precision);
+    if (p == VIT_BF16) vit_acts_enable_bf16(&m->acts, m->model.layout.total);
+    m->model.precision = (enum vit_precision)p;
+    return 0;
+}
+
 void inference_forward(struct inference_model *m, const float *images, int B) {
     CATLIP_ASSERT(B >= 1 && B <= m->max_batch);
     vit_forward(&m->model, &m->acts, m->params, images, B);

@@ -45,5 +45,10 @@ int inference_load(struct inference_model *m, const char *checkpoint, const char
                    int ema, int max_batch, int threads);
 void inference_free(struct inference_model *m);
 
+// Forward passes in fp32 (the default) or bf16 (matmul inputs rounded to bf16, fp32 sums, as
+// train.precision; weights converted once per forward). Returns -1 with catlip_error() for a
+// name other than fp32 / bf16.
+int inference_set_precision(struct inference_model *m, const char *precision);
+
 // images: (B, 3, S, S) normalised, B <= max_batch. Fills m->acts (logits (B, V), lnf (B, C)).
 void inference_forward(struct inference_model *m, const float *images, int B);
