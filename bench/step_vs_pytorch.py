@@ -11,9 +11,12 @@ that every side sees the same machine state):
   (b) for each PyTorch configuration, a fresh Python process running the same training step in
       PyTorch: forward, CatLIP BCE loss, backward, grad-norm clip, AdamW step (foreach), EMA
       update; torch.set_num_threads(T), OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = T.
-Then, per thread count, --runs runs of PyTorch's bf16 autocast step (autocast("cpu", bfloat16)
-around forward + loss) in the environment of the fastest float32 configuration: a reference for
-later bf16 work, printed apart and not part of the ratio (--no-bf16 skips it).
+Then, per thread count, --runs runs each of catlip's bf16 step (bench step --precision bf16:
+train.precision bf16) and PyTorch's bf16 autocast step (autocast("cpu", bfloat16) around forward
++ loss) in the environment of the fastest float32 configuration, alternating; they get their own
+table — catlip bf16 against catlip fp32 and against PyTorch bf16, and the share of the cores'
+measured VDPBF16PS peak that catlip's bf16 step reaches — and are not part of the float32 ratio
+(--no-bf16 skips them).
 
 Statistic, the same on both sides: one warm-up step (not timed), then N steps each timed on its
 own; a run's rate is batch / the median step time (catlip bench step reports exactly that, and
@@ -64,6 +67,7 @@ and torch's matmuls lose the other cores (measured: threadpool_info() says openb
 import argparse
 import ctypes
 import json
+import math
 import os
 import platform
 import statistics
@@ -136,7 +140,9 @@ def parse_result_line(text):
         try:
             values[key] = float(value)
         except ValueError:
-            raise ValueError(f"'{key}={value}' in the result line is not a number")
+            if key not in ("precision",):  # the words bench step prints
+                raise ValueError(f"'{key}={value}' in the result line is not a number")
+            values[key] = value
     missing = [k for k in RESULT_KEYS if k not in values]
     if missing:
         raise ValueError(f"result line lacks {', '.join(missing)}")
@@ -497,10 +503,36 @@ def torch_result(out, err, want, threads):
     return values
 
 
-def catlip_args(a, threads):
+def catlip_args(a, threads, precision="fp32"):
     return [a.catlip, "bench", "step", "--model", a.model, "--image-size", str(a.image_size),
             "--patch-size", str(a.patch_size), "--batch", str(a.batch), "--classes", str(a.classes),
-            "--threads", str(threads), "--steps", str(a.steps), "--warmup", "1"]
+            "--threads", str(threads), "--steps", str(a.steps), "--warmup", "1"] + (
+            ["--precision", precision] if precision != "fp32" else [])
+
+
+def run_catlip(a, t, r, precision, runs):
+    """One catlip bench step child; appends its values to runs and prints its line; False if it
+    failed."""
+    label = "catlip" + (f" {precision}" if precision != "fp32" else "")
+    rc, out, err, rss, secs = run_child(catlip_args(a, t, precision), dict(os.environ), first_cpus(t))
+    try:
+        if rc != 0:
+            raise ValueError(f"(exit {rc}): " +
+                             (err.strip().splitlines() or out.strip().splitlines() or ["no output"])[-1])
+        v = parse_result_line(out)
+    except ValueError as e:
+        print(f"threads {t} run {r + 1} {label}: FAILED {e}")
+        return False
+    v["rss_mb"], v["wall_s"] = rss, secs
+    runs.append(v)
+    med = f" (median step {v['step_ms_median']:.0f} ms)" if "step_ms_median" in v else ""
+    peak = (f", {100 * v['bf16_peak_share']:.0f}% of the VDPBF16PS peak ({v['bf16_peak_gflops']:.0f} GFLOP/s)"
+            if precision == "bf16" and v.get("bf16_peak_gflops") else "")
+    print(f"threads {t} run {r + 1} {label:<31}: {v['images_per_second']:8.2f} img/s{med}, "
+          f"peak RSS {rss:5.0f} MB, {secs:5.1f} s wall, {v['gflops']:.1f} GFLOP/s, sgemm "
+          f"{v['sgemm_gflops']:.1f} GFLOP/s (share {v['sgemm_share']:.2f}){peak}; "
+          f"{v.get('threads_line', '')}", flush=True)
+    return True
 
 
 def torch_args(a, threads, bf16=False):
@@ -633,7 +665,7 @@ def main():
     print("load average before: %.2f %.2f %.2f (other work on the machine skews every number)" % os.getloadavg())
 
     runs = {t: {"catlip": [], "torch": {n: [] for n in configs_at(configs, t)},
-                "torch_bf16": {"config": None, "runs": []}} for t in threads}
+                "torch_bf16": {"config": None, "runs": []}, "catlip_bf16": []} for t in threads}
     failed = False
     for t in threads:
         for r in range(a.runs):
@@ -663,6 +695,8 @@ def main():
                 best = max(rates, key=rates.get)
                 runs[t]["torch_bf16"]["config"] = best
                 for r in range(a.runs):
+                    if not a.no_catlip:
+                        failed |= not run_catlip(a, t, r, "bf16", runs[t]["catlip_bf16"])
                     failed |= not run_torch(a, t, r, best, True, runs[t]["torch_bf16"]["runs"])
 
     print()
@@ -700,8 +734,18 @@ def main():
                       "rss_mb": median([v["rss_mb"] for v in bf["runs"]]),
                       "verified": summarise(bf["runs"], "verified"),
                       "not_in_effect": summarise(bf["runs"], "not_in_effect")}
+        cb = runs[t]["catlip_bf16"]
+        cb_row = None
+        if cb:
+            cb_row = {"images_per_second": median([v["images_per_second"] for v in cb]),
+                      "gflops": median([v["gflops"] for v in cb]),
+                      "rss_mb": median([v["rss_mb"] for v in cb]),
+                      "bf16_peak_gflops": median([v.get("bf16_peak_gflops", math.nan) for v in cb]),
+                      "bf16_peak_share": median([v.get("bf16_peak_share", math.nan) for v in cb]),
+                      "fma_peak_share_fp32": median([v.get("fma_peak_share", math.nan) for v in c]) if c else math.nan,
+                      "bf16_gemm_gflops": median([v.get("bf16_gemm_gflops", math.nan) for v in cb])}
         summary[t] = {"catlip_images_per_second": c_ips, "sgemm_gflops": sg, "flops_per_image": f_img,
-                      "torch": rows, "fastest_torch": best, "torch_bf16": bf_row}
+                      "torch": rows, "fastest_torch": best, "torch_bf16": bf_row, "catlip_bf16": cb_row}
     print("  * = fastest float32 configuration at that thread count (the one the ratio below uses)")
 
     print()
@@ -728,6 +772,26 @@ def main():
                   f"({b['images_per_second'] / best['images_per_second']:.2f}x its float32, "
                   f"{b['gflops']:.1f} GFLOP/s, peak RSS {b['rss_mb']:.0f} MB; not in the ratio); "
                   f"{b['verified']}{flag}")
+    if any(summary[t]["catlip_bf16"] for t in threads):
+        print()
+        print("bf16 (medians over runs): catlip train.precision bf16 against catlip fp32 and PyTorch bf16 "
+              "autocast (its fastest float32 configuration's environment)")
+        print(f"{'threads':>7} {'catlip bf16':>11} {'catlip fp32':>11} {'bf16/fp32':>9} {'torch bf16':>10} "
+              f"{'vs torch bf16':>13} {'bf16 peak share':>15} {'fp32 peak share':>15} {'bf16 MB':>7} {'fp32 MB':>7}")
+        for t in threads:
+            b, s = summary[t]["catlip_bf16"], summary[t]
+            if not b:
+                continue
+            tb = s["torch_bf16"]
+            c_mb = median([v["rss_mb"] for v in runs[t]["catlip"]]) if runs[t]["catlip"] else math.nan
+            print(f"{t:>7} {b['images_per_second']:>11.2f} {fmt(s['catlip_images_per_second'], '>11.2f')} "
+                  f"{fmt(b['images_per_second'] / s['catlip_images_per_second'], '>8.2f')}x "
+                  f"{fmt(tb['images_per_second'] if tb else math.nan, '>10.2f')} "
+                  f"{fmt(b['images_per_second'] / tb['images_per_second'] if tb else math.nan, '>12.2f')}x "
+                  f"{fmt(b['bf16_peak_share'], '>15.2f')} {fmt(b['fma_peak_share_fp32'], '>15.2f')} "
+                  f"{b['rss_mb']:>7.0f} {fmt(c_mb, '>7.0f')}")
+        print("bf16 peak share = catlip bf16 step GFLOP/s over the VDPBF16PS peak it measures (all threads); "
+              "fp32 peak share = the fp32 step over the VFMADD231PS peak")
     if any(runs[t]["catlip"] for t in threads):
         c_all = [v["gflops"] * 1e9 / v["images_per_second"] for t in threads for v in runs[t]["catlip"]
                  if v["images_per_second"] > 0]

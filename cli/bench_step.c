@@ -1,5 +1,7 @@
 // catlip bench step: time full training steps (forward, loss, backward, grad norm, AdamW,
 // EMA) on random data, and hold them against the machine's measured sgemm rate.
+#include <dlfcn.h>
+#include <elf.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,81 @@
 #include "nn/gemm.h"
 #include "nn/train_state.h"
 
+// The name of the function at `address` from this executable's own symbol table (static
+// functions included; they are not in the dynamic one), or its hex address.
+static void symbol_name(const void *address, char *name, size_t size) {
+    snprintf(name, size, "%p", address);
+    Dl_info info;
+    if (!dladdr(address, &info) || !info.dli_fbase) return;
+    unsigned long offset = (unsigned long)((const char *)address - (const char *)info.dli_fbase);
+    FILE *f = fopen("/proc/self/exe", "rb");
+    if (!f) return;
+    Elf64_Ehdr eh;
+    Elf64_Shdr *sections = NULL;
+    if (fread(&eh, sizeof eh, 1, f) != 1 || eh.e_shentsize != sizeof(Elf64_Shdr)) goto done;
+    sections = xcalloc(eh.e_shnum, sizeof *sections);
+    if (fseek(f, (long)eh.e_shoff, SEEK_SET) != 0 ||
+        fread(sections, sizeof *sections, eh.e_shnum, f) != eh.e_shnum)
+        goto done;
+    for (int s = 0; s < eh.e_shnum; s++) {
+        if (sections[s].sh_type != SHT_SYMTAB || sections[s].sh_link >= eh.e_shnum) continue;
+        const Elf64_Shdr *strtab = &sections[sections[s].sh_link];
+        size_t count = sections[s].sh_size / sizeof(Elf64_Sym);
+        for (size_t i = 0; i < count; i++) {
+            Elf64_Sym sym;
+            if (fseek(f, (long)(sections[s].sh_offset + i * sizeof sym), SEEK_SET) != 0 ||
+                fread(&sym, sizeof sym, 1, f) != 1)
+                goto done;
+            if (ELF64_ST_TYPE(sym.st_info) != STT_FUNC || offset < sym.st_value ||
+                offset >= sym.st_value + (sym.st_size ? sym.st_size : 1))
+                continue;
+            if (fseek(f, (long)(strtab->sh_offset + sym.st_name), SEEK_SET) == 0 &&
+                fgets(name, (int)size, f))
+                goto done;
+        }
+    }
+done:
+    free(sections);
+    fclose(f);
+}
+
+// The per-phase table of `steps` profiled steps taking `total` seconds.
+static void print_profile(struct pool *pool, int steps, double total) {
+    const struct pool_profile_entry *e;
+    int n = pool_profile_entries(pool, &e), nth = pool_size(pool);
+    int order[POOL_PROFILE_MAX];
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = 1; i < n; i++)  // by wall time, largest first
+        for (int j = i; j > 0 && e[order[j]].wall > e[order[j - 1]].wall; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    printf(
+        "profile    %d step(s), %d thread(s); ms per step: wall = busiest thread + fork-join; "
+        "busy = mean thread time in the task\n",
+        steps, nth);
+    printf("  %-30s %7s %9s %6s %9s %10s %9s\n", "phase (task function)", "calls", "wall ms",
+           "share", "busy ms", "imbalance", "fork-join");
+    double regions = 0;
+    for (int k = 0; k < n; k++) {
+        const struct pool_profile_entry *p = &e[order[k]];
+        char name[96];
+        symbol_name((const void *)p->fn, name, sizeof name);
+        double wall = p->wall / steps * 1e3, busy = p->busy / nth / steps * 1e3,
+               max = p->busy_max / steps * 1e3;
+        regions += p->wall;
+        printf("  %-30.30s %7.0f %9.2f %5.1f%% %9.2f %10.2f %9.2f\n", name,
+               (double)p->calls / steps, wall, 100.0 * p->wall / total, busy, max - busy,
+               wall - max);
+    }
+    printf(
+        "  %-30s %7s %9.2f %5.1f%%   (one thread: memsets, copies, sums, the optimizer's "
+        "serial parts)\n",
+        "serial (outside regions)", "", (total - regions) / steps * 1e3,
+        100.0 * (total - regions) / total);
+}
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: catlip bench step [-c CONFIG] [--set key=value ...] [options]\n"
@@ -26,6 +103,9 @@ static void usage(FILE *out) {
             "  --steps N           timed steps (default 5)\n"
             "  --warmup N          untimed steps first (default 1)\n"
             "  --precision P       fp32 (default) or bf16 (train.precision)\n"
+            "  --profile           per-phase table of the timed steps: each parallel region's\n"
+            "                      task (by function name), its wall time, the threads' time\n"
+            "                      in it, fork-join cost and imbalance; and the serial rest\n"
             "Each timed step is timed on its own; images/s = batch / the median step time\n"
             "(warm-up steps excluded), and GFLOP/s is taken at that median too.\n"
             "Prints images/s, achieved GFLOP/s, the share of the measured sgemm rate, the shares\n"
@@ -40,20 +120,14 @@ int cmd_bench_step(int argc, char **argv) {
     struct config cfg;
     config_defaults(&cfg);
     cfg.model.num_classes = 24320;
-    int steps = 5, warmup = 1;
-    static struct option opts[] = {{"config", 1, 0, 'c'},
-                                   {"set", 1, 0, 'S'},
-                                   {"model", 1, 0, 'm'},
-                                   {"image-size", 1, 0, 'i'},
-                                   {"patch-size", 1, 0, 'p'},
-                                   {"batch", 1, 0, 'b'},
-                                   {"classes", 1, 0, 'v'},
-                                   {"threads", 1, 0, 't'},
-                                   {"steps", 1, 0, 'n'},
-                                   {"warmup", 1, 0, 'w'},
-                                   {"precision", 1, 0, 'P'},
-                                   {"help", 0, 0, 'h'},
-                                   {0, 0, 0, 0}};
+    int steps = 5, warmup = 1, profile = 0;
+    static struct option opts[] = {{"config", 1, 0, 'c'},     {"set", 1, 0, 'S'},
+                                   {"model", 1, 0, 'm'},      {"image-size", 1, 0, 'i'},
+                                   {"patch-size", 1, 0, 'p'}, {"batch", 1, 0, 'b'},
+                                   {"classes", 1, 0, 'v'},    {"threads", 1, 0, 't'},
+                                   {"steps", 1, 0, 'n'},      {"warmup", 1, 0, 'w'},
+                                   {"precision", 1, 0, 'P'},  {"profile", 0, 0, 'R'},
+                                   {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     int c;
     char assignment[512];
 #define SET(fmt, ...)                                                  \
@@ -79,6 +153,7 @@ int cmd_bench_step(int argc, char **argv) {
         case 'n': steps = atoi(optarg); break;
         case 'w': warmup = atoi(optarg); break;
         case 'P': SET("train.precision=%s", optarg); break;
+        case 'R': profile = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -120,6 +195,7 @@ int cmd_bench_step(int argc, char **argv) {
         train_apply_update(&ts);
     }
     double *times = xcalloc((size_t)steps, sizeof(double));
+    if (profile) pool_profile_start(pool);
     for (int s = 0; s < steps; s++) {
         double t0 = time_now();
         double loss = train_forward_backward(&ts, images, targets, B, B, NULL, NULL);
@@ -127,6 +203,11 @@ int cmd_bench_step(int argc, char **argv) {
         times[s] = time_now() - t0;
         printf("step %d    %.3f s  loss %.4f  %.2f img/s\n", s, times[s], loss, B / times[s]);
         fflush(stdout);
+    }
+    if (profile) {
+        double total = 0;
+        for (int s = 0; s < steps; s++) total += times[s];
+        print_profile(pool, steps, total);
     }
     // Median step time: robust to a noisy shared machine.
     for (int i = 1; i < steps; i++)

@@ -34,7 +34,54 @@ struct pool {
     pool_task_fn fn;
     void *ctx;
     atomic_uint published;  // generation visible to spinning workers
+    // pool_profile_start: per-thread seconds inside the current region's fn, and the totals
+    int profiling;
+    double *busy;
+    struct pool_profile_entry profile[POOL_PROFILE_MAX];
+    int profile_count;
 };
+
+void pool_profile_start(struct pool *pool) {
+    if (!pool->busy) pool->busy = xcalloc((size_t)pool->nthreads, sizeof *pool->busy);
+    memset(pool->profile, 0, sizeof pool->profile);
+    pool->profile_count = 0;
+    pool->profiling = 1;
+}
+
+int pool_profile_entries(const struct pool *pool, const struct pool_profile_entry **entries) {
+    *entries = pool->profile;
+    return pool->profile_count;
+}
+
+static void profile_add(struct pool *pool, pool_task_fn fn, double wall) {
+    struct pool_profile_entry *e = NULL;
+    for (int i = 0; i < pool->profile_count && !e; i++)
+        if (pool->profile[i].fn == fn) e = &pool->profile[i];
+    if (!e && pool->profile_count < POOL_PROFILE_MAX) {
+        e = &pool->profile[pool->profile_count++];
+        e->fn = fn;
+    }
+    if (!e) return;
+    double max = 0;
+    e->calls++;
+    e->wall += wall;
+    for (int i = 0; i < pool->nthreads; i++) {
+        e->busy += pool->busy[i];
+        max = pool->busy[i] > max ? pool->busy[i] : max;
+    }
+    e->busy_max += max;
+}
+
+// fn(ctx, ith, nth), timed into busy[ith] when profiling.
+static void run_timed(struct pool *pool, pool_task_fn fn, void *ctx, int ith) {
+    if (!pool->profiling) {
+        fn(ctx, ith, pool->nthreads);
+        return;
+    }
+    double t0 = time_now();
+    fn(ctx, ith, pool->nthreads);
+    pool->busy[ith] = time_now() - t0;
+}
 
 // Workers spin this many polls on `published` before sleeping: a step issues hundreds of
 // short parallel regions back to back, and a futex wake per region costs more than the
@@ -67,7 +114,7 @@ static void *pool_thread_main(void *arg) {
         void *ctx = pool->ctx;
         pthread_mutex_unlock(&pool->lock);
 
-        fn(ctx, self->ith, pool->nthreads);
+        run_timed(pool, fn, ctx, self->ith);
 
         pthread_mutex_lock(&pool->lock);
         if (--pool->remaining == 0) pthread_cond_signal(&pool->done);
@@ -172,8 +219,10 @@ struct pool *pool_create_at(int nthreads, int bind, int first_core) {
 }
 
 void pool_run(struct pool *pool, pool_task_fn fn, void *ctx) {
+    double start = pool->profiling ? time_now() : 0.0;
     if (pool->nthreads == 1) {
-        fn(ctx, 0, 1);
+        run_timed(pool, fn, ctx, 0);
+        if (pool->profiling) profile_add(pool, fn, time_now() - start);
         return;
     }
     pthread_mutex_lock(&pool->lock);
@@ -185,11 +234,12 @@ void pool_run(struct pool *pool, pool_task_fn fn, void *ctx) {
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
 
-    fn(ctx, 0, pool->nthreads);
+    run_timed(pool, fn, ctx, 0);
 
     pthread_mutex_lock(&pool->lock);
     while (pool->remaining > 0) pthread_cond_wait(&pool->done, &pool->lock);
     pthread_mutex_unlock(&pool->lock);
+    if (pool->profiling) profile_add(pool, fn, time_now() - start);
 }
 
 int pool_size(const struct pool *pool) { return pool->nthreads; }
@@ -211,5 +261,6 @@ void pool_destroy(struct pool *pool) {
     pthread_cond_destroy(&pool->wake);
     pthread_cond_destroy(&pool->done);
     free(pool->threads);
+    free(pool->busy);
     free(pool);
 }

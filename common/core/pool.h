@@ -23,6 +23,20 @@ void pool_destroy(struct pool *pool);
 int pool_size(const struct pool *pool);
 void pool_run(struct pool *pool, pool_task_fn fn, void *ctx);
 
+// Per-phase profile (off until pool_profile_start; for `catlip bench step --profile`): per task
+// function, the number of regions, their wall time from fork to join, and each thread's time
+// inside the function, summed (busy) and the slowest thread's summed (busy_max). wall - busy_max
+// is fork-join cost, busy_max - busy / nthreads is imbalance.
+struct pool_profile_entry {
+    pool_task_fn fn;
+    long calls;
+    double wall, busy, busy_max;  // seconds
+};
+void pool_profile_start(struct pool *pool);  // (re)starts counting from zero
+// The entries so far (at most POOL_PROFILE_MAX task functions); valid until the next start.
+int pool_profile_entries(const struct pool *pool, const struct pool_profile_entry **entries);
+#define POOL_PROFILE_MAX 64
+
 // Cores (not hardware threads) in this process's cpuset.
 int pool_available_cores(void);
 // One line describing the binding, e.g. "2 threads on cores 0,1".
