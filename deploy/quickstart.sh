@@ -14,11 +14,12 @@
 #   options: --skip-install  --build-dir DIR (use/build catlip there; default build)
 #            --work DIR (data and run; default runs/openclipart)  --epochs N  --limit N
 #            --precision fp32|bf16 (train.precision of the pre-training run; default fp32)
+#            --seed N (seed of the pre-training run; default 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-ci=0 install=1 build_dir=build work=runs/openclipart epochs="" limit="" precision=fp32
+ci=0 install=1 build_dir=build work=runs/openclipart epochs="" limit="" precision=fp32 seed=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --ci) ci=1; install=0 ;;
@@ -28,7 +29,8 @@ while [ $# -gt 0 ]; do
         --epochs) epochs=$2; shift ;;
         --limit) limit=$2; shift ;;
         --precision) precision=$2; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --seed) seed=$2; shift ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "quickstart: unknown option '$1' (--help lists them)" >&2; exit 2 ;;
     esac
     shift
@@ -78,7 +80,7 @@ model_set=(--set "data.train=$data/shards-train/*.tar" --set data.vocab="$data/v
 rm -rf "$run_dir"
 mpirun --oversubscribe -n 3 "$catlip" train --set run_dir="$run_dir" "${model_set[@]}" \
     --set train.epochs=$epochs --set optim.lr=0.002 --set optim.warmup_steps=50 \
-    --set train.precision="$precision" \
+    --set train.precision="$precision" --set seed="$seed" \
     --set log.every_steps=20 --set checkpoint.every_steps=500
 
 # The control: the same model, one step at learning rate 0 (no warmup, no floor), so AdamW moves

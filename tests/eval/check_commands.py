@@ -55,11 +55,14 @@ def read_safetensors(path):
     (n,) = struct.unpack("<Q", blob[:8])
     header = json.loads(blob[8:8 + n])
     meta = header.pop("__metadata__", {})
-    dtypes = {"F32": "<f4", "F64": "<f8"}
+    dtypes = {"F32": "<f4", "F64": "<f8", "BF16": "<u2"}
     arrays = {}
     for name, info in header.items():
         b, e = info["data_offsets"]
-        arrays[name] = np.frombuffer(blob[8 + n + b:8 + n + e], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+        a = np.frombuffer(blob[8 + n + b:8 + n + e], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+        if info["dtype"] == "BF16":  # the top half of a float32
+            a = (a.astype(np.uint32) << 16).view(np.float32)
+        arrays[name] = a
     return arrays, meta
 
 
@@ -131,6 +134,23 @@ def main():
             check(d < 1e-4, f"export ({tag}): PyTorch logits match catlip predict (rel {d:.2e} < 1e-4)")
             meta_vocab = json.loads(meta["vocab"])
             check([v[0] for v in meta_vocab] == vocab_ids, f"export ({tag}): metadata vocabulary is the run's")
+        # --precision bf16: export writes exactly torch's bfloat16 rounding of the fp32 export;
+        # predict's bf16 forward stays within bf16 rounding of the fp32 logits.
+        out16 = os.path.join(tmp, "model_bf16.safetensors")
+        run([catlip, "export", "--checkpoint", rd, "-o", out16, "--precision", "bf16"])
+        half, _ = read_safetensors(out16)
+        full, _ = read_safetensors(os.path.join(tmp, "model.safetensors"))
+        same = all(np.array_equal(half[k], torch.from_numpy(full[k].copy()).to(torch.bfloat16).float().numpy())
+                   for k in full)
+        check(same and sorted(half) == sorted(full), "export --precision bf16: BF16 tensors, torch's rounding")
+        dump16 = os.path.join(tmp, "predict_bf16.safetensors")
+        run([catlip, "predict", "--checkpoint", rd, "--precision", "bf16", "--dump", dump16] + images)
+        run([catlip, "predict", "--checkpoint", rd, "--dump", dump] + images)
+        d = relative_diff(read_safetensors(dump16)[0]["logits"].astype(np.float64),
+                          read_safetensors(dump)[0]["logits"].astype(np.float64))
+        check(0 < d < 2e-2, f"predict --precision bf16: logits within bf16 rounding of fp32 (rel {d:.2e})")
+        one_line_error(run([catlip, "predict", "--checkpoint", rd, "--precision", "fp8", images[0]], None),
+                       "predict with an unknown precision", "fp8")
         tsv = os.path.join(tmp, "model.vocab.tsv")
         rows = [line.split("\t")[:2] for line in open(tsv) if not line.startswith("#")]
         check([r[0] for r in rows] == vocab_ids and [r[1] for r in rows] == [v[1] for v in meta_vocab],
@@ -200,6 +220,12 @@ def main():
         ml = json.load(open(ml_json))
         check("mAP" in p.stdout and ml["images"] == 120 and 0 < ml["model"]["map_macro"] <= 1,
               f"eval multilabel: mAP {ml['model']['map_macro']:.3f} vs prior {ml['prior']['map_macro']:.3f}")
+        p = run([catlip, "eval", "multilabel", "--checkpoint", rd, "--data", pattern, "--json", ml_json,
+                 "--precision", "bf16"])
+        ml16 = json.load(open(ml_json))
+        check(abs(ml16["model"]["map_macro"] - ml["model"]["map_macro"]) <= 0.05,
+              f"eval multilabel --precision bf16: mAP {ml16['model']['map_macro']:.3f} (fp32 "
+              f"{ml['model']['map_macro']:.3f})")
 
         # Bad inputs: one line, non-zero exit, never a crash.
         other = os.path.join(tmp, "other_vocab.tsv")
