@@ -29,7 +29,7 @@ struct pool {
     pthread_cond_t wake;   // workers wait here for a new generation
     pthread_cond_t done;   // the caller waits here for the last worker
     unsigned generation;   // bumped for each pool_run; guarded by lock
-    int remaining;         // workers still running this generation; guarded by lock
+    atomic_int remaining;  // workers still running this generation
     int stopping;
     pool_task_fn fn;
     void *ctx;
@@ -116,9 +116,13 @@ static void *pool_thread_main(void *arg) {
 
         run_timed(pool, fn, ctx, self->ith);
 
-        pthread_mutex_lock(&pool->lock);
-        if (--pool->remaining == 0) pthread_cond_signal(&pool->done);
-        pthread_mutex_unlock(&pool->lock);
+        // The caller spins on `remaining` (see pool_run); only the last worker takes the lock, to
+        // wake it in case it went to sleep.
+        if (atomic_fetch_sub_explicit(&pool->remaining, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&pool->lock);
+            pthread_cond_signal(&pool->done);
+            pthread_mutex_unlock(&pool->lock);
+        }
     }
 }
 
@@ -228,7 +232,7 @@ void pool_run(struct pool *pool, pool_task_fn fn, void *ctx) {
     pthread_mutex_lock(&pool->lock);
     pool->fn = fn;
     pool->ctx = ctx;
-    pool->remaining = pool->nthreads - 1;
+    atomic_store_explicit(&pool->remaining, pool->nthreads - 1, memory_order_relaxed);
     pool->generation++;
     atomic_store_explicit(&pool->published, pool->generation, memory_order_release);
     pthread_cond_broadcast(&pool->wake);
@@ -236,9 +240,18 @@ void pool_run(struct pool *pool, pool_task_fn fn, void *ctx) {
 
     run_timed(pool, fn, ctx, 0);
 
-    pthread_mutex_lock(&pool->lock);
-    while (pool->remaining > 0) pthread_cond_wait(&pool->done, &pool->lock);
-    pthread_mutex_unlock(&pool->lock);
+    // Join: spin first (regions end within microseconds of each other when the split is even;
+    // a futex sleep and wake-up per region costs more than that), then sleep.
+    for (int i = 0; i < SPIN_POLLS; i++) {
+        if (atomic_load_explicit(&pool->remaining, memory_order_acquire) == 0) break;
+        __builtin_ia32_pause();
+    }
+    if (atomic_load_explicit(&pool->remaining, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&pool->lock);
+        while (atomic_load_explicit(&pool->remaining, memory_order_acquire) > 0)
+            pthread_cond_wait(&pool->done, &pool->lock);
+        pthread_mutex_unlock(&pool->lock);
+    }
     if (pool->profiling) profile_add(pool, fn, time_now() - start);
 }
 

@@ -160,7 +160,10 @@ static inline void pack_rows_along_k(uint32_t *dst, long stride, const struct op
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++) {
         v[i] = i < n ? _mm512_castsi512_ps(load_pairs(x, r0 + i, k0, kt)) : _mm512_setzero_ps();
+        // The same k range of the rows `lookahead` further on (packed next): 32 fp32 are two
+        // lines, 32 bf16 one.
         prefetch_row(x, r0 + lookahead + i, k0);
+        if (!x->h) prefetch_row(x, r0 + lookahead + i, k0 + 16);
     }
     transpose16(v);
     for (int t = 0; t < pt; t++) _mm512_storeu_ps((float *)(dst + t * stride), v[t]);
