@@ -163,6 +163,7 @@ struct layernorm_task {
     const float *mean, *rstd;  // written by forward through out_mean/out_rstd
     float *out_mean, *out_rstd;
     const float *inp, *weight, *bias;
+    uint16_t *out_bf16;  // forward: also out rounded to bf16 (VIT_BF16's stored inputs), or NULL
     long N;
     int C;
     // backward
@@ -177,13 +178,25 @@ static void layernorm_forward_worker(void *arg, int ith, int nth) {
     if (e > b)
         t->k->layernorm_forward(t->out + b * t->C, t->out_mean + b, t->out_rstd + b, t->inp + b * t->C,
                                 t->weight, t->bias, e - b, t->C);
+    // Rounded here, while the rows are in cache, rather than in a region of its own.
+    if (e > b && t->out_bf16)
+        bf16_from_floats(t->out_bf16 + b * t->C, t->out + b * t->C, (size_t)(e - b) * t->C);
 }
 
-static void layernorm_forward(const struct vit_model *m, float *out, float *mean, float *rstd,
-                              const float *inp, const float *weight, const float *bias, long N,
-                              int C) {
-    struct layernorm_task t = {.k = m->k, .out = out, .out_mean = mean, .out_rstd = rstd, .inp = inp,
-                               .weight = weight, .bias = bias, .N = N, .C = C};
+// out_bf16: NULL, or also write out rounded to bf16 there.
+static void layernorm_forward(const struct vit_model *m, float *out, uint16_t *out_bf16,
+                              float *mean, float *rstd, const float *inp, const float *weight,
+                              const float *bias, long N, int C) {
+    struct layernorm_task t = {.k = m->k,
+                               .out = out,
+                               .out_mean = mean,
+                               .out_rstd = rstd,
+                               .inp = inp,
+                               .weight = weight,
+                               .bias = bias,
+                               .N = N,
+                               .C = C,
+                               .out_bf16 = out_bf16};
     pool_run(m->pool, layernorm_forward_worker, &t);
 }
 
@@ -232,6 +245,7 @@ struct elementwise_task {
     const float *a, *b;
     long n;
     enum elementwise_op op;
+    uint16_t *out_bf16;  // also out rounded to bf16, or NULL
 };
 
 static void elementwise_worker(void *arg, int ith, int nth) {
@@ -248,12 +262,19 @@ static void elementwise_worker(void *arg, int ith, int nth) {
     case ELEMENTWISE_GELU_BACKWARD: t->k->gelu_backward(t->out + b, t->a + b, t->b + b, e - b); break;
     case ELEMENTWISE_ADD: t->k->add(t->out + b, t->a + b, t->b + b, e - b); break;
     }
+    if (t->out_bf16) bf16_from_floats(t->out_bf16 + b, t->out + b, (size_t)(e - b));
+}
+
+// out = op(a, b), and out rounded to bf16 into out_bf16 when that is not NULL.
+static void elementwise_rounded(const struct vit_model *m, enum elementwise_op op, float *out,
+                                uint16_t *out_bf16, const float *a, const float *b, long n) {
+    struct elementwise_task t = {m->k, out, a, b, n, op, out_bf16};
+    pool_run(m->pool, elementwise_worker, &t);
 }
 
 static void elementwise(const struct vit_model *m, enum elementwise_op op, float *out, const float *a,
                         const float *b, long n) {
-    struct elementwise_task t = {m->k, out, a, b, n, op};
-    pool_run(m->pool, elementwise_worker, &t);
+    elementwise_rounded(m, op, out, NULL, a, b, n);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -426,9 +447,8 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
         const struct vit_block_offsets *o = &L->blocks[l];
         struct vit_block_acts *ba = &a->blocks[l];
         // x + attn(norm1(x))
-        layernorm_forward(m, ba->ln1, ba->ln1_mean, ba->ln1_rstd, x, params + o->norm1_w,
-                          params + o->norm1_b, BT, C);
-        if (bf16) round_to_bf16(m, ba->ln1_bf16, ba->ln1, (size_t)BT * C);
+        layernorm_forward(m, ba->ln1, ba->ln1_bf16, ba->ln1_mean, ba->ln1_rstd, x,
+                          params + o->norm1_w, params + o->norm1_b, BT, C);
         matmul_forward(m->pool, m->k, ba->qkv, ba->ln1, ba->ln1_bf16, params + o->qkv_w,
                        weight_bf16(m, a, o->qkv_w), params + o->qkv_b, NULL, BT, C, 3 * C);
         struct attention_task at = {.k = m->k,
@@ -443,13 +463,12 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
         matmul_forward(m->pool, m->k, ba->res2, ba->atty, ba->atty_bf16, params + o->proj_w,
                        weight_bf16(m, a, o->proj_w), params + o->proj_b, x, BT, C, C);
         // res2 + mlp(norm2(res2))
-        layernorm_forward(m, ba->ln2, ba->ln2_mean, ba->ln2_rstd, ba->res2,
+        layernorm_forward(m, ba->ln2, ba->ln2_bf16, ba->ln2_mean, ba->ln2_rstd, ba->res2,
                           params + o->norm2_w, params + o->norm2_b, BT, C);
-        if (bf16) round_to_bf16(m, ba->ln2_bf16, ba->ln2, (size_t)BT * C);
         matmul_forward(m->pool, m->k, ba->fch, ba->ln2, ba->ln2_bf16, params + o->fc1_w,
                        weight_bf16(m, a, o->fc1_w), params + o->fc1_b, NULL, BT, C, c->mlp_hidden);
-        elementwise(m, ELEMENTWISE_GELU, ba->fch_gelu, ba->fch, NULL, BT * c->mlp_hidden);
-        if (bf16) round_to_bf16(m, ba->fch_gelu_bf16, ba->fch_gelu, (size_t)BT * c->mlp_hidden);
+        elementwise_rounded(m, ELEMENTWISE_GELU, ba->fch_gelu, ba->fch_gelu_bf16, ba->fch, NULL,
+                            BT * c->mlp_hidden);
         matmul_forward(m->pool, m->k, ba->out, ba->fch_gelu, ba->fch_gelu_bf16, params + o->fc2_w,
                        weight_bf16(m, a, o->fc2_w), params + o->fc2_b, ba->res2, BT, c->mlp_hidden,
                        C);
@@ -460,7 +479,7 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
     // head, so the others would get zero gradient), then the synset head.
     for (int b = 0; b < B; b++)
         memcpy(a->cls + (size_t)b * C, x + (size_t)b * c->tokens * C, (size_t)C * sizeof(float));
-    layernorm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, a->cls, params + L->norm_w,
+    layernorm_forward(m, a->lnf, NULL, a->lnf_mean, a->lnf_rstd, a->cls, params + L->norm_w,
                       params + L->norm_b, B, C);
     matmul_forward(m->pool, m->k, a->logits, a->lnf, NULL, params + L->head_w,
                    weight_bf16(m, a, L->head_w), params + L->head_b, NULL, B, C, c->num_classes);
