@@ -239,13 +239,14 @@ int cmd_bench_step(int argc, char **argv) {
         fma_peak, bf16_peak, cfg.train.precision, fma_peak > 0 ? 100.0 * gflops / fma_peak : 0.0,
         bf16_peak > 0 ? 100.0 * gflops / bf16_peak : 0.0);
     printf("memory     peak RSS %.0f MB\n", rss);
-    printf("result: images_per_second=%.3f gflops=%.2f sgemm_gflops=%.2f sgemm_share=%.4f "
-           "peak_rss_mb=%.1f openblas_gflops=%.2f step_ms_median=%.3f precision=%s "
-           "fma_peak_gflops=%.2f fma_peak_share=%.4f bf16_peak_gflops=%.2f bf16_peak_share=%.4f "
-           "bf16_gemm_gflops=%.2f\n",
-           B / median, gflops, sgemm, gflops / sgemm, rss, openblas, median * 1e3,
-           cfg.train.precision, fma_peak, fma_peak > 0 ? gflops / fma_peak : 0.0, bf16_peak,
-           bf16_peak > 0 ? gflops / bf16_peak : 0.0, bf16_gemm);
+    printf(
+        "result: images_per_second=%.3f gflops=%.2f sgemm_gflops=%.2f sgemm_share=%.4f "
+        "peak_rss_mb=%.1f openblas_gflops=%.2f step_ms_median=%.3f precision=%s "
+        "fma_peak_gflops=%.2f fma_peak_share=%.4f bf16_peak_gflops=%.2f bf16_peak_share=%.4f "
+        "bf16_gemm_gflops=%.2f\n",
+        B / median, gflops, sgemm, gflops / sgemm, rss, openblas, median * 1e3, cfg.train.precision,
+        fma_peak, fma_peak > 0 ? gflops / fma_peak : 0.0, bf16_peak,
+        bf16_peak > 0 ? gflops / bf16_peak : 0.0, bf16_gemm);
     free(times), free(images), free(targets);
     train_state_free(&ts);
     pool_destroy(pool);

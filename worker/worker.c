@@ -248,13 +248,14 @@ static int worker_setup(struct worker *w) {
     w->ts.head_only = cfg->train.freeze_backbone;
     train_state_set_precision(&w->ts,
                               (enum vit_precision)vit_precision_parse(cfg->train.precision));
-    log_info("worker %d: %s, kernels %s, precision %s%s%s, samples %d..%d of each global batch "
-             "of %d",
-             run->worker_index, pool_describe(w->pool), w->ts.model.k->name,
-             vit_precision_name(w->ts.model.precision),
-             w->ts.model.precision == VIT_BF16 ? " matmuls " : "",
-             w->ts.model.precision == VIT_BF16 ? gemm_bf16_backend() : "", w->slice_begin,
-             w->slice_begin + w->local_batch - 1, G);
+    log_info(
+        "worker %d: %s, kernels %s, precision %s%s%s, samples %d..%d of each global batch "
+        "of %d",
+        run->worker_index, pool_describe(w->pool), w->ts.model.k->name,
+        vit_precision_name(w->ts.model.precision),
+        w->ts.model.precision == VIT_BF16 ? " matmuls " : "",
+        w->ts.model.precision == VIT_BF16 ? gemm_bf16_backend() : "", w->slice_begin,
+        w->slice_begin + w->local_batch - 1, G);
     w->data = batch_source_create(run, pool_size(w->pool));
     if (!w->data) return -1;
     if (run->worker_index == 0) log_info("data: %s", batch_source_describe(w->data));

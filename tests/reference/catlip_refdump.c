@@ -41,13 +41,13 @@ int main(int argc, char **argv) {
         heads = 0, threads = 2;
     const char *precision = "fp32";
     long seed = 1;
-    static struct option opts[] = {
-        {"out", 1, 0, 'o'},     {"model", 1, 0, 'm'}, {"image-size", 1, 0, 'i'},
-        {"patch-size", 1, 0, 'p'}, {"classes", 1, 0, 'v'}, {"batch", 1, 0, 'b'},
-        {"steps", 1, 0, 'k'},   {"seed", 1, 0, 's'},  {"dim", 1, 0, 'd'},
-        {"depth", 1, 0, 'D'},   {"heads", 1, 0, 'H'}, {"threads", 1, 0, 't'},
-        {"precision", 1, 0, 'P'},
-        {0, 0, 0, 0}};
+    static struct option opts[] = {{"out", 1, 0, 'o'},        {"model", 1, 0, 'm'},
+                                   {"image-size", 1, 0, 'i'}, {"patch-size", 1, 0, 'p'},
+                                   {"classes", 1, 0, 'v'},    {"batch", 1, 0, 'b'},
+                                   {"steps", 1, 0, 'k'},      {"seed", 1, 0, 's'},
+                                   {"dim", 1, 0, 'd'},        {"depth", 1, 0, 'D'},
+                                   {"heads", 1, 0, 'H'},      {"threads", 1, 0, 't'},
+                                   {"precision", 1, 0, 'P'},  {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -141,19 +141,19 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/config.json", out);
     FILE *f = fopen(path, "w");
     if (!f) catlip_die("cannot write %s", path);
-    fprintf(f,
-            "{\"model\": {\"dim\": %d, \"depth\": %d, \"heads\": %d, \"mlp_hidden\": %d, "
-            "\"image_size\": %d, \"patch_size\": %d, \"num_classes\": %d},\n"
-            " \"batch\": %d, \"steps\": %d, \"kernels\": \"%s\", \"gemm\": \"%s\", \"threads\": %d,\n"
-            " \"precision\": \"%s\", \"gemm_bf16\": \"%s\",\n"
-            " \"optim\": {\"lr\": %.17g, \"min_lr\": %.17g, \"warmup_steps\": %lld, "
-            "\"warmup_init_lr\": %.17g, \"weight_decay\": %.17g, \"betas\": [%.17g, %.17g], "
-            "\"eps\": %.17g, \"grad_clip\": %.17g, \"ema\": %.17g}}\n",
-            vc.dim, vc.depth, vc.heads, vc.mlp_hidden, vc.image_size, vc.patch_size,
-            vc.num_classes, batch, steps, k->name, gemm_backend(), threads, precision,
-            gemm_bf16_backend(), os.lr, os.min_lr,
-            (long long)os.warmup_steps, os.warmup_init_lr, os.weight_decay, os.beta1, os.beta2,
-            os.eps, os.grad_clip, os.ema);
+    fprintf(
+        f,
+        "{\"model\": {\"dim\": %d, \"depth\": %d, \"heads\": %d, \"mlp_hidden\": %d, "
+        "\"image_size\": %d, \"patch_size\": %d, \"num_classes\": %d},\n"
+        " \"batch\": %d, \"steps\": %d, \"kernels\": \"%s\", \"gemm\": \"%s\", \"threads\": %d,\n"
+        " \"precision\": \"%s\", \"gemm_bf16\": \"%s\",\n"
+        " \"optim\": {\"lr\": %.17g, \"min_lr\": %.17g, \"warmup_steps\": %lld, "
+        "\"warmup_init_lr\": %.17g, \"weight_decay\": %.17g, \"betas\": [%.17g, %.17g], "
+        "\"eps\": %.17g, \"grad_clip\": %.17g, \"ema\": %.17g}}\n",
+        vc.dim, vc.depth, vc.heads, vc.mlp_hidden, vc.image_size, vc.patch_size, vc.num_classes,
+        batch, steps, k->name, gemm_backend(), threads, precision, gemm_bf16_backend(), os.lr,
+        os.min_lr, (long long)os.warmup_steps, os.warmup_init_lr, os.weight_decay, os.beta1,
+        os.beta2, os.eps, os.grad_clip, os.ema);
     fclose(f);
     train_state_free(&ts);
     pool_destroy(pool);
