@@ -15,12 +15,16 @@ import subprocess
 import sys
 
 # Tests holding a CPU path, and which of them need AVX-512 or SSE4.2.
-SELECT = r"^(unit\.test_kernels|unit\.test_gemm|unit\.test_io_crc32c|unit\.test_data_transform|reference\.small)\."
+SELECT = (r"^(unit\.test_kernels|unit\.test_gemm|unit\.test_gemm_bf16|unit\.test_io_crc32c|"
+          r"unit\.test_data_transform|reference\.small|reference\.small\.bf16)\.")
+# Masking avx512 also masks avx512_bf16 (core/cpu.c), so the bf16 instruction paths skip too.
 NEEDS_MASKED = {"unit.test_kernels.avx512", "unit.test_gemm.avx512", "unit.test_io_crc32c.sse42",
-                "unit.test_data_transform.avx512", "reference.small.avx512"}
+                "unit.test_data_transform.avx512", "reference.small.avx512",
+                "unit.test_gemm_bf16.avx512_bf16", "reference.small.bf16.avx512_bf16"}
 EXPECTED_ALL = NEEDS_MASKED | {"unit.test_kernels.avx2", "unit.test_gemm.openblas", "unit.test_io_crc32c.table",
                                "unit.test_data_transform.scalar", "unit.test_data_transform.avx2",
-                               "reference.small.scalar", "reference.small.avx2", "reference.small.openblas"}
+                               "reference.small.scalar", "reference.small.avx2", "reference.small.openblas",
+                               "unit.test_gemm_bf16.emulated", "reference.small.bf16.emulated"}
 
 
 def run_ctest(build, mask):
@@ -59,7 +63,9 @@ def main():
     p, got = run_ctest(build, "")
     lacks = {"unit.test_io_crc32c.sse42"} if not cpu_has("sse4_2") else set()
     if not cpu_has("avx512f"):
-        lacks |= {n for n in NEEDS_MASKED if n.endswith("avx512")}
+        lacks |= {n for n in NEEDS_MASKED if n.endswith("avx512") or n.endswith("avx512_bf16")}
+    elif not cpu_has("avx512_bf16"):
+        lacks |= {n for n in NEEDS_MASKED if n.endswith("avx512_bf16")}
     for name, status in sorted(got.items()):
         want = "Skipped" if name in lacks else "Passed"
         if status != want:
