@@ -64,12 +64,6 @@ bool cpu_has(enum cpu_feature f) {
     return enabled[f];
 }
 
-bool cpu_has_hardware(enum cpu_feature f) {
-    CATLIP_ASSERT(f >= 0 && f < CPU_FEATURE_COUNT);
-    pthread_once(&detect_once, detect);
-    return hardware[f];
-}
-
 const char *cpu_feature_name(enum cpu_feature f) {
     CATLIP_ASSERT(f >= 0 && f < CPU_FEATURE_COUNT);
     return feature_names[f];

@@ -25,9 +25,6 @@ bool cpu_has(enum cpu_feature f);
 // The name CATLIP_CPU_DISABLE uses for f ("avx512", ...).
 const char *cpu_feature_name(enum cpu_feature f);
 
-// True when the hardware has f, whatever CATLIP_CPU_DISABLE says (for messages that tell a
-// disabled feature from a missing one).
-bool cpu_has_hardware(enum cpu_feature f);
 
 // ---- CATLIP_ISA: one meaning for every kernel family (nn/ kernels, the data/ resampler)
 //

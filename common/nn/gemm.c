@@ -17,13 +17,11 @@ static gemm_fn active;
 static const char *active_name;
 static pthread_once_t active_once = PTHREAD_ONCE_INIT;
 
-// gemm_avx512.c is compiled, like every *_avx512.c, with -mavx512f/bw/dq/vl -mavx2 -mfma, and
-// GCC uses VL encodings (xmm16-31) in it: CPU_AVX512 requires all of them.
-static bool cpu_has_avx512(void) { return cpu_has(CPU_AVX512); }
-
 static void choose_active(void) {
     const char *forced = getenv("CATLIP_GEMM");
-    bool want_avx512 = cpu_has_avx512();
+    // gemm_avx512.c is compiled, like every *_avx512.c, with -mavx512f/bw/dq/vl -mavx2 -mfma,
+    // and GCC uses VL encodings (xmm16-31) in it: CPU_AVX512 requires all of them.
+    bool want_avx512 = cpu_has(CPU_AVX512);
     if (forced != NULL && forced[0] != '\0') {
         if (strcmp(forced, "openblas") == 0)
             want_avx512 = false;
