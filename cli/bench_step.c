@@ -103,6 +103,9 @@ static void usage(FILE *out) {
             "  --steps N           timed steps (default 5)\n"
             "  --warmup N          untimed steps first (default 1)\n"
             "  --precision P       fp32 (default) or bf16 (train.precision)\n"
+            "  --micro-batch M     images per forward/backward (train.micro_batch): a step\n"
+            "                      accumulates gradients over ceil(B / M) micro-batches, as a\n"
+            "                      worker does; memory follows M (default: B, one pass)\n"
             "  --profile           per-phase table of the timed steps: each parallel region's\n"
             "                      task (by function name), its wall time, the threads' time\n"
             "                      in it, fork-join cost and imbalance; and the serial rest\n"
@@ -112,8 +115,27 @@ static void usage(FILE *out) {
             "of the cores' measured fp32 FMA and bf16 VDPBF16PS peaks, peak RSS; the last line is\n"
             "machine-readable:\n"
             "  result: images_per_second=F gflops=F sgemm_gflops=F sgemm_share=F peak_rss_mb=F\n"
-            "          openblas_gflops=F step_ms_median=F precision=S fma_peak_gflops=F\n"
+            "          openblas_gflops=F step_ms_median=F precision=S micro_batch=N fma_peak_gflops=F\n"
             "          fma_peak_share=F bf16_peak_gflops=F bf16_peak_share=F bf16_gemm_gflops=F\n");
+}
+
+// One optimizer step over B images in micro-batches of up to M (M == B: one pass); returns
+// the loss.
+static double one_step(struct train_state *ts, const float *images, const float *targets, int B,
+                       int M, int image_size, int num_classes) {
+    double loss = 0.0;
+    if (M >= B) {
+        loss = train_forward_backward(ts, images, targets, B, B, NULL, NULL);
+    } else {
+        train_zero_grads(ts);
+        for (int b = 0; b < B; b += M) {
+            int n = B - b < M ? B - b : M;
+            loss += train_accumulate(ts, images + (size_t)b * 3 * image_size * image_size,
+                                     targets + (size_t)b * num_classes, n, B, NULL, NULL);
+        }
+    }
+    train_apply_update(ts);
+    return loss;
 }
 
 int cmd_bench_step(int argc, char **argv) {
@@ -127,6 +149,7 @@ int cmd_bench_step(int argc, char **argv) {
                                    {"classes", 1, 0, 'v'},    {"threads", 1, 0, 't'},
                                    {"steps", 1, 0, 'n'},      {"warmup", 1, 0, 'w'},
                                    {"precision", 1, 0, 'P'},  {"profile", 0, 0, 'R'},
+                                   {"micro-batch", 1, 0, 'M'},
                                    {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     int c;
     char assignment[512];
@@ -153,6 +176,7 @@ int cmd_bench_step(int argc, char **argv) {
         case 'n': steps = atoi(optarg); break;
         case 'w': warmup = atoi(optarg); break;
         case 'P': SET("train.precision=%s", optarg); break;
+        case 'M': SET("train.micro_batch=%s", optarg); break;
         case 'R': profile = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -164,12 +188,14 @@ int cmd_bench_step(int argc, char **argv) {
     struct vit_config vc;
     if (vit_config_from_run(&vc, &cfg, 0) != 0) goto bad;
     const int B = (int)cfg.train.global_batch;
+    // Micro-batches as a worker runs them: full ones of M, the last one the rest.
+    const int M = cfg.train.micro_batch > 0 && cfg.train.micro_batch < B ? (int)cfg.train.micro_batch : B;
 
     struct pool *pool = pool_create((int)cfg.train.threads, 1);
     struct optim_settings os;
     optim_settings_from_run(&os, &cfg, warmup + steps);
     struct train_state ts;
-    train_state_create(&ts, &vc, &os, B, pool, (uint64_t)cfg.seed);
+    train_state_create(&ts, &vc, &os, M, pool, (uint64_t)cfg.seed);
     train_state_set_precision(&ts, (enum vit_precision)vit_precision_parse(cfg.train.precision));
     printf("model      %s: dim %d, depth %d, heads %d, image %d, patch %d, %d classes, %zu "
            "parameters\n",
@@ -180,6 +206,8 @@ int cmd_bench_step(int argc, char **argv) {
     printf("matmul     %s (CATLIP_GEMM=openblas|avx512 forces one)\n", gemm_backend());
     printf("blas       %s\n", blas_describe());
     printf("precision  %s (bf16 matmuls: %s)\n", cfg.train.precision, gemm_bf16_backend());
+    printf("batch      %d images a step in %d micro-batch%s of up to %d\n", B, (B + M - 1) / M,
+           (B + M - 1) / M == 1 ? "" : "es", M);
 
     size_t nimg = (size_t)B * 3 * vc.image_size * vc.image_size;
     size_t ntgt = (size_t)B * vc.num_classes;
@@ -190,16 +218,12 @@ int cmd_bench_step(int argc, char **argv) {
     for (int b = 0; b < B; b++)  // ~5 synsets per caption, like CatLIP's labels
         for (int j = 0; j < 5; j++) targets[(size_t)b * vc.num_classes + rng_below(&r, (uint64_t)vc.num_classes)] = 1.0f;
 
-    for (int s = 0; s < warmup; s++) {
-        train_forward_backward(&ts, images, targets, B, B, NULL, NULL);
-        train_apply_update(&ts);
-    }
+    for (int s = 0; s < warmup; s++) one_step(&ts, images, targets, B, M, vc.image_size, vc.num_classes);
     double *times = xcalloc((size_t)steps, sizeof(double));
     if (profile) pool_profile_start(pool);
     for (int s = 0; s < steps; s++) {
         double t0 = time_now();
-        double loss = train_forward_backward(&ts, images, targets, B, B, NULL, NULL);
-        train_apply_update(&ts);
+        double loss = one_step(&ts, images, targets, B, M, vc.image_size, vc.num_classes);
         times[s] = time_now() - t0;
         printf("step %d    %.3f s  loss %.4f  %.2f img/s\n", s, times[s], loss, B / times[s]);
         fflush(stdout);
@@ -241,10 +265,10 @@ int cmd_bench_step(int argc, char **argv) {
     printf("memory     peak RSS %.0f MB\n", rss);
     printf(
         "result: images_per_second=%.3f gflops=%.2f sgemm_gflops=%.2f sgemm_share=%.4f "
-        "peak_rss_mb=%.1f openblas_gflops=%.2f step_ms_median=%.3f precision=%s "
+        "peak_rss_mb=%.1f openblas_gflops=%.2f step_ms_median=%.3f precision=%s micro_batch=%d "
         "fma_peak_gflops=%.2f fma_peak_share=%.4f bf16_peak_gflops=%.2f bf16_peak_share=%.4f "
         "bf16_gemm_gflops=%.2f\n",
-        B / median, gflops, sgemm, gflops / sgemm, rss, openblas, median * 1e3, cfg.train.precision,
+        B / median, gflops, sgemm, gflops / sgemm, rss, openblas, median * 1e3, cfg.train.precision, M,
         fma_peak, fma_peak > 0 ? gflops / fma_peak : 0.0, bf16_peak,
         bf16_peak > 0 ? gflops / bf16_peak : 0.0, bf16_gemm);
     free(times), free(images), free(targets);

@@ -19,7 +19,8 @@ void heartbeat_init(struct heartbeat *h, struct link *link, int worker, double i
 // Call after any other message to the coordinator (it shows this worker is alive too).
 void heartbeat_sent(struct heartbeat *h);
 // A heartbeat if the last message is an interval old: a step of many micro-batches
-// (train.micro_batch) may outlast worker_timeout without any collective to wait in.
+// (train.micro_batch) may outlast worker_timeout without any collective to wait in. h may be
+// NULL (no coordinator: catlip bench allreduce), and so may the waits' below.
 void heartbeat_beat(struct heartbeat *h);
 // MPI_Waitall, heartbeating while it waits. Returns MPI_SUCCESS or the MPI error.
 int heartbeat_waitall(struct heartbeat *h, int n, MPI_Request *requests);

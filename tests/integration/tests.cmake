@@ -13,3 +13,12 @@ foreach(case equivalence resume skips memory timeout)
             --catlip $<TARGET_FILE:catlip> ${case})
   set_tests_properties(integration.accum_${case} PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE)
 endforeach()
+
+# The benchmark commands' behaviour (bench allreduce under mpirun, bench step --micro-batch):
+# tests/integration/bench_test.py.
+foreach(case allreduce step_micro)
+  add_test(NAME integration.bench_${case}
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/bench_test.py
+            --catlip $<TARGET_FILE:catlip> ${case})
+  set_tests_properties(integration.bench_${case} PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE)
+endforeach()

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""The benchmark commands' own behaviour (not their speed):
+
+  allreduce   `mpirun -n 3 catlip bench allreduce`: the rank and host line, the gradient's
+              float count for a model (the layout's parameter count, as `bench step` prints it)
+              and for --floats, the bucket count grad_sync makes, the sums checked on every
+              rank, the machine-readable line; bad options are one-line errors (exit 2)
+  step_micro  `catlip bench step --micro-batch M`: a step of B images in ceil(B/M)
+              micro-batches gives the losses of the unsplit step (within 1e-5 relative), and
+              the result line names M
+
+  bench_test.py --catlip build/catlip allreduce|step_micro
+"""
+import argparse
+import math
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runtime_test as rt  # noqa: E402
+
+
+def result_line(out):
+    m = re.search(r"^result: (.*)$", out, re.M)
+    return dict(kv.split("=", 1) for kv in m.group(1).split()) if m else None
+
+
+def test_allreduce(catlip):
+    def bench(ranks, args):
+        p = subprocess.run(["mpirun", "--oversubscribe", "-n", str(ranks), catlip, "bench",
+                            "allreduce"] + args, env=rt.ENV, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=300)
+        return p.returncode, p.stdout
+
+    # A model's gradient: vit_tiny at 32 px with 100 classes, as `bench step` counts it.
+    rc, out = bench(3, ["--image-size", "32", "--classes", "100", "--iters", "3",
+                        "--bucket-mb", "0.5"])
+    r = result_line(out)
+    rt.check(rc == 0 and r is not None, f"3 ranks, vit_tiny/32 gradient: exit 0 and a result line "
+             f"(exit {rc})")
+    if r is None:
+        print(out[-2000:])
+        return
+    step = subprocess.run([catlip, "bench", "step", "--image-size", "32", "--classes", "100",
+                           "--batch", "2", "--steps", "1", "--warmup", "0", "--threads", "1"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    params = re.search(r"(\d+) parameters", step.stdout)
+    rt.check(params is not None and r["grad_floats"] == params.group(1),
+             f"gradient floats {r['grad_floats']} = the model's parameters "
+             f"({params.group(1) if params else '?'})")
+    rt.check(r["ranks"] == "3" and r["hosts"] == "1", "ranks=3 hosts=1 in the result line")
+    rt.check(re.search(r"^ranks +3 on 1 host: \S+ \(3\)$", out, re.M) is not None,
+             "the host line names this host with its 3 ranks")
+    rt.check("check      every reduced float on every rank equals the ranks' sum" in out,
+             "the sums were checked on every rank")
+    sweep = re.findall(r"^ +(\d+) +([\d.]+) +([\d.]+) +([\d.]+)$", out, re.M)
+    sizes = [int(s[0]) for s in sweep]
+    want = []
+    n = 1
+    while True:
+        n = min(n, int(r["grad_floats"]))
+        want.append(4 * n)
+        if n == int(r["grad_floats"]):
+            break
+        n *= 4
+    rt.check(sizes == want, f"sweep sizes 4 B x4 up to the gradient ({len(sizes)} rows)")
+    rt.check(all(float(s[1]) > 0 for s in sweep) and float(r["grad_ms_median"]) > 0 and
+             float(r["latency_us"]) > 0, "times are positive")
+    # Bus bandwidth = 2(n-1)/n x bytes / time at 3 ranks.
+    bus = 4 / 3 * 4 * int(r["grad_floats"]) / (float(r["grad_ms_median"]) * 1e-3) / 1e6
+    rt.check(math.isclose(bus, float(r["grad_busbw_mbps"]), rel_tol=1e-2),
+             f"bus bandwidth {r['grad_busbw_mbps']} MB/s = 4/3 x bytes / time ({bus:.2f})")
+
+    # --floats: buckets of 0.25 MiB (65,536 floats) cut from the end: 200,000 floats -> 4.
+    rc, out = bench(2, ["--floats", "200000", "--bucket-mb", "0.25", "--no-sweep", "--iters", "2"])
+    r = result_line(out)
+    rt.check(rc == 0 and r is not None and r["grad_floats"] == "200000" and r["buckets"] == "4",
+             f"--floats 200000 in 0.25 MiB buckets: 4 buckets (got {r and r.get('buckets')})")
+    rt.check(re.search(r"^ +\d+ +[\d.]+", out, re.M) is None, "--no-sweep prints no sweep")
+
+    for args, what in [(["--iters", "0"], "--iters must be between"),
+                       (["--floats", "-3"], "--floats must be a count"),
+                       (["--model", "vit_nope"], "model.name"),
+                       (["--bucket-mb", "0"], "train.bucket_mb"),
+                       (["stray"], "unexpected argument 'stray'")]:
+        p = subprocess.run([catlip, "bench", "allreduce"] + args, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60)
+        lines = [ln for ln in p.stdout.splitlines() if ln.startswith("catlip: error")]
+        rt.check(p.returncode == 2 and len(lines) == 1 and what in lines[0],
+                 f"{' '.join(args)}: exit 2 and one error line naming {what!r} "
+                 f"(exit {p.returncode}: {lines})")
+
+
+def test_step_micro(catlip):
+    def losses(micro):
+        p = subprocess.run([catlip, "bench", "step", "--image-size", "64", "--classes", "300",
+                            "--batch", "8", "--steps", "3", "--warmup", "0", "--threads", "1",
+                            "--micro-batch", str(micro)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=300)
+        rt.check(p.returncode == 0, f"bench step --micro-batch {micro}: exit 0")
+        r = result_line(p.stdout)
+        rt.check(r is not None and r.get("micro_batch") == str(min(micro, 8)),
+                 f"result line says micro_batch={min(micro, 8)}")
+        parts = re.search(r"^batch +8 images a step in (\d+) micro-batch", p.stdout, re.M)
+        rt.check(parts is not None and int(parts.group(1)) == -(-8 // micro),
+                 f"--micro-batch {micro}: {-(-8 // micro)} micro-batches a step")
+        return [float(x) for x in re.findall(r"^step \d+ .* loss ([\d.]+)", p.stdout, re.M)]
+
+    whole = losses(8)
+    for micro in (3, 1):
+        split = losses(micro)
+        worst = max(abs(a - b) / abs(a) for a, b in zip(whole, split)) if split else math.inf
+        rt.check(len(split) == 3 and worst < 1e-5,
+                 f"micro-batch {micro} vs whole: 3 steps' losses within 1e-5 relative "
+                 f"(worst {worst:.2e})")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--catlip", required=True)
+    ap.add_argument("test", choices=["allreduce", "step_micro"])
+    a = ap.parse_args()
+    globals()["test_" + a.test](os.path.abspath(a.catlip))
+    print(f"{a.test}: {len(rt.failures)} failure(s)")
+    sys.exit(1 if rt.failures else 0)
+
+
+if __name__ == "__main__":
+    main()
