@@ -19,6 +19,7 @@ with the same link (more compute to hide behind), and the allreduce times are th
       [--rates 100mbit,1gbit,unlimited] [--runs 1] [--steps 6]
 """
 import argparse
+import json
 import os
 import re
 import statistics
@@ -80,6 +81,8 @@ def main():
     ap.add_argument("--rates", default="100mbit,1gbit,unlimited")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--json", help="also write the measurements here (for "
+                    "bench/scaling_model.py validate --bed)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("hosts_comm.py: must run as root (the bed makes namespaces)")
@@ -105,7 +108,8 @@ def main():
             grad_ms = statistics.median(r["grad_ms_median"] for r in ar)
             busbw = statistics.median(r["grad_busbw_mbps"] for r in ar)
             lat = statistics.median(r["latency_us"] for r in ar)
-            row = {"rate": rate, "grad_ms": grad_ms, "busbw": busbw, "lat": lat}
+            row = {"rate": rate, "grad_ms": grad_ms, "busbw": busbw, "lat": lat,
+                   "buckets": int(ar[0]["buckets"]), "grad_floats": int(ar[0]["grad_floats"])}
             for overlap in (True, False):
                 row[overlap] = (statistics.median(s for s, _ in st[overlap]),
                                 statistics.median(e for _, e in st[overlap]))
@@ -118,6 +122,16 @@ def main():
         bed("down", check=False)
         subprocess.run(["rm", "-rf", tmp])
         lock.close()
+    if a.json:
+        import time
+        with open(a.json, "w") as f:
+            json.dump({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "hosts": 3,
+                       "model": "vit_tiny", "global_batch": 96, "steps": a.steps,
+                       "runs": a.runs, "grad_floats": rows[0]["grad_floats"],
+                       "rows": [{"rate": r["rate"], "grad_ms": r["grad_ms"],
+                                 "busbw_mbps": r["busbw"], "latency_us": r["lat"],
+                                 "buckets": r["buckets"], "overlap": list(r[True]),
+                                 "no_overlap": list(r[False])} for r in rows]}, f, indent=1)
     print()
     print("| link | allreduce of vit_tiny's gradient (40.9 MB, 3 hosts) | bus bandwidth | latency "
           "| step, overlapped | exposed comm, overlapped | step, after backward | exposed comm, "

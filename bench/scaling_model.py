@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""A model of catlip's data-parallel step on a farm, built from measured constants.
+
+  measure   runs `catlip bench step` (per model and precision, one thread, --profile; and
+            vit_tiny at 2 threads) and stores the constants in a JSON file:
+            parameters, GFLOP per image, seconds per image on one core, the thread efficiency
+            of a second core, the optimizer's time per parameter (AdamW + EMA + grad norm)
+  predict   step time, images/s and scaling efficiency for one setting
+  validate  predictions against bench/hosts_comm.py's measurements on the test bed (--json),
+            with the error of each point
+  table     the README table: ViT-B/16, the paper's global batch 65,536, on 16-1,024 hosts of
+            32 cores at 10, 25 and 100 Gbit/s, each with the settings the model recommends
+
+The model (every term a measured constant or stated assumption):
+  workers per host W, cores per host C: each worker computes with c = C / W cores at
+      t_img(c) = t_img(1) / (c * e), e = the measured efficiency of the second core (assumed
+      to hold at every core count: optimistic for 32 cores);
+  a step: each worker does G / (H W) images in micro-batches of m;
+      compute = G / (H W) * t_img(c);
+  gradient bytes S = 4 P (fp32) or 2 P (grad_comm bf16); buckets k = ceil(4 P / bucket);
+  allreduce among N ranks over a link of L bytes/s with per-message latency a:
+      ring:   T(N) = k * 2 (N - 1) * a + 2 (N - 1) / N * S / L
+      flat with W > 1: N = H W ranks in a ring ordered by host (one inter-host hop per host);
+      hierarchical: reduce and broadcast inside the host through shared memory
+      (2 S / shm_bw) and the ring among H leaders;
+      L = link rate x the MPI efficiency measured on the bed (bus bandwidth / link rate);
+  overlap: the allreduce runs under the last micro-batch's backward (2/3 of its compute);
+      the last bucket (the embeddings, reported last) never hides:
+      exposed = max(T - window, T * min(1, bucket / 4P));
+  optimizer: P * t_param, or with train.shard_optimizer P * t_param / N plus an allgather of
+      the new fp32 weights ((N - 1) / N * 4 P / L, after the update: exposed);
+  step = compute + exposed + optimizer; scaling efficiency = the step without communication
+      (compute + optimizer) / the step.
+
+  bench/scaling_model.py measure --catlip build/catlip [--out bench/scaling_constants.json]
+  bench/scaling_model.py predict --hosts 64 --link 10gbit --model vit_base --global-batch 65536
+  bench/scaling_model.py validate --bed bed.json
+  bench/scaling_model.py table
+"""
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_CONSTANTS = os.path.join(HERE, "scaling_constants.json")
+MODELS = {"vit_tiny": 16, "vit_base": 4, "vit_large": 2}  # model -> batch for measuring
+
+
+def bits(rate):
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(k|m|g)bit", rate.lower())
+    if not m:
+        raise SystemExit(f"cannot read link rate '{rate}' (e.g. 100mbit, 10gbit)")
+    return float(m.group(1)) * {"k": 1e3, "m": 1e6, "g": 1e9}[m.group(2)]
+
+
+# ---- measure -----------------------------------------------------------------------------
+
+def bench_step(catlip, model, batch, threads, precision):
+    cmd = [catlip, "bench", "step", "--model", model, "--batch", str(batch), "--threads",
+           str(threads), "--steps", "3", "--warmup", "1", "--precision", precision, "--profile"]
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+    res = re.search(r"^result: (.*)$", out, re.M)
+    params = re.search(r"(\d+) parameters", out)
+    gf = re.search(r"\(([\d.]+) GFLOP/step\)", out)
+    if not (res and params and gf):
+        raise SystemExit("bench step failed:\n" + out[-2000:])
+    r = dict(kv.split("=", 1) for kv in res.group(1).split())
+    # Optimizer: AdamW + EMA and the gradient norm regions of the profile (ms per step).
+    opt_ms = sum(float(m.group(1)) for m in
+                 re.finditer(r"^\s+(?:adamw_worker|norm_worker)\s+\d+\s+([\d.]+)", out, re.M))
+    step_s = float(r["step_ms_median"]) / 1e3
+    return {"params": int(params.group(1)), "gflop_per_image": float(gf.group(1)) / batch,
+            "s_per_image": (step_s - opt_ms / 1e3) / batch, "optimizer_s": opt_ms / 1e3,
+            "fma_peak_gflops": float(r["fma_peak_gflops"])}
+
+
+def cmd_measure(a):
+    catlip = os.path.abspath(a.catlip)
+    c = {"machine": subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"],
+                                   stdout=subprocess.PIPE, text=True).stdout.strip(),
+         "models": {}}
+    for model, batch in MODELS.items():
+        for precision in ("fp32", "bf16"):
+            m = bench_step(catlip, model, batch, 1, precision)
+            c["models"].setdefault(model, {"params": m["params"],
+                                           "gflop_per_image": m["gflop_per_image"]})
+            c["models"][model][f"s_per_image_{precision}"] = m["s_per_image"]
+            c["models"][model]["optimizer_s_per_param"] = m["optimizer_s"] / m["params"]
+            print(f"{model} {precision}: {m['s_per_image']:.3f} s/image on one core, optimizer "
+                  f"{m['optimizer_s'] * 1e3:.1f} ms ({m['params']} parameters)", flush=True)
+    one = bench_step(catlip, "vit_tiny", 32, 1, "fp32")
+    two = bench_step(catlip, "vit_tiny", 32, 2, "fp32")
+    c["thread_efficiency"] = one["s_per_image"] / two["s_per_image"] / 2
+    print(f"second core: {one['s_per_image'] / two['s_per_image']:.2f}x "
+          f"(efficiency {c['thread_efficiency']:.2f})")
+    old = {}
+    if os.path.exists(a.out):
+        with open(a.out) as f:
+            old = json.load(f)
+    c["network"] = old.get("network", {})  # from `validate --bed` (bench/hosts_comm.py)
+    with open(a.out, "w") as f:
+        json.dump(c, f, indent=1)
+    print(f"wrote {a.out}")
+
+
+# ---- the model ---------------------------------------------------------------------------
+
+def predict(c, model, hosts, workers_per_host, cores, link_bps, global_batch, micro_batch,
+            grad_comm="fp32", allreduce="auto", shard=False, overlap=True, precision="fp32",
+            bucket_mb=4.0, latency_s=None, mpi_eff=None, shm_bw=None, cpu_share=1.0):
+    m = c["models"][model]
+    net = c.get("network", {})
+    a = latency_s if latency_s is not None else net.get("hop_latency_s", 30e-6)
+    eff = mpi_eff if mpi_eff is not None else net.get("mpi_efficiency", 0.8)
+    shm = shm_bw if shm_bw is not None else net.get("shm_bytes_per_s", 2e9)
+    H, W = hosts, workers_per_host
+    N = H * W
+    per_worker = global_batch / N
+    micro = min(micro_batch or per_worker, per_worker)
+    cpw = cores / W * cpu_share
+    e = 1.0 if cpw <= 1 else c["thread_efficiency"]
+    t_img = m[f"s_per_image_{precision}"] / (cpw * e)
+    compute = per_worker * t_img
+    P = m["params"]
+    S = P * (2 if grad_comm == "bf16" else 4)
+    k = max(1, math.ceil(4 * P / (bucket_mb * 1048576)))
+    L = link_bps / 8 * eff
+    if allreduce == "auto":
+        allreduce = "hierarchical" if W > 1 and H > 1 else "flat"
+
+    def ring(n, nbytes, bw):
+        return 0.0 if n <= 1 else k * 2 * (n - 1) * a + 2 * (n - 1) / n * nbytes / bw
+
+    if allreduce == "hierarchical" and W > 1:
+        comm = 2 * S / shm + ring(H, S, L)
+    elif H == 1:
+        comm = ring(N, S, shm)
+    else:
+        comm = ring(N, S, L)
+    window = 2 / 3 * micro * t_img if overlap else 0.0
+    exposed = max(comm - window, comm * min(1.0, bucket_mb * 1048576 / (4 * P)))
+    if not overlap:
+        exposed = comm
+    t_param = m["optimizer_s_per_param"] / (cpw * e) if cpw > 1 else m["optimizer_s_per_param"] / cpw
+    if shard and N > 1:
+        opt = P * t_param / N + (N - 1) / N * 4 * P / (L if H > 1 else shm)
+    else:
+        opt = P * t_param
+    step = compute + exposed + opt
+    ideal = compute + (P * t_param / N if shard and N > 1 else P * t_param)
+    return {"step_s": step, "images_per_s": global_batch / step, "compute_s": compute,
+            "comm_s": comm, "exposed_s": exposed, "optimizer_s": opt,
+            "efficiency": ideal / step, "allreduce": allreduce, "micro_batch": micro}
+
+
+def cmd_predict(a):
+    c = load(a.constants)
+    p = predict(c, a.model, a.hosts, a.workers_per_host, a.cores, bits(a.link), a.global_batch,
+                a.micro_batch, a.grad_comm, a.allreduce, a.shard, not a.no_overlap, a.precision,
+                a.bucket_mb)
+    for k, v in p.items():
+        print(f"{k:14s} {v:.4g}" if isinstance(v, float) else f"{k:14s} {v}")
+
+
+def load(path):
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} not found: run `bench/scaling_model.py measure` first")
+    with open(path) as f:
+        return json.load(f)
+
+
+# ---- validate ----------------------------------------------------------------------------
+
+def cmd_validate(a):
+    """Bed measurements (bench/hosts_comm.py --json): 3 hosts x 1 worker, vit_tiny/224, 32
+    images per worker, the coordinator beside worker 0, all on this machine's cores. The
+    network constants come from the bed's `bench allreduce` at the fastest limited rate and the
+    bed's one-rank-per-host latency; the rest of the points are predictions."""
+    c = load(a.constants)
+    with open(a.bed) as f:
+        bed = json.load(f)
+    ncores = os.cpu_count()
+    # Calibrate the network from the 1 Gbit/s allreduce alone (or the first limited rate).
+    limited = [r for r in bed["rows"] if r["rate"] != "unlimited"]
+    ref = next((r for r in limited if r["rate"] == "1gbit"), limited[0])
+    S = 4 * bed["grad_floats"]
+    N = bed["hosts"]
+    k = ref["buckets"]
+    hop = ref["latency_us"] * 1e-6 / (2 * math.ceil(math.log2(N)))  # recursive doubling
+    bw = 2 * (N - 1) / N * S / (ref["grad_ms"] * 1e-3 - k * 2 * (N - 1) * hop)
+    c.setdefault("network", {}).update({"hop_latency_s": hop,
+                                        "mpi_efficiency": bw / (bits(ref["rate"]) / 8),
+                                        "calibrated_on": f"bed {ref['rate']} ({bed['date']})"})
+    unl = next((r for r in bed["rows"] if r["rate"] == "unlimited"), None)
+    if unl:
+        c["network"]["shm_bytes_per_s"] = 2 * (N - 1) / N * S / (unl["grad_ms"] * 1e-3)
+    print(f"network: hop latency {hop * 1e6:.1f} us, MPI efficiency "
+          f"{c['network']['mpi_efficiency']:.2f} of the link rate (from {ref['rate']})")
+    # Each bed host runs one worker; all of them (and the coordinator) share this machine's
+    # cores: a worker gets ncores / N of them.
+    share = ncores / N
+    worst = 0.0
+    print("| link | overlap | measured step | predicted | error | measured exposed | predicted |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in bed["rows"]:
+        link = bits(r["rate"]) if r["rate"] != "unlimited" else None
+        for overlap in (True, False):
+            meas_step, meas_exp = r["overlap" if overlap else "no_overlap"]
+            if link is None:
+                # unlimited: the veth pairs, no tbf; the link is what the bed's allreduce got.
+                eff_bps = 8 * 2 * (N - 1) / N * S / (r["grad_ms"] * 1e-3)
+                p = predict(c, bed["model"], N, 1, 1, eff_bps, bed["global_batch"], 0,
+                            overlap=overlap, cpu_share=share, latency_s=0.0, mpi_eff=1.0)
+            else:
+                p = predict(c, bed["model"], N, 1, 1, link, bed["global_batch"], 0,
+                            overlap=overlap, cpu_share=share)
+            err = p["step_s"] / meas_step - 1
+            worst = max(worst, abs(err))
+            print(f"| {r['rate']} | {'yes' if overlap else 'no'} | {meas_step:.2f} s | "
+                  f"{p['step_s']:.2f} s | {100 * err:+.0f}% | {100 * meas_exp:.1f}% | "
+                  f"{100 * p['exposed_s'] / p['step_s']:.1f}% |")
+    print(f"worst step-time error {100 * worst:.0f}% ({'within' if worst <= 0.25 else 'OUTSIDE'} "
+          f"25%)")
+    if a.save:
+        with open(a.constants, "w") as f:
+            json.dump(c, f, indent=1)
+        print(f"network constants saved to {a.constants}")
+    sys.exit(0 if worst <= 0.25 else 1)
+
+
+# ---- table -------------------------------------------------------------------------------
+
+def best(c, model, hosts, link, G, cores, precision):
+    """The fastest of the settings the model knows, for one farm point."""
+    options = []
+    for W in (1, 2, 4):
+        for grad_comm in ("fp32", "bf16"):
+            for shard in (False, True):
+                for bucket in (4.0, 25.0, 100.0):
+                    per_worker = G / (hosts * W)
+                    for micro in (32, 64, 128):
+                        if micro > per_worker:
+                            continue
+                        p = predict(c, model, hosts, W, cores, link, G, micro, grad_comm,
+                                    "auto", shard, True, precision, bucket)
+                        options.append((p["step_s"], W, grad_comm, shard, bucket, micro, p))
+    return min(options, key=lambda o: o[0])
+
+
+def cmd_table(a):
+    c = load(a.constants)
+    print(f"ViT-B/16 at 224, global batch {a.global_batch}, hosts of {a.cores} cores, "
+          f"{a.precision} compute (constants measured on {c['machine']}; network calibrated on "
+          f"{c.get('network', {}).get('calibrated_on', 'defaults')})")
+    print("| hosts | link | step | images/s | scaling efficiency | exposed comm | settings "
+          "(workers/host, grad_comm, shard, bucket MiB, micro-batch) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for hosts in (16, 64, 256, 1024):
+        for rate in ("10gbit", "25gbit", "100gbit"):
+            s, W, gc, sh, bk, mb, p = best(c, "vit_base", hosts, bits(rate), a.global_batch,
+                                           a.cores, a.precision)
+            print(f"| {hosts} | {rate} | {s:.2f} s | {p['images_per_s']:.0f} | "
+                  f"{100 * p['efficiency']:.0f}% | {1e3 * p['exposed_s']:.0f} ms | {W}, {gc}, "
+                  f"{'yes' if sh else 'no'}, {bk:g}, {mb} |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--constants", default=DEFAULT_CONSTANTS)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure")
+    m.add_argument("--catlip", required=True)
+    m.add_argument("--out", default=DEFAULT_CONSTANTS)
+    p = sub.add_parser("predict")
+    p.add_argument("--model", default="vit_base", choices=list(MODELS))
+    p.add_argument("--hosts", type=int, default=16)
+    p.add_argument("--workers-per-host", type=int, default=1)
+    p.add_argument("--cores", type=int, default=32)
+    p.add_argument("--link", default="10gbit")
+    p.add_argument("--global-batch", type=int, default=65536)
+    p.add_argument("--micro-batch", type=int, default=64)
+    p.add_argument("--grad-comm", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--allreduce", default="auto", choices=["auto", "flat", "hierarchical"])
+    p.add_argument("--shard", action="store_true")
+    p.add_argument("--no-overlap", action="store_true")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--bucket-mb", type=float, default=4.0)
+    v = sub.add_parser("validate")
+    v.add_argument("--bed", required=True, help="bench/hosts_comm.py --json output")
+    v.add_argument("--save", action="store_true", help="store the calibrated network constants")
+    t = sub.add_parser("table")
+    t.add_argument("--global-batch", type=int, default=65536)
+    t.add_argument("--cores", type=int, default=32)
+    t.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
+    a = ap.parse_args()
+    if a.cmd == "measure" and not hasattr(a, "out"):
+        a.out = a.constants
+    {"measure": cmd_measure, "predict": cmd_predict, "validate": cmd_validate,
+     "table": cmd_table}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
