@@ -86,10 +86,13 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("hosts_comm.py: must run as root (the bed makes namespaces)")
-    catlip = os.path.abspath(a.catlip)
     rates = a.rates.split(",")
     tmp = tempfile.mkdtemp(prefix="catlip-hosts-bench.", dir="/var/tmp")
     os.chmod(tmp, 0o755)
+    # A private copy of the binary (on the shared file system): a rebuild while the benchmark
+    # runs must not swap it.
+    catlip = os.path.join(tmp, "catlip")
+    subprocess.run(["cp", os.path.abspath(a.catlip), catlip], check=True)
     # One bed at a time on this machine: the tests' lock.
     os.makedirs("/run/lock", exist_ok=True)
     lock = open("/run/lock/catlip-bed.lock", "w")

@@ -22,6 +22,7 @@
 #include "model/inference.h"
 #include "text/caption_labels.h"
 #include "text/labeler.h"
+#include "text/vocab.h"
 
 static const char *multilabel_usage =
     "usage: catlip eval multilabel --checkpoint CKPT --data PATTERN [options]\n"
@@ -358,6 +359,40 @@ static void zeroshot_tally_head(const struct zeroshot_rows *r, const struct tran
     free(scores);
 }
 
+// How each class's row was built (--classes): the senses considered with their training mass
+// and the one chosen, and the vocabulary rows pooled with their weights.
+static json_t *head_classes_json(const struct transfer_head *h, const struct vocab *vocab) {
+    json_t *a = json_array();
+    for (int k = 0; k < h->K; k++) {
+        const struct head_class *b = &h->built[k];
+        json_t *o = json_object();
+        json_object_set_new(o, "class", json_string(h->classes[k].name));
+        json_t *senses = json_array();
+        for (int i = 0; i < b->nsenses; i++) {
+            char id[16];
+            snprintf(id, sizeof id, "n%08u", b->senses[i]);
+            json_t *s = json_object();
+            json_object_set_new(s, "synset", json_string(id));
+            json_object_set_new(s, "mass", json_real(b->sense_mass[i]));
+            json_object_set_new(s, "chosen", json_boolean(i == b->chosen));
+            json_array_append_new(senses, s);
+        }
+        json_object_set_new(o, "senses", senses);
+        json_object_set_new(o, "mass", json_real(b->mass));
+        json_t *rows = json_array();
+        for (int i = 0; i < b->nmembers; i++) {
+            json_t *r = json_object();
+            json_object_set_new(r, "synset", json_string(vocab_id(vocab, b->members[i].row)));
+            json_object_set_new(r, "lemma", json_string(vocab_lemma(vocab, b->members[i].row)));
+            json_object_set_new(r, "weight", json_real(b->members[i].weight));
+            json_array_append_new(rows, r);
+        }
+        json_object_set_new(o, "rows", rows);  // empty: nothing matched, a random row
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
 static json_t *per_class_json(const struct zeroshot_tally *z) {
     json_t *a = json_array();
     for (int t = 0; t < z->K; t++) {
@@ -373,8 +408,8 @@ static json_t *per_class_json(const struct zeroshot_tally *z) {
 // -1 with catlip_error().
 static int zeroshot_report(const struct eval_args *a, const struct inference_model *m,
                            const struct zeroshot_tally *z, const struct zeroshot_tally *old,
-                           const struct head_options *opt, const char *const *names,
-                           const char *skips) {
+                           const struct head_options *opt, const struct transfer_head *head,
+                           const char *const *names, const char *skips) {
     int K = z->K, topk = z->topk;
     long N = z->images;
     int rc = 0;
@@ -448,6 +483,7 @@ static int zeroshot_report(const struct eval_args *a, const struct inference_mod
             json_object_set_new(h, "senses", json_string(head_senses_name(opt->senses)));
             json_object_set_new(h, "pool", json_string(head_pool_name(opt->pool)));
             json_object_set_new(h, "calibrate", json_string(head_calibrate_name(opt->calibrate)));
+            if (head && head->built) json_object_set_new(h, "classes", head_classes_json(head, m->vocab));
             json_object_set_new(o, "head", h);
         }
         if (old) {
@@ -468,6 +504,10 @@ int cmd_eval_zeroshot(int argc, char **argv) {
     if (parse_eval_args(argc, argv, zeroshot_usage, &a) != 0 ||
         (!a.classes == !a.head &&
          catlip_error_set("give exactly one of --classes FILE and --head FILE")) ||
+        (a.head && a.headopt.given &&
+         catlip_error_set("--senses, --pool, --calibrate, --calibrate-on and --max-reference build "
+                          "a head from --classes; a --head file is used as catlip transfer wrote "
+                          "it")) ||
         (a.classes && head_args_finish(&a.headopt) != 0)) {
         catlip_error_print();
         return 2;
@@ -523,7 +563,8 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         const char **class_names = xmalloc((size_t)K * sizeof *class_names);
         for (int t = 0; t < K; t++) class_names[t] = a.classes ? head.classes[t].name : names[t];
         rc = zeroshot_report(&a, &m, &z, a.classes ? &zold : NULL,
-                             a.classes ? &a.headopt.opt : NULL, class_names, skips);
+                             a.classes ? &a.headopt.opt : NULL, a.classes ? &head : NULL,
+                             class_names, skips);
         free(class_names);
     }
     if (rc != 0) catlip_error_print();

@@ -15,6 +15,7 @@ void head_args_init(struct head_args *a) {
 
 int head_args_take(struct head_args *a, int opt, const char *arg) {
     int v;
+    if (opt >= 0x1001 && opt <= 0x1005) a->given++;
     switch (opt) {
         case 0x1001:
             if ((v = head_senses_parse(arg)) < 0)

@@ -7,6 +7,7 @@ struct head_args {
     struct head_options opt;
     const char *calibrate_on;  // reference shards (not the test images)
     int calibrate_given;
+    int given;  // how many of the options above the command line gave
     long max_reference;  // images of the reference set used (0: all)
 };
 

@@ -215,6 +215,23 @@ def main():
         p2 = run([catlip, "eval", "zeroshot", "--checkpoint", rd, "--classes", classes, "--quiet", "--data",
                   os.path.join(tmp, "cls", "00000.tar"), "--json", zs_json, *first_rule])
         check(json.load(open(zs_json))["top1"] == zs["top1"], "eval zeroshot: --classes equals --head of the same classes")
+        # How each row was built, in the JSON: dog's own row (first sense, no pooling) with
+        # weight 1; the unmatched class has no rows (a random row).
+        built = json.load(open(zs_json))["head"]["classes"]
+        dog_row = built[0]["rows"]
+        check(len(built) == 4 and built[0]["class"] == "dog" and len(dog_row) == 1 and
+              dog_row[0]["synset"] == "n02084071" and abs(dog_row[0]["weight"] - 1) < 1e-12 and
+              built[3]["rows"] == [],
+              f"eval zeroshot --json: per class the rows pooled with weights (dog: {dog_row}; "
+              f"xyzzy: {built[3]['rows']})")
+        run([catlip, "eval", "zeroshot", "--checkpoint", rd, "--classes", classes, "--quiet", "--data",
+             os.path.join(tmp, "cls", "00000.tar"), "--json", zs_json, "--calibrate", "none"])
+        built = json.load(open(zs_json))["head"]["classes"]
+        weights = [sum(r["weight"] for r in b["rows"]) for b in built if b["rows"]]
+        chosen = [sum(1 for s in b["senses"] if s["chosen"]) for b in built if b["senses"]]
+        check(weights and all(abs(w - 1) < 1e-9 for w in weights) and all(c <= 1 for c in chosen),
+              f"eval zeroshot --json (default head): each class's row weights sum to 1 ({weights}), "
+              f"at most one sense chosen per class")
         ml_json = os.path.join(tmp, "multilabel.json")
         p = run([catlip, "eval", "multilabel", "--checkpoint", rd, "--data", pattern, "--json", ml_json])
         ml = json.load(open(ml_json))
@@ -245,6 +262,9 @@ def main():
                        "export of a truncated checkpoint", "bad.pb")
         one_line_error(run([catlip, "eval", "zeroshot", "--checkpoint", rd, "--head", vocab, "--data", pattern],
                            None), "eval zeroshot with a head that is not one", "vocab.tsv")
+        one_line_error(run([catlip, "eval", "zeroshot", "--checkpoint", rd, "--head", head, "--pool", "none",
+                            "--data", pattern], None),
+                       "eval zeroshot --head with a head-building option", "--head file is used as")
         one_line_error(run([catlip, "eval", "multilabel", "--checkpoint", rd, "--data",
                             os.path.join(tmp, "missing", "{0..3}.tar")], None), "eval of missing shards", "missing")
         one_line_error(run([catlip, "transfer", "--checkpoint", rd, "--classes", os.path.join(tmp, "none.txt"), "-o",
