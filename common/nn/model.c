@@ -65,13 +65,14 @@ double vit_forward_macs(const struct vit_config *c) {
     return patch + c->depth * per_block + (double)C * c->num_classes;
 }
 
-static size_t add_tensor(struct vit_layout *l, int *cap, const char *name, bool decay, int ndim,
-                         int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
-    if (l->ntensors == *cap) {
+size_t tensor_table_add(struct tensor_info **tensors, int *ntensors, int *cap, size_t *total,
+                        const char *name, bool decay, int ndim, int64_t d0, int64_t d1,
+                        int64_t d2, int64_t d3) {
+    if (*ntensors == *cap) {
         *cap = *cap ? *cap * 2 : 64;
-        l->tensors = xrealloc(l->tensors, (size_t)*cap * sizeof *l->tensors);
+        *tensors = xrealloc(*tensors, (size_t)*cap * sizeof **tensors);
     }
-    struct tensor_info *t = &l->tensors[l->ntensors++];
+    struct tensor_info *t = &(*tensors)[(*ntensors)++];
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = ndim;
@@ -81,11 +82,17 @@ static size_t add_tensor(struct vit_layout *l, int *cap, const char *name, bool 
         t->shape[i] = dims[i];
         t->numel *= (size_t)dims[i];
     }
-    t->offset = l->total;
+    t->offset = *total;
     t->decay = decay;
     // Keep every tensor 64-byte aligned (16 floats) so SIMD loops start aligned.
-    l->total += (t->numel + 15) & ~(size_t)15;
+    *total += (t->numel + 15) & ~(size_t)15;
     return t->offset;
+}
+
+static size_t add_tensor(struct vit_layout *l, int *cap, const char *name, bool decay, int ndim,
+                         int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    return tensor_table_add(&l->tensors, &l->ntensors, cap, &l->total, name, decay, ndim, d0, d1,
+                            d2, d3);
 }
 
 void vit_layout_init(struct vit_layout *l, const struct vit_config *c) {
@@ -99,7 +106,7 @@ void vit_layout_init(struct vit_layout *l, const struct vit_config *c) {
     l->patch_b = add_tensor(l, &cap, "patch_embed.proj.bias", false, 1, C, 0, 0, 0);
     l->blocks = xcalloc((size_t)c->depth, sizeof *l->blocks);
     for (int i = 0; i < c->depth; i++) {
-        struct vit_block_offsets *b = &l->blocks[i];
+        struct transformer_block_offsets *b = &l->blocks[i];
         char name[64];
 #define BLOCK_TENSOR(field, suffix, decay, ndim, d0, d1)                 \
     snprintf(name, sizeof name, "blocks.%d.%s", i, suffix);              \

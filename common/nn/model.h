@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "nn/transformer.h"
 
 struct vit_config {
     int dim;          // C, embedding width
@@ -45,12 +46,11 @@ struct tensor_info {
     bool decay;        // AdamW weight decay applies (not biases, LayerNorm, pos_embed, cls_token)
 };
 
-// Offsets of one block's tensors in the buffers (in floats).
-struct vit_block_offsets {
-    size_t norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, fc1_w, fc1_b,
-        fc2_w, fc2_b;
-    size_t begin, end;  // the block's whole range, for gradient buckets
-};
+// Appends a tensor to a parameter table (tensors grown in steps, *cap its capacity) and returns
+// its offset: *total rounded so every tensor starts 64-byte aligned, then advanced past it.
+size_t tensor_table_add(struct tensor_info **tensors, int *ntensors, int *cap, size_t *total,
+                        const char *name, bool decay, int ndim, int64_t d0, int64_t d1,
+                        int64_t d2, int64_t d3);
 
 struct vit_layout {
     struct vit_config config;
@@ -58,7 +58,7 @@ struct vit_layout {
     struct tensor_info *tensors;
     size_t total;  // floats in the parameter buffer
     size_t cls_token, pos_embed, patch_w, patch_b, norm_w, norm_b, head_w, head_b;
-    struct vit_block_offsets *blocks;  // (depth)
+    struct transformer_block_offsets *blocks;  // (depth)
 };
 
 void vit_layout_init(struct vit_layout *layout, const struct vit_config *config);

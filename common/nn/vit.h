@@ -14,25 +14,7 @@
 #include "core/pool.h"
 #include "nn/kernels.h"
 #include "nn/model.h"
-
-struct vit_block_acts {
-    float *ln1;                   // (B, T, C)  norm1 output
-    float *ln1_mean, *ln1_rstd;   // (B, T)
-    float *qkv;                   // (B, T, 3C)
-    float *att;                   // (B, H, T, T) attention probabilities
-    float *atty;                  // (B, T, C)  heads concatenated, before proj
-    float *res2;                  // (B, T, C)  x + proj(atty): input of norm2
-    float *ln2;                   // (B, T, C)
-    float *ln2_mean, *ln2_rstd;   // (B, T)
-    float *fch;                   // (B, T, hidden) fc1 output, before GELU
-    float *fch_gelu;              // (B, T, hidden)
-    float *out;                   // (B, T, C)  block output
-    // VIT_BF16: ln1, atty, ln2 and fch_gelu are stored only as these bf16 copies (what the
-    // matmuls read, forward and backward); the fp32 pointers above then share one scratch
-    // that is valid only during the forward.
-    uint16_t *ln1_bf16, *atty_bf16, *ln2_bf16;  // (B, T, C)
-    uint16_t *fch_gelu_bf16;                    // (B, T, hidden)
-};
+#include "nn/transformer.h"
 
 struct vit_acts {
     int max_batch;
@@ -41,20 +23,14 @@ struct vit_acts {
     size_t floats;
     float *patches;               // (B, N, 3·P·P) unfolded pixels, (c, ky, kx) order
     float *x0;                    // (B, T, C) embeddings: input of block 0
-    struct vit_block_acts *blocks;
+    struct transformer_block_acts *blocks;  // (depth)
     float *cls;                   // (B, C) token 0 of the last block's output
     float *lnf;                   // (B, C) final norm output (pooled features)
     float *lnf_mean, *lnf_rstd;   // (B)
     float *logits;                // (B, V)
-    // gradient scratch, reused across blocks
-    float *dres;                  // (B, T, C) gradient of the residual stream
-    float *dtmp;                  // (B, T, C)
-    float *dqkv;                  // (B, T, 3C)
-    float *dhidden;               // (B, T, hidden)
-    float *dscores;               // (nthreads, T, T) per-thread attention scratch
+    struct transformer_scratch scratch;  // gradient scratch, reused across blocks
     float *dlogits;               // (B, V)
     float *dpooled;               // (B, C)
-    float *ln_partials;           // (nthreads, 2C) per-thread LayerNorm dweight/dbias
     int nthreads;
     // VIT_BF16 only (vit_acts_enable_bf16): the parameters rounded to bf16 by each forward,
     // read by that forward's and the following backward's matmuls (only the weights are used).
