@@ -7,6 +7,8 @@ int cmd_bench_step(int argc, char **argv);
 int cmd_bench_allreduce(int argc, char **argv);
 int cmd_vocab_build(int argc, char **argv);
 int cmd_vocab_label(int argc, char **argv);
+int cmd_tokenizer_build(int argc, char **argv);
+int cmd_tokenizer_encode(int argc, char **argv);
 int cmd_shards_make(int argc, char **argv);
 int cmd_shards_index(int argc, char **argv);
 int cmd_bench_data(int argc, char **argv);

@@ -15,6 +15,8 @@ static const struct command commands[] = {
     {"bench step", cmd_bench_step, "time full training steps on random data"},
     {"vocab build", cmd_vocab_build, "count caption synsets over shards into a vocabulary TSV (MPI)"},
     {"vocab label", cmd_vocab_label, "print the WordNet synsets of captions"},
+    {"tokenizer build", cmd_tokenizer_build, "count caption words over shards into the CLIP text tokenizer"},
+    {"tokenizer encode", cmd_tokenizer_encode, "print the token ids of captions"},
     {"shards make", cmd_shards_make, "write WebDataset shards from a TSV of images and captions/classes"},
     {"shards index", cmd_shards_index, "build the per-shard indexes (threads; MPI ranks under mpirun)"},
     {"bench allreduce", cmd_bench_allreduce, "allreduce latency and bandwidth between a job's hosts, for the model's gradient (MPI)"},
