@@ -6,6 +6,11 @@ add_executable(catlip_refdump ${CMAKE_CURRENT_LIST_DIR}/catlip_refdump.c)
 target_link_libraries(catlip_refdump PRIVATE catlip_common)
 # --- end ---
 
+# CLIP's text tower and contrastive loss (issue 16) against float64 PyTorch, on 1 and 3 MPI ranks
+# (tests/reference/check_clip.py). Links the worker layer for the MPI gather/scatter.
+add_executable(clip_refdump ${CMAKE_CURRENT_LIST_DIR}/clip_refdump.c)
+target_link_libraries(clip_refdump PRIVATE catlip_all)
+
 # The checker checked: a float32 PyTorch stand-in for catlip_refdump must pass, and each kind of
 # deliberately wrong number in its dump must fail. Runs without the C target.
 add_test(NAME reference.selfcheck
@@ -54,4 +59,15 @@ foreach(shape small vit_tiny)
     set_tests_properties(reference.${shape}.bf16.${path} PROPERTIES TIMEOUT ${timeout}
                          SKIP_RETURN_CODE ${CATLIP_SKIP_CODE})
   endforeach()
+endforeach()
+
+# CLIP (issue 16): the text tower forward/backward and the symmetric contrastive loss with its
+# gradients, equal to one process's whole-batch float64 PyTorch run within 1e-4 of each tensor's
+# largest value: one rank; three ranks (an uneven 3/2/2... split of the global batch, gathered);
+# the log-scale above its clamp (no gradient); and the scalar kernels.
+foreach(case one three clamp scalar)
+  add_test(NAME reference.clip.${case}
+    COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/reference/check_clip.py
+            --refdump $<TARGET_FILE:clip_refdump> --case ${case})
+  set_tests_properties(reference.clip.${case} PROPERTIES TIMEOUT 180 SKIP_RETURN_CODE ${CATLIP_SKIP_CODE})
 endforeach()
