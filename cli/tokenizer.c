@@ -44,30 +44,15 @@ static long parse_positive(const char *option, const char *value) {
     return v;
 }
 
-// Counts the words of every caption member of one shard.
-static int count_shard(struct tokenizer_counts *counts, const char *path, uint64_t *captions,
-                       uint64_t *oversized) {
-    struct tar_reader *tar;
-    if (tar_reader_open(&tar, path) != 0) return -1;
-    struct tar_member m;
-    char *buf = xmalloc(CAPTION_MEMBER_MAX);
-    int rc;
-    while ((rc = tar_reader_next(tar, &m)) == 1) {
-        if (m.name_len < 4 || strcmp(m.name + m.name_len - 4, ".txt")) continue;
-        if (m.size > CAPTION_MEMBER_MAX) {
-            (*oversized)++;
-            continue;
-        }
-        if (tar_member_read(tar, &m, buf) != 0) {
-            rc = -1;
-            break;
-        }
-        tokenizer_counts_add_caption(counts, buf, (size_t)m.size);
-        (*captions)++;
-    }
-    free(buf);
-    tar_reader_close(tar);
-    return rc < 0 ? -1 : 0;
+struct count_ctx {
+    struct tokenizer_counts *counts;
+    uint64_t captions;
+};
+
+static void count_caption(void *arg, const char *caption, size_t len) {
+    struct count_ctx *c = arg;
+    tokenizer_counts_add_caption(c->counts, caption, len);
+    c->captions++;
 }
 
 int cmd_tokenizer_build(int argc, char **argv) {
@@ -105,14 +90,17 @@ int cmd_tokenizer_build(int argc, char **argv) {
         return 2;
     }
     struct tokenizer_counts *counts = tokenizer_counts_create();
-    uint64_t captions = 0, oversized = 0;
+    struct count_ctx ctx = {counts, 0};
+    uint64_t oversized = 0;
     double start = time_now();
     int status = 0;
     for (size_t i = 0; i < shards.count && status == 0; i++)
-        if (count_shard(counts, shards.paths[i], &captions, &oversized) != 0) {
+        if (tar_for_each_member(shards.paths[i], ".txt", CAPTION_MEMBER_MAX, count_caption, &ctx,
+                                &oversized, NULL) != 0) {
             catlip_error_print();
             status = 1;
         }
+    const uint64_t captions = ctx.captions;
     size_t kept = 0;
     uint64_t kept_occurrences = 0;
     if (status == 0) {

@@ -144,42 +144,38 @@ static void progress_show(struct progress *p, int final) {
     if (final) fputc('\n', stderr);
 }
 
-// Labels every .txt member of one shard into counts (indexed by synset index).
+struct count_ctx {
+    struct labeler *lab;
+    uint64_t *counts, *stats;
+    struct progress *progress;
+};
+
+// Labels one caption into counts (indexed by synset index).
+static void count_caption(void *arg, const char *caption, size_t len) {
+    struct count_ctx *c = arg;
+    struct synset_hit hits[LABELER_MAX_HITS];
+    struct caption_clean_info info;
+    int n = labeler_label_info(c->lab, caption, len, hits, LABELER_MAX_HITS, &info);
+    c->stats[STAT_CAPTIONS]++;
+    c->stats[STAT_NO_SYNSET] += n == 0;
+    c->stats[STAT_REPAIRED] += info.invalid_utf8 > 0;
+    c->stats[STAT_TRUNCATED] += info.truncated;
+    const struct wordnet *wn = labeler_wordnet(c->lab);
+    for (int k = 0; k < n; k++) c->counts[wordnet_synset_index(wn, hits[k].offset)]++;
+    c->progress->captions++;
+    if ((c->progress->captions & 1023) == 0) progress_show(c->progress, 0);
+}
+
+// Labels every .txt member of one shard into counts.
 static int count_shard(struct labeler *lab, const char *path, uint64_t *counts, uint64_t *stats,
                        struct progress *progress) {
-    const struct wordnet *wn = labeler_wordnet(lab);
-    struct tar_reader *tar;
-    if (tar_reader_open(&tar, path) != 0) return -1;
-    struct tar_member m;
-    char *buf = xmalloc(CAPTION_MEMBER_MAX);
-    int rc;
-    while ((rc = tar_reader_next(tar, &m)) == 1) {
-        if (m.name_len < 4 || strcmp(m.name + m.name_len - 4, ".txt")) continue;
-        if (m.size > CAPTION_MEMBER_MAX) {
-            stats[STAT_OVERSIZED]++;
-            continue;
-        }
-        if (tar_member_read(tar, &m, buf) != 0) {
-            rc = -1;
-            break;
-        }
-        struct synset_hit hits[LABELER_MAX_HITS];
-        struct caption_clean_info info;
-        int n = labeler_label_info(lab, buf, (size_t)m.size, hits, LABELER_MAX_HITS, &info);
-        stats[STAT_CAPTIONS]++;
-        stats[STAT_NO_SYNSET] += n == 0;
-        stats[STAT_REPAIRED] += info.invalid_utf8 > 0;
-        stats[STAT_TRUNCATED] += info.truncated;
-        for (int k = 0; k < n; k++) counts[wordnet_synset_index(wn, hits[k].offset)]++;
-        progress->captions++;
-        if ((progress->captions & 1023) == 0) progress_show(progress, 0);
-    }
-    struct tar_skips skips = tar_reader_skips(tar);
+    struct count_ctx c = {lab, counts, stats, progress};
+    struct tar_skips skips = {0};
+    int rc = tar_for_each_member(path, ".txt", CAPTION_MEMBER_MAX, count_caption, &c,
+                                 &stats[STAT_OVERSIZED], &skips);
     stats[STAT_BAD_HEADERS] += skips.bad_headers;
     stats[STAT_TRUNCATED_TARS] += skips.truncated > 0;
-    free(buf);
-    tar_reader_close(tar);
-    return rc < 0 ? -1 : 0;
+    return rc;
 }
 
 int cmd_vocab_build(int argc, char **argv) {

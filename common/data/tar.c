@@ -369,3 +369,30 @@ int tar_reader_next(struct tar_reader *r, struct tar_member *m) {
     }
     return 0;
 }
+
+int tar_for_each_member(const char *path, const char *suffix, size_t max_size,
+                        void (*fn)(void *ctx, const char *bytes, size_t size), void *ctx,
+                        uint64_t *oversized, struct tar_skips *skips) {
+    struct tar_reader *tar;
+    if (tar_reader_open(&tar, path) != 0) return -1;
+    const size_t suffix_len = strlen(suffix);
+    struct tar_member m;
+    char *buf = xmalloc(max_size + 1);
+    int rc;
+    while ((rc = tar_reader_next(tar, &m)) == 1) {
+        if (m.name_len < suffix_len || strcmp(m.name + m.name_len - suffix_len, suffix)) continue;
+        if (m.size > max_size) {
+            (*oversized)++;
+            continue;
+        }
+        if (tar_member_read(tar, &m, buf) != 0) {
+            rc = -1;
+            break;
+        }
+        fn(ctx, buf, (size_t)m.size);
+    }
+    if (skips) *skips = tar_reader_skips(tar);
+    free(buf);
+    tar_reader_close(tar);
+    return rc < 0 ? -1 : 0;
+}

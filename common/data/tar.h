@@ -63,6 +63,14 @@ struct tar_skips tar_reader_skips(const struct tar_reader *reader);
 uint64_t tar_reader_file_size(const struct tar_reader *reader);
 int tar_reader_fd(const struct tar_reader *reader);
 
+// Reads every member of the tar at `path` whose name ends in `suffix` (".txt": the captions of a
+// WebDataset shard) and calls fn(ctx, bytes, size) on it, in file order. A member larger than
+// max_size is not read: *oversized counts it. *skips (may be NULL) gets the reader's skips.
+// Returns 0, or -1 with catlip_error() when the file cannot be opened or read.
+int tar_for_each_member(const char *path, const char *suffix, size_t max_size,
+                        void (*fn)(void *ctx, const char *bytes, size_t size), void *ctx,
+                        uint64_t *oversized, struct tar_skips *skips);
+
 // Reads the member's `size` bytes into buf (pread). Returns 0, or -1 with catlip_error().
 int tar_member_read(const struct tar_reader *reader, const struct tar_member *member, void *buf);
 // The same for any file descriptor: exactly `size` bytes at `offset`, or -1 naming `path`.

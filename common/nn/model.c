@@ -89,6 +89,25 @@ size_t tensor_table_add(struct tensor_info **tensors, int *ntensors, int *cap, s
     return t->offset;
 }
 
+void tensor_table_add_block(struct tensor_info **tensors, int *ntensors, int *cap, size_t *total,
+                            const char *prefix, const char *const names[12], int64_t C,
+                            int64_t hidden, struct transformer_block_offsets *b) {
+    // (rows, cols) of each tensor (cols 0: a vector), in names' order
+    const int64_t shapes[12][2] = {{C, 0}, {C, 0}, {3 * C, C}, {3 * C, 0}, {C, C}, {C, 0},
+                                   {C, 0}, {C, 0}, {hidden, C}, {hidden, 0}, {C, hidden}, {C, 0}};
+    size_t *fields[12] = {&b->norm1_w, &b->norm1_b, &b->qkv_w, &b->qkv_b, &b->proj_w, &b->proj_b,
+                          &b->norm2_w, &b->norm2_b, &b->fc1_w, &b->fc1_b, &b->fc2_w, &b->fc2_b};
+    b->begin = *total;
+    for (int i = 0; i < 12; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", prefix, names[i]);
+        const int matrix = shapes[i][1] > 0;
+        *fields[i] = tensor_table_add(tensors, ntensors, cap, total, name, matrix, matrix ? 2 : 1,
+                                      shapes[i][0], shapes[i][1], 0, 0);
+    }
+    b->end = *total;
+}
+
 static size_t add_tensor(struct vit_layout *l, int *cap, const char *name, bool decay, int ndim,
                          int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
     return tensor_table_add(&l->tensors, &l->ntensors, cap, &l->total, name, decay, ndim, d0, d1,
@@ -105,27 +124,15 @@ void vit_layout_init(struct vit_layout *l, const struct vit_config *c) {
     l->patch_w = add_tensor(l, &cap, "patch_embed.proj.weight", true, 4, C, 3, P, P);
     l->patch_b = add_tensor(l, &cap, "patch_embed.proj.bias", false, 1, C, 0, 0, 0);
     l->blocks = xcalloc((size_t)c->depth, sizeof *l->blocks);
+    static const char *const names[12] = {
+        "norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias",
+        "attn.proj.weight", "attn.proj.bias", "norm2.weight", "norm2.bias",
+        "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias"};
     for (int i = 0; i < c->depth; i++) {
-        struct transformer_block_offsets *b = &l->blocks[i];
-        char name[64];
-#define BLOCK_TENSOR(field, suffix, decay, ndim, d0, d1)                 \
-    snprintf(name, sizeof name, "blocks.%d.%s", i, suffix);              \
-    b->field = add_tensor(l, &cap, name, decay, ndim, d0, d1, 0, 0);
-        b->begin = l->total;
-        BLOCK_TENSOR(norm1_w, "norm1.weight", false, 1, C, 0)
-        BLOCK_TENSOR(norm1_b, "norm1.bias", false, 1, C, 0)
-        BLOCK_TENSOR(qkv_w, "attn.qkv.weight", true, 2, 3 * C, C)
-        BLOCK_TENSOR(qkv_b, "attn.qkv.bias", false, 1, 3 * C, 0)
-        BLOCK_TENSOR(proj_w, "attn.proj.weight", true, 2, C, C)
-        BLOCK_TENSOR(proj_b, "attn.proj.bias", false, 1, C, 0)
-        BLOCK_TENSOR(norm2_w, "norm2.weight", false, 1, C, 0)
-        BLOCK_TENSOR(norm2_b, "norm2.bias", false, 1, C, 0)
-        BLOCK_TENSOR(fc1_w, "mlp.fc1.weight", true, 2, c->mlp_hidden, C)
-        BLOCK_TENSOR(fc1_b, "mlp.fc1.bias", false, 1, c->mlp_hidden, 0)
-        BLOCK_TENSOR(fc2_w, "mlp.fc2.weight", true, 2, C, c->mlp_hidden)
-        BLOCK_TENSOR(fc2_b, "mlp.fc2.bias", false, 1, C, 0)
-#undef BLOCK_TENSOR
-        b->end = l->total;
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "blocks.%d.", i);
+        tensor_table_add_block(&l->tensors, &l->ntensors, &cap, &l->total, prefix, names, C,
+                               c->mlp_hidden, &l->blocks[i]);
     }
     l->norm_w = add_tensor(l, &cap, "norm.weight", false, 1, C, 0, 0, 0);
     l->norm_b = add_tensor(l, &cap, "norm.bias", false, 1, C, 0, 0, 0);

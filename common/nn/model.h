@@ -52,6 +52,13 @@ size_t tensor_table_add(struct tensor_info **tensors, int *ntensors, int *cap, s
                         const char *name, bool decay, int ndim, int64_t d0, int64_t d1,
                         int64_t d2, int64_t d3);
 
+// Appends one transformer block's 12 tensors, named prefix + names[i] in the order of
+// struct transformer_block_offsets (norm1 w/b, qkv w/b, proj w/b, norm2 w/b, fc1 w/b, fc2 w/b;
+// weights decay, biases and norms do not), and fills b with their offsets and range.
+void tensor_table_add_block(struct tensor_info **tensors, int *ntensors, int *cap, size_t *total,
+                            const char *prefix, const char *const names[12], int64_t C,
+                            int64_t hidden, struct transformer_block_offsets *b);
+
 struct vit_layout {
     struct vit_config config;
     int ntensors;

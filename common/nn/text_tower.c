@@ -70,27 +70,15 @@ void text_layout_init(struct text_layout *l, const struct text_config *c) {
     l->token_embedding = add_tensor(l, &cap, "token_embedding.weight", true, 2, c->vocab_size, C);
     l->positional_embedding = add_tensor(l, &cap, "positional_embedding", false, 2, c->context, C);
     l->blocks = xcalloc((size_t)c->depth, sizeof *l->blocks);
+    static const char *const names[12] = {
+        "ln_1.weight", "ln_1.bias", "attn.in_proj_weight", "attn.in_proj_bias",
+        "attn.out_proj.weight", "attn.out_proj.bias", "ln_2.weight", "ln_2.bias",
+        "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"};
     for (int i = 0; i < c->depth; i++) {
-        struct transformer_block_offsets *b = &l->blocks[i];
-        char name[64];
-#define BLOCK_TENSOR(field, suffix, decay, ndim, d0, d1)                        \
-    snprintf(name, sizeof name, "transformer.resblocks.%d.%s", i, suffix);      \
-    b->field = add_tensor(l, &cap, name, decay, ndim, d0, d1);
-        b->begin = l->total;
-        BLOCK_TENSOR(norm1_w, "ln_1.weight", false, 1, C, 0)
-        BLOCK_TENSOR(norm1_b, "ln_1.bias", false, 1, C, 0)
-        BLOCK_TENSOR(qkv_w, "attn.in_proj_weight", true, 2, 3 * C, C)
-        BLOCK_TENSOR(qkv_b, "attn.in_proj_bias", false, 1, 3 * C, 0)
-        BLOCK_TENSOR(proj_w, "attn.out_proj.weight", true, 2, C, C)
-        BLOCK_TENSOR(proj_b, "attn.out_proj.bias", false, 1, C, 0)
-        BLOCK_TENSOR(norm2_w, "ln_2.weight", false, 1, C, 0)
-        BLOCK_TENSOR(norm2_b, "ln_2.bias", false, 1, C, 0)
-        BLOCK_TENSOR(fc1_w, "mlp.c_fc.weight", true, 2, c->mlp_hidden, C)
-        BLOCK_TENSOR(fc1_b, "mlp.c_fc.bias", false, 1, c->mlp_hidden, 0)
-        BLOCK_TENSOR(fc2_w, "mlp.c_proj.weight", true, 2, C, c->mlp_hidden)
-        BLOCK_TENSOR(fc2_b, "mlp.c_proj.bias", false, 1, C, 0)
-#undef BLOCK_TENSOR
-        b->end = l->total;
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "transformer.resblocks.%d.", i);
+        tensor_table_add_block(&l->tensors, &l->ntensors, &cap, &l->total, prefix, names, C,
+                               c->mlp_hidden, &l->blocks[i]);
     }
     l->ln_final_w = add_tensor(l, &cap, "ln_final.weight", false, 1, C, 0);
     l->ln_final_b = add_tensor(l, &cap, "ln_final.bias", false, 1, C, 0);
@@ -157,11 +145,7 @@ void text_acts_create(struct text_acts *a, const struct text_config *c, int B, i
     a->eot = xcalloc((size_t)B, sizeof *a->eot);
     struct carver cv = {0};
     for (int pass = 0; pass < 2; pass++) {
-        if (pass) {
-            a->floats = cv.used;
-            a->memory = xaligned_alloc(cv.used * sizeof(float));
-            cv = (struct carver){a->memory, 0};
-        }
+        if (pass) carver_allocate(&cv, &a->memory, &a->floats);
         a->x0 = carve_floats(&cv, BT * C);
         for (int l = 0; l < c->depth; l++) transformer_block_acts_carve(&cv, &a->blocks[l], &s, B, 0);
         a->pooled = carve_floats(&cv, (size_t)B * C);

@@ -17,6 +17,12 @@ float *carve_floats(struct carver *cv, size_t count) {
     return p;
 }
 
+void carver_allocate(struct carver *cv, float **memory, size_t *floats) {
+    *floats = cv->used;
+    *memory = xaligned_alloc(cv->used * sizeof(float));
+    *cv = (struct carver){*memory, 0};
+}
+
 uint16_t *carve_bf16(struct carver *cv, size_t count) {
     uint16_t *p = cv->memory ? (uint16_t *)(cv->memory + cv->used) : NULL;
     cv->used += ((count + 1) / 2 + 15) & ~(size_t)15;

@@ -80,6 +80,9 @@ struct carver {
     size_t used;  // floats
 };
 float *carve_floats(struct carver *cv, size_t count);
+// Ends the counting pass: allocates the floats counted into *memory (*floats: how many) and
+// restarts the carver on it for the second pass.
+void carver_allocate(struct carver *cv, float **memory, size_t *floats);
 uint16_t *carve_bf16(struct carver *cv, size_t count);
 
 // Carves one block's activations for B sequences (bf16: the four matmul inputs as bf16 only).

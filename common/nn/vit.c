@@ -29,11 +29,7 @@ static void acts_carve(struct vit_acts *a, const struct vit_config *c, int B, in
     a->blocks = xcalloc((size_t)c->depth, sizeof *a->blocks);
     struct carver cv = {0};
     for (int pass = 0; pass < 2; pass++) {
-        if (pass) {
-            a->floats = cv.used;
-            a->memory = xaligned_alloc(cv.used * sizeof(float));
-            cv = (struct carver){a->memory, 0};
-        }
+        if (pass) carver_allocate(&cv, &a->memory, &a->floats);
         a->patches = carve_floats(&cv, (size_t)B * (size_t)c->num_patches * K);
         a->x0 = carve_floats(&cv, (size_t)B * (size_t)c->tokens * C);
         for (int l = 0; l < c->depth; l++)

@@ -132,15 +132,15 @@ static int is_caption_word(const char *word, size_t len) {
     return tokenize(word, len, t, 2) == 1 && t[0].start == 0 && t[0].len == len;
 }
 
-static int parse_count(const char *s, size_t len, uint64_t *count) {
-    if (len == 0 || len > 19) return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
+// A count: decimal digits only, 1 to 2^64 - 1. s is NUL-terminated.
+static int parse_count(const char *s, uint64_t *count) {
+    if (*s < '0' || *s > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno || v == 0) return -1;
     *count = v;
-    return v > 0 ? 0 : -1;
+    return 0;
 }
 
 #define TOKENIZER_MAGIC "# catlip tokenizer:"
@@ -161,6 +161,7 @@ struct tokenizer *tokenizer_load(const char *path) {
         lineno++;
         size_t len = (size_t)got;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+        line[len] = '\0';
         if (lineno == 1) {
             if (len < sizeof TOKENIZER_MAGIC - 1 || memcmp(line, TOKENIZER_MAGIC, sizeof TOKENIZER_MAGIC - 1) ||
                 memchr(line, '\0', len)) {
@@ -187,7 +188,7 @@ struct tokenizer *tokenizer_load(const char *path) {
                              line);
             goto fail;
         }
-        if (parse_count(tab + 1, len - wlen - 1, &count) != 0) {
+        if (memchr(line, '\0', len) || parse_count(tab + 1, &count) != 0) {
             catlip_error_set("%s:%d: count '%.*s' is not a positive integer", path, lineno,
                              (int)(len - wlen - 1 > 40 ? 40 : len - wlen - 1), tab + 1);
             goto fail;

@@ -13,27 +13,9 @@
 
 #include "core/check.h"
 #include "core/rng.h"
-#include "io/safetensors.h"
 #include "nn/gemm.h"
 #include "nn/train_state.h"
-
-static void add_params(struct safetensor *out, int *n, const struct vit_layout *l,
-                       const float *buf, const char *prefix, char names[][96]) {
-    for (int i = 0; i < l->ntensors; i++) {
-        const struct tensor_info *t = &l->tensors[i];
-        snprintf(names[*n], 96, "%s%s", prefix, t->name);
-        out[*n] = (struct safetensor){names[*n], "F32", t->ndim, {t->shape[0], t->shape[1],
-                                      t->shape[2], t->shape[3]}, buf + t->offset,
-                                      t->numel * sizeof(float)};
-        (*n)++;
-    }
-}
-
-static void write_or_die(const char *dir, const char *file, struct safetensor *t, int n) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    if (safetensors_write(path, t, n, NULL) != 0) catlip_die("%s", catlip_error());
-}
+#include "tests/reference/refdump_io.h"
 
 int main(int argc, char **argv) {
     const char *out = NULL, *name = "vit_tiny";
@@ -98,15 +80,15 @@ int main(int argc, char **argv) {
     int cap = 2 * l->ntensors + 8, n = 0;
     struct safetensor *st = xcalloc((size_t)cap, sizeof *st);
     char(*names)[96] = xcalloc((size_t)cap, 96);
-    add_params(st, &n, l, ts.params, "", names);
-    write_or_die(out, "init.safetensors", st, n);
+    refdump_add_tensors(st, &n, l->tensors, l->ntensors, ts.params, "", names);
+    refdump_write(out, "init.safetensors", st, n);
 
     n = 0;
     st[n++] = (struct safetensor){"images", "F32", 4, {batch, 3, image, image}, images,
                                   nimg * sizeof(float)};
     st[n++] = (struct safetensor){"targets", "F32", 2, {batch, classes}, targets,
                                   ntgt * sizeof(float)};
-    write_or_die(out, "batch.safetensors", st, n);
+    refdump_write(out, "batch.safetensors", st, n);
 
     double *losses = xcalloc((size_t)steps, sizeof(double));
     double *lrs = xcalloc((size_t)steps, sizeof(double));
@@ -120,8 +102,8 @@ int main(int argc, char **argv) {
             st[n++] = (struct safetensor){"logits", "F32", 2, {batch, classes}, logits0,
                                           (size_t)batch * classes * sizeof(float)};
             st[n++] = (struct safetensor){"loss", "F64", 1, {1}, &losses[0], sizeof(double)};
-            add_params(st, &n, l, ts.grads, "grad.", names);
-            write_or_die(out, "step0.safetensors", st, n);
+            refdump_add_tensors(st, &n, l->tensors, l->ntensors, ts.grads, "grad.", names);
+            refdump_write(out, "step0.safetensors", st, n);
         }
         train_apply_update(&ts);
         lrs[s] = ts.last_lr;
@@ -133,9 +115,9 @@ int main(int argc, char **argv) {
     st[n++] = (struct safetensor){"losses", "F64", 1, {steps}, losses, (size_t)steps * 8};
     st[n++] = (struct safetensor){"lrs", "F64", 1, {steps}, lrs, (size_t)steps * 8};
     st[n++] = (struct safetensor){"grad_norms", "F64", 1, {steps}, norms, (size_t)steps * 8};
-    add_params(st, &n, l, ts.ema, "ema.", names);
-    add_params(st, &n, l, ts.params, "param.", names);
-    write_or_die(out, "train.safetensors", st, n);
+    refdump_add_tensors(st, &n, l->tensors, l->ntensors, ts.ema, "ema.", names);
+    refdump_add_tensors(st, &n, l->tensors, l->ntensors, ts.params, "param.", names);
+    refdump_write(out, "train.safetensors", st, n);
 
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", out);

@@ -18,30 +18,12 @@
 
 #include "core/check.h"
 #include "core/rng.h"
-#include "io/safetensors.h"
 #include "nn/contrastive.h"
 #include "nn/gemm.h"
 #include "nn/text_tower.h"
+#include "tests/reference/refdump_io.h"
 #include "text/tokenizer.h"
 #include "worker/contrastive_sync.h"
-
-static void write_or_die(const char *dir, const char *file, struct safetensor *t, int n) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    if (safetensors_write(path, t, n, NULL) != 0) catlip_die("%s", catlip_error());
-}
-
-static void add_params(struct safetensor *out, int *n, const struct text_layout *l,
-                       const float *buf, const char *prefix, char names[][96]) {
-    for (int i = 0; i < l->ntensors; i++) {
-        const struct tensor_info *t = &l->tensors[i];
-        snprintf(names[*n], 96, "%s%s", prefix, t->name);
-        out[*n] = (struct safetensor){names[*n], "F32", t->ndim, {t->shape[0], t->shape[1],
-                                      t->shape[2], t->shape[3]}, buf + t->offset,
-                                      t->numel * sizeof(float)};
-        (*n)++;
-    }
-}
 
 // Gathers every rank's rows (rows, D) into all (N, D) on rank 0, in rank order.
 static void gather_rows(float *all, const float *mine, int rows, int D, MPI_Comm comm) {
@@ -154,15 +136,15 @@ int main(int argc, char **argv) {
         int cap = 2 * L->ntensors + 16, n = 0;
         struct safetensor *st = xcalloc((size_t)cap, sizeof *st);
         char(*names)[96] = xcalloc((size_t)cap, 96);
-        add_params(st, &n, L, params, "", names);
-        write_or_die(out, "init.safetensors", st, n);
+        refdump_add_tensors(st, &n, L->tensors, L->ntensors, params, "", names);
+        refdump_write(out, "init.safetensors", st, n);
         n = 0;
         st[n++] = (struct safetensor){"ids", "I32", 2, {N, context}, ids,
                                       (size_t)N * context * sizeof(int32_t)};
         st[n++] = (struct safetensor){"image", "F32", 2, {N, embed}, image,
                                       (size_t)N * embed * sizeof(float)};
         st[n++] = (struct safetensor){"log_scale", "F32", 1, {1}, &log_scale, sizeof(float)};
-        write_or_die(out, "batch.safetensors", st, n);
+        refdump_write(out, "batch.safetensors", st, n);
         n = 0;
         st[n++] = (struct safetensor){"features", "F32", 2, {N, embed}, features_all,
                                       (size_t)N * embed * sizeof(float)};
@@ -172,8 +154,8 @@ int main(int argc, char **argv) {
         st[n++] = (struct safetensor){"grad.features", "F32", 2, {N, embed}, dtext_all,
                                       (size_t)N * embed * sizeof(float)};
         st[n++] = (struct safetensor){"grad.log_scale", "F32", 1, {1}, &dlog_scale, sizeof(float)};
-        add_params(st, &n, L, grads, "grad.", names);
-        write_or_die(out, "out.safetensors", st, n);
+        refdump_add_tensors(st, &n, L->tensors, L->ntensors, grads, "grad.", names);
+        refdump_write(out, "out.safetensors", st, n);
         char path[4096];
         snprintf(path, sizeof path, "%s/config.json", out);
         FILE *f = fopen(path, "w");
