@@ -152,6 +152,11 @@ def main():
     add("vocab", "bad_id", b"n02084072\tdog\t12\n")
     add("vocab", "duplicate", b"n02084071\tdog\t12\nn02084071\tdog\t3\n")
 
+    add("tokenizer", "tokenizer", b"# catlip tokenizer: word-level min_count=2 captions=9 source=x.tar\n"
+        b"a\t12\ndog\t7\nt-shirt\t3\no'clock\t2\nu.s\t2\n\xe6\x97\xa5\xe6\x9c\xac\t2\n\n")
+    add("tokenizer", "duplicate", b"# catlip tokenizer: x\ndog\t2\ndog\t1\n")
+    add("tokenizer", "not_a_word", b"# catlip tokenizer: x\nhot dog\t2\nDog\t1\n")
+
     with open(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "quickstart.yaml"), "rb") as f:
         add("config", "quickstart", b"\0" + f.read())
     add("config", "flow", b"\0optim:\n  betas: [0.9, 0.95]\ndata:\n  mean: [0.5, 0.5, 0.5]\n")

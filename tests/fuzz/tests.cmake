@@ -12,7 +12,7 @@
 # saying so: they must never pass silently.
 option(CATLIP_FUZZ "Build and run the libFuzzer targets (tests/fuzz) with clang" ON)
 set(CATLIP_FUZZ_SECONDS 10 CACHE STRING "Seconds of fresh fuzzing per target in ctest")
-set(CATLIP_FUZZ_TARGETS tar shard_index image text vocab config framing checkpoint safetensors)
+set(CATLIP_FUZZ_TARGETS tar shard_index image text vocab tokenizer config framing checkpoint safetensors)
 set(CATLIP_FUZZ_DIR ${CMAKE_CURRENT_LIST_DIR})
 # The layer libraries each target reaches, and only those: the clang build below compiles
 # nothing else (not nn/'s AVX-512 kernels and GEMM, not the roles), which is most of its time.
@@ -21,6 +21,7 @@ set(CATLIP_FUZZ_LIBS_shard_index catlip_data)
 set(CATLIP_FUZZ_LIBS_image catlip_data)
 set(CATLIP_FUZZ_LIBS_text catlip_data catlip_text)
 set(CATLIP_FUZZ_LIBS_vocab catlip_text)
+set(CATLIP_FUZZ_LIBS_tokenizer catlip_text)
 set(CATLIP_FUZZ_LIBS_config catlip_core)
 set(CATLIP_FUZZ_LIBS_framing catlip_io)
 set(CATLIP_FUZZ_LIBS_checkpoint catlip_io)

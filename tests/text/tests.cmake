@@ -22,6 +22,10 @@ add_test(NAME text.nltk_crosscheck COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST
 # vocab build: 1 process and mpirun -n 3 write identical files.
 add_test(NAME text.vocab_build_mpi COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/vocab_build_mpi.sh $<TARGET_FILE:catlip>)
 set_tests_properties(text.vocab_build_mpi PROPERTIES TIMEOUT 120)
+# catlip tokenizer build|encode (the CLIP text tower's tokenizer) end to end, errors included.
+add_test(NAME text.tokenizer_cli COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/tokenizer_cli_test.py
+         $<TARGET_FILE:catlip>)
+set_tests_properties(text.tokenizer_cli PROPERTIES TIMEOUT 120)
 # Speed (not a ctest: timings on shared CI machines are noise). Run:
 #   build/tests/text_bench_labeler tests/text/captions.tsv 3 1
 add_executable(text_bench_labeler ${CMAKE_CURRENT_LIST_DIR}/bench_labeler.c)
