@@ -5,9 +5,11 @@
 #include "core/check.h"
 #include "nn/contrastive.h"
 
-void contrastive_sync_init(struct contrastive_sync *s, MPI_Comm comm, int max_rows, int dim) {
+void contrastive_sync_init(struct contrastive_sync *s, MPI_Comm comm, int max_rows, int dim,
+                           struct heartbeat *heartbeat) {
     memset(s, 0, sizeof *s);
     s->comm = comm;
+    s->heartbeat = heartbeat;
     MPI_Comm_rank(comm, &s->rank);
     MPI_Comm_size(comm, &s->size);
     s->max_rows = max_rows;
@@ -43,6 +45,13 @@ void contrastive_sync_free(struct contrastive_sync *s) {
     memset(s, 0, sizeof *s);
 }
 
+// Waits for the requests (through the heartbeat when there is one); an MPI error is fatal.
+static void wait_all(struct contrastive_sync *s, int n, MPI_Request *requests, const char *what) {
+    int rc = s->heartbeat ? heartbeat_waitall(s->heartbeat, n, requests)
+                          : MPI_Waitall(n, requests, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) catlip_die("contrastive loss: %s failed (MPI error %d)", what, rc);
+}
+
 double contrastive_sync_step(struct contrastive_sync *s, struct pool *pool,
                              const struct kernels *k, float *dimage, float *dtext,
                              float *dlog_scale, const float *image, const float *text, int rows,
@@ -53,7 +62,9 @@ double contrastive_sync_step(struct contrastive_sync *s, struct pool *pool,
     l2_normalize_forward(s->text_norm, s->text_norms, text, rows, D);
 
     // Who holds how many rows this step, then every worker's rows in worker order.
-    MPI_Allgather(&rows, 1, MPI_INT, s->rows, 1, MPI_INT, s->comm);
+    MPI_Request req[2];
+    MPI_Iallgather(&rows, 1, MPI_INT, s->rows, 1, MPI_INT, s->comm, &req[0]);
+    wait_all(s, 1, req, "gathering the row counts");
     int N = 0, begin = 0;
     for (int w = 0; w < s->size; w++) {
         if (w == s->rank) begin = N;
@@ -61,10 +72,11 @@ double contrastive_sync_step(struct contrastive_sync *s, struct pool *pool,
         s->counts[w] = s->rows[w] * D;
         N += s->rows[w];
     }
-    MPI_Allgatherv(s->image_norm, rows * D, MPI_FLOAT, s->image_all, s->counts, s->displs,
-                   MPI_FLOAT, s->comm);
-    MPI_Allgatherv(s->text_norm, rows * D, MPI_FLOAT, s->text_all, s->counts, s->displs,
-                   MPI_FLOAT, s->comm);
+    MPI_Iallgatherv(s->image_norm, rows * D, MPI_FLOAT, s->image_all, s->counts, s->displs,
+                    MPI_FLOAT, s->comm, &req[0]);
+    MPI_Iallgatherv(s->text_norm, rows * D, MPI_FLOAT, s->text_all, s->counts, s->displs,
+                    MPI_FLOAT, s->comm, &req[1]);
+    wait_all(s, 2, req, "gathering the embeddings");
 
     memset(s->dimage_all, 0, (size_t)N * D * sizeof(float));
     memset(s->dtext_all, 0, (size_t)N * D * sizeof(float));
@@ -74,12 +86,14 @@ double contrastive_sync_step(struct contrastive_sync *s, struct pool *pool,
                                                   s->text_all, N, D, begin, rows, log_scale);
 
     // Each worker's rows of the summed gathered gradients go back to it.
-    MPI_Reduce_scatter(s->dimage_all, dimage, s->counts, MPI_FLOAT, MPI_SUM, s->comm);
-    MPI_Reduce_scatter(s->dtext_all, dtext, s->counts, MPI_FLOAT, MPI_SUM, s->comm);
+    MPI_Ireduce_scatter(s->dimage_all, dimage, s->counts, MPI_FLOAT, MPI_SUM, s->comm, &req[0]);
+    MPI_Ireduce_scatter(s->dtext_all, dtext, s->counts, MPI_FLOAT, MPI_SUM, s->comm, &req[1]);
+    wait_all(s, 2, req, "returning the embedding gradients");
     l2_normalize_backward(dimage, dimage, s->image_norm, s->image_norms, rows, D);
     l2_normalize_backward(dtext, dtext, s->text_norm, s->text_norms, rows, D);
 
     double loss = 0.0;
-    MPI_Allreduce(&share, &loss, 1, MPI_DOUBLE, MPI_SUM, s->comm);
+    MPI_Iallreduce(&share, &loss, 1, MPI_DOUBLE, MPI_SUM, s->comm, &req[0]);
+    wait_all(s, 1, req, "summing the loss");
     return loss;
 }

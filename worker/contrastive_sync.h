@@ -15,12 +15,16 @@
 // and the step's gradient allreduce sums the shares.
 //
 // Counts may differ between workers (a worker's skipped samples); a worker with 0 rows takes
-// part with nothing. Buffers are sized once for max_rows per worker.
+// part with nothing. Buffers are sized once for max_rows per worker. The collectives are
+// non-blocking and waited for through the worker's heartbeat (worker/heartbeat.h), as the
+// gradient allreduce is, so a lost worker shows as the only silent one; an MPI error is fatal
+// (catlip_die), as it is there.
 #pragma once
 #include <mpi.h>
 
 #include "core/pool.h"
 #include "nn/kernels.h"
+#include "worker/heartbeat.h"
 
 struct contrastive_sync {
     MPI_Comm comm;  // the workers' communicator
@@ -33,9 +37,11 @@ struct contrastive_sync {
     float *image_all, *text_all;      // (size * max_rows, D) gathered
     float *dimage_all, *dtext_all;    // (size * max_rows, D) gradients of the gathered rows
     float *scratch;                   // (max_rows, size * max_rows) logits
+    struct heartbeat *heartbeat;      // waits go through it; NULL: plain MPI_Waitall
 };
 
-void contrastive_sync_init(struct contrastive_sync *s, MPI_Comm comm, int max_rows, int dim);
+void contrastive_sync_init(struct contrastive_sync *s, MPI_Comm comm, int max_rows, int dim,
+                           struct heartbeat *heartbeat);
 void contrastive_sync_free(struct contrastive_sync *s);
 
 // The whole-batch loss; dimage, dtext (rows, D) overwritten with d loss / d the raw embeddings

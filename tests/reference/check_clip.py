@@ -16,9 +16,11 @@ batch, in float64, with plain torch ops written from CLIP's definition (not from
   loss = (cross_entropy(s I T^T, arange) + cross_entropy(s T I^T, arange)) / 2
 
 and asks, per tensor, max |catlip - torch| <= 1e-4 * max |torch| (the loss: relative 1e-5). A
-gradient that must be zero (the log-scale's above the clamp) must be exactly zero.
+gradient that must be zero (the log-scale's above the clamp) must be exactly zero. The dump is
+made twice and must repeat bit for bit.
 
-Cases: one (1 rank), three (mpirun -n 3, rows split 2/2/3), clamp (log-scale 5 > ln 100),
+Cases: one (1 rank), three (mpirun -n 3, rows split 2/2/3), empty_worker (3 ranks, 2 rows: one
+rank has none and still takes part), clamp (log-scale 5 > ln 100),
 scalar (CATLIP_ISA=scalar, OpenBLAS matmuls). Exit 0 pass, 1 fail.
 """
 import argparse
@@ -46,6 +48,7 @@ CASES = {
     # name: (ranks, extra refdump arguments, environment)
     "one": (1, ["--batch", "7", "--seed", "1"], {}),
     "three": (3, ["--batch", "7", "--seed", "1"], {}),
+    "empty_worker": (3, ["--batch", "2", "--seed", "4"], {}),
     "clamp": (1, ["--batch", "5", "--seed", "2", "--log-scale", "5"], {}),
     "scalar": (1, ["--batch", "6", "--seed", "3", "--context", "11", "--width", "24",
                    "--heads", "3", "--embed", "8"], {"CATLIP_ISA": "scalar", "CATLIP_GEMM": "openblas"}),
@@ -133,16 +136,24 @@ def main():
     torch.set_num_threads(1)
     ranks, extra, env = CASES[args.case]
     with tempfile.TemporaryDirectory(prefix="catlip_clip_") as work:
+        # Twice: the same ranks and threads must give the same bits.
+        for out in (os.path.join(work, "dump"), os.path.join(work, "again")):
+            cmd = [args.refdump, "--out", out] + extra
+            if ranks > 1:
+                cmd = ["mpirun", "--oversubscribe", "-n", str(ranks)] + cmd
+            run_env = dict(os.environ, **MPI_ENV, **env)
+            res = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=150)
+            sys.stderr.write(res.stderr)
+            if res.returncode != 0:
+                print("FAIL: %s exited %d" % (" ".join(cmd), res.returncode))
+                return 1
         out = os.path.join(work, "dump")
-        cmd = [args.refdump, "--out", out] + extra
-        if ranks > 1:
-            cmd = ["mpirun", "--oversubscribe", "-n", str(ranks)] + cmd
-        run_env = dict(os.environ, **MPI_ENV, **env)
-        res = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=150)
-        sys.stderr.write(res.stderr)
-        if res.returncode != 0:
-            print("FAIL: %s exited %d" % (" ".join(cmd), res.returncode))
-            return 1
+        for part in ("init", "batch", "out"):
+            name = part + ".safetensors"
+            with open(os.path.join(out, name), "rb") as a, open(os.path.join(work, "again", name), "rb") as b:
+                if a.read() != b.read():
+                    print("FAIL: two runs wrote different %s (results must repeat bit for bit)" % name)
+                    return 1
         with open(os.path.join(out, "config.json")) as f:
             config = json.load(f)
         d = {"config": config}
@@ -161,8 +172,8 @@ def main():
     if failures:
         print("FAIL: %d tensor(s) off: %s" % (len(failures), ", ".join(failures)))
         return 1
-    print("ok: %d tensors within %.0e of their largest value (loss within %.0e)" % (
-        len(lines), TOLERANCE, LOSS_TOLERANCE))
+    print("ok: %d tensors within %.0e of their largest value (loss within %.0e); two runs "
+          "bit-identical" % (len(lines), TOLERANCE, LOSS_TOLERANCE))
     return 0
 
 

@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
     struct text_acts acts;
     text_acts_create(&acts, &tc, rows > 0 ? rows : 1, threads);
     struct contrastive_sync cs;
-    contrastive_sync_init(&cs, MPI_COMM_WORLD, N / size + 1, embed);
+    contrastive_sync_init(&cs, MPI_COMM_WORLD, N / size + 1, embed, NULL);
     float *dimage = xcalloc((size_t)rows * embed + 1, sizeof(float));
     float *dtext = xcalloc((size_t)rows * embed + 1, sizeof(float));
     memset(grads, 0, L->total * sizeof(float));
