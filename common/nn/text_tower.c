@@ -133,11 +133,13 @@ void text_init_params(const struct text_layout *l, float *params, uint64_t seed)
 // ---------------------------------------------------------------------------------------
 // activations
 
-void text_acts_create(struct text_acts *a, const struct text_config *c, int B, int nthreads) {
+static void acts_carve(struct text_acts *a, const struct text_config *c, int B, int nthreads,
+                       int bf16) {
     memset(a, 0, sizeof *a);
     a->max_batch = B;
     a->config = *c;
     a->nthreads = nthreads;
+    a->bf16 = bf16;
     const struct transformer_shape s = text_shape(c);
     const size_t C = (size_t)c->width, BT = (size_t)B * (size_t)c->context;
     a->blocks = xcalloc((size_t)c->depth, sizeof *a->blocks);
@@ -147,7 +149,8 @@ void text_acts_create(struct text_acts *a, const struct text_config *c, int B, i
     for (int pass = 0; pass < 2; pass++) {
         if (pass) carver_allocate(&cv, &a->memory, &a->floats);
         a->x0 = carve_floats(&cv, BT * C);
-        for (int l = 0; l < c->depth; l++) transformer_block_acts_carve(&cv, &a->blocks[l], &s, B, 0);
+        for (int l = 0; l < c->depth; l++)
+            transformer_block_acts_carve(&cv, &a->blocks[l], &s, B, bf16);
         a->pooled = carve_floats(&cv, (size_t)B * C);
         a->lnf = carve_floats(&cv, (size_t)B * C);
         a->lnf_mean = carve_floats(&cv, (size_t)B);
@@ -156,6 +159,22 @@ void text_acts_create(struct text_acts *a, const struct text_config *c, int B, i
         transformer_scratch_carve(&cv, &a->scratch, &s, B, nthreads);
         a->dpooled = carve_floats(&cv, (size_t)B * C);
     }
+    for (int l = 0; bf16 && l < c->depth; l++)
+        transformer_block_acts_share_scratch(&a->blocks[l], &a->scratch);
+}
+
+void text_acts_create(struct text_acts *a, const struct text_config *c, int B, int nthreads) {
+    acts_carve(a, c, B, nthreads, 0);
+}
+
+void text_acts_enable_bf16(struct text_acts *a, size_t params) {
+    if (!a->bf16) {
+        struct text_config c = a->config;
+        int B = a->max_batch, nthreads = a->nthreads;
+        text_acts_free(a);
+        acts_carve(a, &c, B, nthreads, 1);
+    }
+    if (a->weights_bf16 == NULL) a->weights_bf16 = xaligned_alloc(params * sizeof(uint16_t));
 }
 
 void text_acts_free(struct text_acts *a) {
@@ -163,6 +182,7 @@ void text_acts_free(struct text_acts *a) {
     free(a->blocks);
     free(a->ids);
     free(a->eot);
+    free(a->weights_bf16);
     memset(a, 0, sizeof *a);
 }
 
@@ -220,13 +240,20 @@ static void embed_backward_worker(void *arg, int ith, int nth) {
 // ---------------------------------------------------------------------------------------
 // forward and backward
 
+// How the blocks run: the pool, the kernels and, in bf16, this forward's rounded weights.
+static struct transformer_exec text_exec(const struct text_model *m, const struct text_acts *a) {
+    return (struct transformer_exec){m->pool, m->k, m->bf16 ? a->weights_bf16 : NULL};
+}
+
 void text_forward(const struct text_model *m, struct text_acts *a, const float *params,
                   const int32_t *ids, int B) {
     const struct text_config *c = &m->layout.config;
     const struct text_layout *L = &m->layout;
     CATLIP_ASSERT(B <= a->max_batch);
+    CATLIP_ASSERT(a->bf16 == m->bf16 && (!m->bf16 || a->weights_bf16));  // text_acts_enable_bf16
     const int C = c->width, T = c->context;
-    const struct transformer_exec e = {m->pool, m->k, NULL};
+    if (m->bf16) transformer_round_bf16(m->pool, a->weights_bf16, params, L->total);
+    const struct transformer_exec e = text_exec(m, a);
     const struct transformer_shape s = text_shape(c);
 
     for (long i = 0; i < (long)B * T; i++) CATLIP_ASSERT(ids[i] >= 0 && ids[i] < c->vocab_size);
@@ -254,8 +281,8 @@ void text_forward(const struct text_model *m, struct text_acts *a, const float *
     }
     transformer_layernorm_forward(&e, a->lnf, NULL, a->lnf_mean, a->lnf_rstd, a->pooled,
                                   params + L->ln_final_w, params + L->ln_final_b, B, C);
-    matmul_forward(m->pool, m->k, a->features, a->lnf, NULL, params + L->projection, NULL, NULL,
-                   NULL, B, C, c->embed_dim);
+    matmul_forward(m->pool, m->k, a->features, a->lnf, NULL, params + L->projection,
+                   transformer_weight_bf16(&e, L->projection), NULL, NULL, B, C, c->embed_dim);
 }
 
 void text_backward(const struct text_model *m, struct text_acts *a, const float *params,
@@ -264,13 +291,13 @@ void text_backward(const struct text_model *m, struct text_acts *a, const float 
     const struct text_config *c = &m->layout.config;
     const struct text_layout *L = &m->layout;
     const int C = c->width, T = c->context;
-    const struct transformer_exec e = {m->pool, m->k, NULL};
+    const struct transformer_exec e = text_exec(m, a);
     const struct transformer_shape s = text_shape(c);
     struct transformer_scratch *sc = &a->scratch;
 
     // features = lnf · Pᵀ
     matmul_backward(m->pool, a->dpooled, grads + L->projection, NULL, dfeatures, a->lnf, NULL,
-                    params + L->projection, NULL, B, C, c->embed_dim, 0);
+                    params + L->projection, transformer_weight_bf16(&e, L->projection), B, C, c->embed_dim, 0);
     // lnf = LayerNorm(pooled)
     transformer_layernorm_backward(&e, sc->ln_partials, a->dpooled, grads + L->ln_final_w,
                                    grads + L->ln_final_b, a->dpooled, a->pooled,

@@ -14,7 +14,9 @@
 //
 // Parameters, gradients and activations follow vit.h's conventions: one buffer carved by a
 // table (OpenCLIP's state_dict names, below), activations sized once, backward accumulates
-// (grads +=) and reports each range of gradients when it is final. fp32 only for now.
+// (grads +=) and reports each range of gradients when it is final. train.precision bf16 is the
+// ViT's (vit.h): every matmul (qkv, attention, out_proj, MLP, projection) on bf16 inputs with
+// fp32 sums, the rest fp32, the weights rounded once per forward.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -77,16 +79,24 @@ struct text_acts {
     struct transformer_scratch scratch;
     float *dpooled;  // (B, C)
     int nthreads;
+    // bf16 only (text_acts_enable_bf16): the parameters rounded by each forward, read by its
+    // matmuls and by the following backward's.
+    uint16_t *weights_bf16;  // (layout total)
+    int bf16;                // the buffers were carved for bf16
 };
 
 void text_acts_create(struct text_acts *acts, const struct text_config *config, int max_batch,
                       int nthreads);
+// Makes the buffers bf16's (the four re-read block inputs kept as bf16 only, a bf16 copy of the
+// parameters; params: the layout's total), carving them again; their contents are lost.
+void text_acts_enable_bf16(struct text_acts *acts, size_t params);
 void text_acts_free(struct text_acts *acts);
 
 struct text_model {
     struct text_layout layout;
     struct pool *pool;
     const struct kernels *k;
+    int bf16;  // matmuls in bf16 (needs text_acts_enable_bf16 on the acts)
 };
 
 // ids: (B, T), each in [0, vocab_size) (a broken invariant otherwise: the tokenizer makes them).

@@ -81,11 +81,6 @@ void transformer_block_acts_share_scratch(struct transformer_block_acts *b,
     b->ln1 = b->atty = b->ln2 = b->fch_gelu = sc->dhidden;
 }
 
-// The bf16 copy of the weight at `offset`, or NULL in fp32 (matmul.h's weight_bf16).
-static const uint16_t *weight_bf16(const struct transformer_exec *e, size_t offset) {
-    return e->weights_bf16 ? e->weights_bf16 + offset : NULL;
-}
-
 // ---------------------------------------------------------------------------------------
 // parallel pieces: each is a task struct and a worker taking a fixed block of the work
 
@@ -314,22 +309,22 @@ void transformer_block_forward(const struct transformer_exec *e, const struct tr
     transformer_layernorm_forward(e, ba->ln1, ba->ln1_bf16, ba->ln1_mean, ba->ln1_rstd, x,
                                   params + o->norm1_w, params + o->norm1_b, BT, C);
     matmul_forward(e->pool, e->k, ba->qkv, ba->ln1, ba->ln1_bf16, params + o->qkv_w,
-                   weight_bf16(e, o->qkv_w), params + o->qkv_b, NULL, BT, C, 3 * C);
+                   transformer_weight_bf16(e, o->qkv_w), params + o->qkv_b, NULL, BT, C, 3 * C);
     struct attention_task at = {.k = e->k, .s = s, .B = B, .qkv = ba->qkv, .att = ba->att,
                                 .atty = ba->atty, .bf16 = bf16};
     pool_run(e->pool, attention_forward_worker, &at);
     if (bf16) transformer_round_bf16(e->pool, ba->atty_bf16, ba->atty, (size_t)BT * C);
     matmul_forward(e->pool, e->k, ba->res2, ba->atty, ba->atty_bf16, params + o->proj_w,
-                   weight_bf16(e, o->proj_w), params + o->proj_b, x, BT, C, C);
+                   transformer_weight_bf16(e, o->proj_w), params + o->proj_b, x, BT, C, C);
     // res2 + mlp(norm2(res2))
     transformer_layernorm_forward(e, ba->ln2, ba->ln2_bf16, ba->ln2_mean, ba->ln2_rstd, ba->res2,
                                   params + o->norm2_w, params + o->norm2_b, BT, C);
     matmul_forward(e->pool, e->k, ba->fch, ba->ln2, ba->ln2_bf16, params + o->fc1_w,
-                   weight_bf16(e, o->fc1_w), params + o->fc1_b, NULL, BT, C, s->mlp_hidden);
+                   transformer_weight_bf16(e, o->fc1_w), params + o->fc1_b, NULL, BT, C, s->mlp_hidden);
     elementwise_rounded(e, ELEMENTWISE_GELU, ba->fch_gelu, ba->fch_gelu_bf16, ba->fch, NULL,
                         BT * s->mlp_hidden);
     matmul_forward(e->pool, e->k, ba->out, ba->fch_gelu, ba->fch_gelu_bf16, params + o->fc2_w,
-                   weight_bf16(e, o->fc2_w), params + o->fc2_b, ba->res2, BT, s->mlp_hidden, C);
+                   transformer_weight_bf16(e, o->fc2_w), params + o->fc2_b, ba->res2, BT, s->mlp_hidden, C);
 }
 
 void transformer_block_backward(const struct transformer_exec *e, const struct transformer_shape *s,
@@ -340,18 +335,18 @@ void transformer_block_backward(const struct transformer_exec *e, const struct t
     const int C = s->dim, Hd = s->mlp_hidden;
     // out = res2 + fc2(gelu(fc1(ln2))): dres carries d out and, after the residual, d res2
     matmul_backward(e->pool, sc->dhidden, grads + o->fc2_w, grads + o->fc2_b, sc->dres,
-                    ba->fch_gelu, ba->fch_gelu_bf16, params + o->fc2_w, weight_bf16(e, o->fc2_w),
+                    ba->fch_gelu, ba->fch_gelu_bf16, params + o->fc2_w, transformer_weight_bf16(e, o->fc2_w),
                     BT, Hd, C, 0);
     elementwise(e, ELEMENTWISE_GELU_BACKWARD, sc->dhidden, ba->fch, sc->dhidden, BT * Hd);
     matmul_backward(e->pool, sc->dtmp, grads + o->fc1_w, grads + o->fc1_b, sc->dhidden, ba->ln2,
-                    ba->ln2_bf16, params + o->fc1_w, weight_bf16(e, o->fc1_w), BT, C, Hd, 0);
+                    ba->ln2_bf16, params + o->fc1_w, transformer_weight_bf16(e, o->fc1_w), BT, C, Hd, 0);
     transformer_layernorm_backward(e, sc->ln_partials, sc->dtmp, grads + o->norm2_w,
                                    grads + o->norm2_b, sc->dtmp, ba->res2, params + o->norm2_w,
                                    ba->ln2_mean, ba->ln2_rstd, BT, C);
     elementwise(e, ELEMENTWISE_ADD, sc->dres, sc->dres, sc->dtmp, BT * C);
     // res2 = x + proj(attention(ln1(x)))
     matmul_backward(e->pool, sc->dtmp, grads + o->proj_w, grads + o->proj_b, sc->dres, ba->atty,
-                    ba->atty_bf16, params + o->proj_w, weight_bf16(e, o->proj_w), BT, C, C, 0);
+                    ba->atty_bf16, params + o->proj_w, transformer_weight_bf16(e, o->proj_w), BT, C, C, 0);
     struct attention_task at = {.k = e->k,
                                 .s = s,
                                 .B = B,
@@ -364,7 +359,7 @@ void transformer_block_backward(const struct transformer_exec *e, const struct t
     CATLIP_ASSERT(pool_size(e->pool) <= sc->nthreads);
     pool_run(e->pool, attention_backward_worker, &at);
     matmul_backward(e->pool, sc->dtmp, grads + o->qkv_w, grads + o->qkv_b, sc->dqkv, ba->ln1,
-                    ba->ln1_bf16, params + o->qkv_w, weight_bf16(e, o->qkv_w), BT, C, 3 * C, 0);
+                    ba->ln1_bf16, params + o->qkv_w, transformer_weight_bf16(e, o->qkv_w), BT, C, 3 * C, 0);
     transformer_layernorm_backward(e, sc->ln_partials, sc->dtmp, grads + o->norm1_w,
                                    grads + o->norm1_b, sc->dtmp, x, params + o->norm1_w,
                                    ba->ln1_mean, ba->ln1_rstd, BT, C);

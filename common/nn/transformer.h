@@ -73,6 +73,13 @@ struct transformer_exec {
     const uint16_t *weights_bf16;  // (parameter buffer length) or NULL
 };
 
+// The bf16 copy of the weight at `offset` (in floats) when the matmuls run in bf16, else NULL
+// (nn/matmul.h's weight_bf16 argument).
+static inline const uint16_t *transformer_weight_bf16(const struct transformer_exec *e,
+                                                      size_t offset) {
+    return e->weights_bf16 ? e->weights_bf16 + offset : NULL;
+}
+
 // Carving of activation memory in two passes (llm.c style): with memory NULL only counts, else
 // also points each tensor at memory + its offset. Every tensor is 64-byte aligned.
 struct carver {

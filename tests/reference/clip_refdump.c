@@ -44,13 +44,15 @@ int main(int argc, char **argv) {
     const char *out = NULL, *preset = "text_tiny";
     int N = 7, context = 8, vocab = 23, width = 32, depth = 2, heads = 4, embed = 16, threads = 2;
     long seed = 1;
+    int bf16 = 0;
     float log_scale = CONTRASTIVE_LOG_SCALE_INIT;
     static struct option opts[] = {{"out", 1, 0, 'o'},   {"batch", 1, 0, 'b'},
                                    {"context", 1, 0, 'T'}, {"vocab", 1, 0, 'v'},
                                    {"width", 1, 0, 'd'}, {"depth", 1, 0, 'D'},
                                    {"heads", 1, 0, 'H'}, {"embed", 1, 0, 'e'},
                                    {"seed", 1, 0, 's'},  {"threads", 1, 0, 't'},
-                                   {"log-scale", 1, 0, 'l'}, {0, 0, 0, 0}};
+                                   {"log-scale", 1, 0, 'l'}, {"precision", 1, 0, 'P'},
+                                   {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -65,6 +67,7 @@ int main(int argc, char **argv) {
         case 's': seed = atol(optarg); break;
         case 't': threads = atoi(optarg); break;
         case 'l': log_scale = strtof(optarg, NULL); break;
+        case 'P': bf16 = !strcmp(optarg, "bf16"); break;
         default: return 2;
         }
     }
@@ -79,7 +82,7 @@ int main(int argc, char **argv) {
                 gemm_backend());
     }
 
-    struct text_model m = {.pool = pool_create(threads, 0), .k = k};
+    struct text_model m = {.pool = pool_create(threads, 0), .k = k, .bf16 = bf16};
     struct text_config tc;
     if (text_config_make(&tc, preset, vocab, context, TOKENIZER_EOT, width, depth, heads, embed) != 0)
         catlip_die("%s", catlip_error());
@@ -110,6 +113,7 @@ int main(int argc, char **argv) {
     const int begin = (int)((long)N * rank / size), rows = (int)((long)N * (rank + 1) / size) - begin;
     struct text_acts acts;
     text_acts_create(&acts, &tc, rows > 0 ? rows : 1, threads);
+    if (bf16) text_acts_enable_bf16(&acts, L->total);
     struct contrastive_sync cs;
     contrastive_sync_init(&cs, MPI_COMM_WORLD, N / size + 1, embed, NULL);
     float *dimage = xcalloc((size_t)rows * embed + 1, sizeof(float));
@@ -163,9 +167,9 @@ int main(int argc, char **argv) {
         fprintf(f,
                 "{\"batch\": %d, \"context\": %d, \"vocab\": %d, \"width\": %d, \"depth\": %d, "
                 "\"heads\": %d, \"embed\": %d, \"eot\": %d, \"workers\": %d, \"kernels\": \"%s\", "
-                "\"gemm\": \"%s\", \"threads\": %d}\n",
+                "\"gemm\": \"%s\", \"threads\": %d, \"precision\": \"%s\"}\n",
                 N, context, vocab, tc.width, tc.depth, tc.heads, tc.embed_dim, tc.eot_token, size,
-                k->name, gemm_backend(), threads);
+                k->name, gemm_backend(), threads, bf16 ? "bf16" : "fp32");
         fclose(f);
         fprintf(stderr, "clip_refdump: loss %.6f over %d pairs\n", loss, N);
         free(st);

@@ -64,9 +64,11 @@ endforeach()
 # CLIP (issue 16): the text tower forward/backward and the symmetric contrastive loss with its
 # gradients, equal to one process's whole-batch float64 PyTorch run within 1e-4 of each tensor's
 # largest value: one rank; three ranks (an uneven 2/2/3 split of the global batch, gathered);
-# three ranks for two rows (a rank with none); the log-scale above its clamp (no gradient); and
-# the scalar kernels with OpenBLAS matmuls. Each dump is made twice and must repeat bit for bit.
-foreach(case one three empty_worker clamp scalar)
+# three ranks for two rows (a rank with none); train.precision bf16 on three ranks (against the
+# reference with bf16-rounded matmul inputs, within 2e-2); the log-scale above its clamp (no
+# gradient); and the scalar kernels with OpenBLAS matmuls. Each dump is made twice and must
+# repeat bit for bit.
+foreach(case one three empty_worker bf16 clamp scalar)
   add_test(NAME reference.clip.${case}
     COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/reference/check_clip.py
             --refdump $<TARGET_FILE:clip_refdump> --case ${case})
