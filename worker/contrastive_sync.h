@@ -19,6 +19,13 @@
 // non-blocking and waited for through the worker's heartbeat (worker/heartbeat.h), as the
 // gradient allreduce is, so a lost worker shows as the only silent one; an MPI error is fatal
 // (catlip_die), as it is there.
+//
+// For the worker's step (not wired yet, issue 16): the loss is a mean over the N rows actually
+// gathered, so skipped samples need no G / used rescaling of these gradients (the CatLIP path's
+// batch_mean rescale must not be applied on top). The loss is not a sum over micro-batches:
+// with train.micro_batch the step must first compute every micro-batch's embeddings (no
+// activations kept), call this once, then redo each micro-batch's forward and backward from
+// its rows of dimage / dtext (GradCache, Gao et al. 2021).
 #pragma once
 #include <mpi.h>
 
