@@ -1,50 +1,249 @@
 #include "worker/grad_sync.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/check.h"
 #include "core/log.h"
 
+// A bucket's stages, in order; flat buckets only have STAGE_ALLREDUCE, the hierarchical
+// ones' non-leaders skip it.
+enum stage { STAGE_QUEUED, STAGE_REDUCE, STAGE_ALLREDUCE, STAGE_BCAST, STAGE_DONE };
+
+struct grad_bucket {
+    size_t begin, end;
+    enum stage stage;
+    int started;  // the stage's messages are posted
+    MPI_Request request;
+    struct bf16_allreduce bf16;  // buffers kept from step to step
+};
+
+struct grad_sync_options grad_sync_default_options(void) {
+    struct grad_sync_options o = {.bucket_floats = 4 * 1048576 / sizeof(float),
+                                  .overlap = 1,
+                                  .wire = GRAD_WIRE_FP32,
+                                  .allreduce = GRAD_ALLREDUCE_AUTO,
+                                  .bf16_method = BF16_ALLREDUCE_RING};
+    return o;
+}
+
+int grad_wire_parse(const char *name, enum grad_wire *out) {
+    if (!strcmp(name, "fp32")) *out = GRAD_WIRE_FP32;
+    else if (!strcmp(name, "bf16")) *out = GRAD_WIRE_BF16;
+    else return -1;
+    return 0;
+}
+
+int grad_allreduce_parse(const char *name, enum grad_allreduce *out) {
+    if (!strcmp(name, "auto")) *out = GRAD_ALLREDUCE_AUTO;
+    else if (!strcmp(name, "flat")) *out = GRAD_ALLREDUCE_FLAT;
+    else if (!strcmp(name, "hierarchical")) *out = GRAD_ALLREDUCE_HIERARCHICAL;
+    else return -1;
+    return 0;
+}
+
+static void check_mpi(int rc, const char *what) {
+    if (rc != MPI_SUCCESS) catlip_die("gradient allreduce: %s failed (MPI error %d)", what, rc);
+}
+
+// This worker's host group: the workers sharing its memory, or with CATLIP_TEST_HOSTS=K the
+// workers of its rank mod K.
+static MPI_Comm split_hosts(MPI_Comm comm) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm host;
+    const char *test = getenv("CATLIP_TEST_HOSTS");
+    if (test && *test) {
+        char *end;
+        long k = strtol(test, &end, 10);
+        if (*end || k < 1 || k > 1000000)
+            catlip_die("CATLIP_TEST_HOSTS must be a host count >= 1, got '%s'", test);
+        check_mpi(MPI_Comm_split(comm, (int)(rank % k), rank, &host), "MPI_Comm_split");
+    } else {
+        check_mpi(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &host),
+                  "MPI_Comm_split_type");
+    }
+    return host;
+}
+
 void grad_sync_init(struct grad_sync *s, MPI_Comm comm, float *grads, size_t bucket_floats,
                     int overlap, struct heartbeat *heartbeat) {
+    struct grad_sync_options o = grad_sync_default_options();
+    o.bucket_floats = bucket_floats;
+    o.overlap = overlap;
+    o.allreduce = GRAD_ALLREDUCE_FLAT;
+    grad_sync_init_options(s, comm, grads, &o, heartbeat);
+}
+
+void grad_sync_init_options(struct grad_sync *s, MPI_Comm comm, float *grads,
+                            const struct grad_sync_options *o, struct heartbeat *heartbeat) {
     memset(s, 0, sizeof *s);
     s->heartbeat = heartbeat;
     s->comm = comm;
     s->grads = grads;
-    s->bucket_floats = bucket_floats > 0 ? bucket_floats : 1;
-    s->overlap = overlap;
+    s->bucket_floats = o->bucket_floats > 0 ? o->bucket_floats : 1;
+    s->overlap = o->overlap;
+    s->wire = o->wire;
+    s->bf16_method = o->bf16_method;
+    s->flat_comm = s->host_reduce = s->host_bcast = s->leaders = MPI_COMM_NULL;
+    s->bf16_op = MPI_OP_NULL;
+    if (s->wire == GRAD_WIRE_BF16 && s->bf16_method == BF16_ALLREDUCE_MPI_OP)
+        s->bf16_op = bf16_allreduce_sum_op();
+
+    // Hosts, found even for flat (auto needs them; the description reports them).
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm host = split_hosts(comm);
+    int host_rank, host_size;
+    MPI_Comm_rank(host, &host_rank);
+    MPI_Comm_size(host, &host_size);
+    int leader = host_rank == 0;
+    check_mpi(MPI_Allreduce(&leader, &s->hosts, 1, MPI_INT, MPI_SUM, comm), "MPI_Allreduce");
+    check_mpi(MPI_Allreduce(&host_size, &s->max_workers_per_host, 1, MPI_INT, MPI_MAX, comm),
+              "MPI_Allreduce");
+    if (o->allreduce == GRAD_ALLREDUCE_HIERARCHICAL) s->hierarchical = 1;
+    else if (o->allreduce == GRAD_ALLREDUCE_AUTO)
+        s->hierarchical = s->hosts > 1 && s->max_workers_per_host > 1;
+
+    if (s->hierarchical) {
+        s->host_reduce = host;
+        check_mpi(MPI_Comm_dup(host, &s->host_bcast), "MPI_Comm_dup");
+        check_mpi(MPI_Comm_split(comm, leader ? 0 : MPI_UNDEFINED, rank, &s->leaders),
+                  "MPI_Comm_split");
+    } else {
+        MPI_Comm_free(&host);
+        if (s->wire == GRAD_WIRE_BF16) check_mpi(MPI_Comm_dup(comm, &s->flat_comm), "MPI_Comm_dup");
+        else s->flat_comm = comm;  // as before the options: the workers' communicator
+    }
+}
+
+const char *grad_sync_describe(const struct grad_sync *s, char *buf, size_t cap) {
+    const char *wire = s->wire == GRAD_WIRE_FP32 ? "fp32"
+                       : s->bf16_method == BF16_ALLREDUCE_RING ? "bf16 ring"
+                                                               : "bf16 MPI_Op";
+    snprintf(buf, cap, "%s, %s (%d host%s, up to %d worker%s per host), %s", wire,
+             s->hierarchical ? "hierarchical" : "flat", s->hosts, s->hosts == 1 ? "" : "s",
+             s->max_workers_per_host, s->max_workers_per_host == 1 ? "" : "s",
+             s->overlap ? "overlapped with backward" : "after backward");
+    return buf;
+}
+
+static void free_comm(MPI_Comm *c) {
+    if (*c != MPI_COMM_NULL) MPI_Comm_free(c);
 }
 
 void grad_sync_free(struct grad_sync *s) {
-    free(s->requests);
-    free(s->bucket_begin);
-    free(s->bucket_end);
+    for (int i = 0; i < s->cap; i++) bf16_allreduce_free(&s->buckets[i].bf16);
+    free(s->buckets);
+    if (s->flat_comm != s->comm) free_comm(&s->flat_comm);
+    free_comm(&s->host_reduce);
+    free_comm(&s->host_bcast);
+    free_comm(&s->leaders);
+    if (s->bf16_op != MPI_OP_NULL) MPI_Op_free(&s->bf16_op);
     memset(s, 0, sizeof *s);
 }
 
 void grad_sync_begin(struct grad_sync *s) {
-    s->nrequests = 0;
+    s->nbuckets = s->first_unfinished = 0;
     s->pending_begin = s->pending_end = 0;
     s->wait_seconds = 0.0;
 }
 
+static enum stage first_stage(const struct grad_sync *s) {
+    return s->hierarchical ? STAGE_REDUCE : STAGE_ALLREDUCE;
+}
+
+static enum stage next_stage(const struct grad_sync *s, enum stage stage) {
+    if (!s->hierarchical || stage == STAGE_BCAST) return STAGE_DONE;
+    if (stage == STAGE_REDUCE) return s->leaders != MPI_COMM_NULL ? STAGE_ALLREDUCE : STAGE_BCAST;
+    return STAGE_BCAST;
+}
+
+static void stage_start(struct grad_sync *s, struct grad_bucket *b, int index) {
+    float *x = s->grads + b->begin;
+    size_t n = b->end - b->begin;
+    switch (b->stage) {
+    case STAGE_REDUCE: {
+        int host_rank;
+        MPI_Comm_rank(s->host_reduce, &host_rank);
+        check_mpi(MPI_Ireduce(host_rank == 0 ? MPI_IN_PLACE : x, x, (int)n, MPI_FLOAT, MPI_SUM, 0,
+                              s->host_reduce, &b->request),
+                  "MPI_Ireduce within the host");
+        break;
+    }
+    case STAGE_ALLREDUCE: {
+        MPI_Comm c = s->hierarchical ? s->leaders : s->flat_comm;
+        if (s->wire == GRAD_WIRE_BF16)
+            bf16_allreduce_start(&b->bf16, s->bf16_method, c, index % 32768, s->bf16_op, x, n);
+        else
+            check_mpi(MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, c, &b->request),
+                      "MPI_Iallreduce");
+        break;
+    }
+    case STAGE_BCAST:
+        check_mpi(MPI_Ibcast(x, (int)n, MPI_FLOAT, 0, s->host_bcast, &b->request),
+                  "MPI_Ibcast within the host");
+        break;
+    default: CATLIP_ASSERT(0);
+    }
+    b->started = 1;
+}
+
+static int stage_test(struct grad_sync *s, struct grad_bucket *b) {
+    if (b->stage == STAGE_ALLREDUCE && s->wire == GRAD_WIRE_BF16) return bf16_allreduce_test(&b->bf16);
+    int done = 0;
+    check_mpi(MPI_Test(&b->request, &done, MPI_STATUS_IGNORE), "a gradient reduction");
+    return done;
+}
+
+// Advances bucket i as far as its messages allow; 1 when its gradients are summed. A stage's
+// collectives go out in bucket order on every worker (MPI matches collectives by order), so a
+// bucket starts a stage only after the bucket before it has.
+static int bucket_advance(struct grad_sync *s, int i) {
+    struct grad_bucket *b = &s->buckets[i];
+    while (b->stage != STAGE_DONE) {
+        if (b->stage == STAGE_QUEUED) return 0;
+        if (!b->started) {
+            const struct grad_bucket *prev = i > 0 ? &s->buckets[i - 1] : NULL;
+            if (prev && (prev->stage < b->stage || (prev->stage == b->stage && !prev->started)))
+                return 0;
+            stage_start(s, b, i);
+        }
+        if (!stage_test(s, b)) return 0;
+        b->stage = next_stage(s, b->stage);
+        b->started = 0;
+    }
+    return 1;
+}
+
+// Advances the unfinished buckets before `upto`; 1 when all are done.
+static int advance_until(struct grad_sync *s, int upto) {
+    int all = 1;
+    for (int i = s->first_unfinished; i < upto; i++) {
+        int done = bucket_advance(s, i);
+        if (done && all) s->first_unfinished = i + 1;
+        all &= done;
+    }
+    return all;
+}
+
 static void start_bucket(struct grad_sync *s, size_t begin, size_t end) {
     if (end <= begin) return;
-    if (s->nrequests == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 64;
-        s->requests = xrealloc(s->requests, (size_t)s->cap * sizeof *s->requests);
-        s->bucket_begin = xrealloc(s->bucket_begin, (size_t)s->cap * sizeof(size_t));
-        s->bucket_end = xrealloc(s->bucket_end, (size_t)s->cap * sizeof(size_t));
+    if (s->nbuckets == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 64;
+        s->buckets = xrealloc(s->buckets, (size_t)cap * sizeof *s->buckets);
+        memset(s->buckets + s->cap, 0, (size_t)(cap - s->cap) * sizeof *s->buckets);
+        s->cap = cap;
     }
-    int i = s->nrequests++;
-    s->bucket_begin[i] = begin;
-    s->bucket_end[i] = end;
-    s->requests[i] = MPI_REQUEST_NULL;
-    if (s->overlap) {
-        int rc = MPI_Iallreduce(MPI_IN_PLACE, s->grads + begin, (int)(end - begin), MPI_FLOAT,
-                                MPI_SUM, s->comm, &s->requests[i]);
-        if (rc != MPI_SUCCESS) catlip_die("gradient allreduce failed to start (MPI error %d)", rc);
-    }
+    int i = s->nbuckets++;
+    struct grad_bucket *b = &s->buckets[i];
+    b->begin = begin;
+    b->end = end;
+    b->started = 0;
+    b->request = MPI_REQUEST_NULL;
+    b->stage = s->overlap ? first_stage(s) : STAGE_QUEUED;
+    if (s->overlap) bucket_advance(s, i);
 }
 
 void grad_sync_ready(void *arg, size_t begin, size_t end) {
@@ -61,26 +260,27 @@ void grad_sync_ready(void *arg, size_t begin, size_t end) {
         s->pending_begin = s->pending_end = 0;
     }
     // Give MPI a chance to progress the reductions already started.
-    if (s->overlap && s->nrequests > 0) {
-        int done;
-        MPI_Testall(s->nrequests, s->requests, &done, MPI_STATUSES_IGNORE);
-    }
+    if (s->overlap) advance_until(s, s->nbuckets);
+}
+
+// Waits until the buckets before `upto` are summed, heartbeating (worker/heartbeat.h). Tests
+// without pause, as MPI_Waitall spins: a non-blocking collective advances a round per test.
+static void wait_until(struct grad_sync *s, int upto) {
+    while (!advance_until(s, upto))
+        if (s->heartbeat) heartbeat_beat(s->heartbeat);
 }
 
 void grad_sync_finish(struct grad_sync *s) {
     start_bucket(s, s->pending_begin, s->pending_end);
     s->pending_begin = s->pending_end = 0;
     double t0 = MPI_Wtime();
-    if (s->overlap) {
-        int rc = heartbeat_waitall(s->heartbeat, s->nrequests, s->requests);
-        if (rc != MPI_SUCCESS) catlip_die("gradient allreduce failed (MPI error %d)", rc);
-    } else {
-        for (int i = 0; i < s->nrequests; i++) {
-            int rc = heartbeat_allreduce(s->heartbeat, s->grads + s->bucket_begin[i],
-                                         (int)(s->bucket_end[i] - s->bucket_begin[i]), MPI_FLOAT,
-                                         MPI_SUM, s->comm);
-            if (rc != MPI_SUCCESS) catlip_die("gradient allreduce failed (MPI error %d)", rc);
+    if (!s->overlap) {
+        // One bucket at a time, each after the one before has finished.
+        for (int i = 0; i < s->nbuckets; i++) {
+            s->buckets[i].stage = first_stage(s);
+            wait_until(s, i + 1);
         }
     }
+    wait_until(s, s->nbuckets);
     s->wait_seconds = MPI_Wtime() - t0;
 }

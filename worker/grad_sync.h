@@ -1,32 +1,83 @@
 // Gradient averaging across workers: buckets of finished gradients are summed with
-// non-blocking allreduces while backward continues on earlier layers (as PyTorch DDP does).
+// non-blocking reductions while backward continues on earlier layers (as PyTorch DDP does).
 //
 // vit_backward reports finished ranges from the end of the gradient buffer towards its start;
-// grad_sync_ready merges them into buckets of at least bucket_floats and starts an
-// MPI_Iallreduce for each full one. grad_sync_finish starts the last bucket and waits for all.
-// Bucket boundaries depend only on the layout and the bucket size, so every step, and every
-// run with the same settings, reduces the same ranges in the same way.
+// grad_sync_ready merges them into buckets of at least bucket_floats and starts the reduction
+// of each full one. grad_sync_finish starts the last bucket and waits for all. Bucket
+// boundaries depend only on the layout and the bucket size, so every step, and every run with
+// the same settings, reduces the same ranges in the same way.
+//
+// How a bucket is summed (struct grad_sync_options):
+// - wire (train.grad_comm): fp32, MPI_Iallreduce (MPI_SUM); or bf16, half the bytes, summed in
+//   fp32 at every hop and rounded to bf16 between hops (worker/bf16_allreduce.h: its error
+//   bound, our own ring or an MPI_Op). Either way every worker ends with the same bits.
+// - allreduce (train.allreduce): flat, one reduction over all workers; or hierarchical, when a
+//   host runs several workers: an fp32 MPI_Ireduce to one leader per host (shared memory,
+//   MPI_Comm_split_type), the reduction (fp32 or bf16) among the leaders, an MPI_Ibcast back
+//   within each host. Stages advance as their messages arrive, so buckets still overlap
+//   backward. auto: hierarchical when more than one host exists and some host runs more than
+//   one worker, flat otherwise.
+// CATLIP_TEST_HOSTS=K (a test hook) treats worker w as running on host w mod K, so that one
+// machine exercises the hierarchical path.
 #pragma once
 #include <mpi.h>
 #include <stddef.h>
 
+#include "worker/bf16_allreduce.h"
 #include "worker/heartbeat.h"
+
+enum grad_wire { GRAD_WIRE_FP32, GRAD_WIRE_BF16 };
+enum grad_allreduce { GRAD_ALLREDUCE_AUTO, GRAD_ALLREDUCE_FLAT, GRAD_ALLREDUCE_HIERARCHICAL };
+
+struct grad_sync_options {
+    size_t bucket_floats;           // a bucket holds at least this many gradients
+    int overlap;                    // 0: the buckets are reduced one by one after backward
+    enum grad_wire wire;            // train.grad_comm
+    enum grad_allreduce allreduce;  // train.allreduce
+    enum bf16_allreduce_method bf16_method;  // how bf16 travels (the ring unless measuring)
+};
+
+// Every option as a run gets it by default: 4 MiB buckets, overlap, fp32, auto, ring.
+struct grad_sync_options grad_sync_default_options(void);
+// "fp32" | "bf16" and "auto" | "flat" | "hierarchical" (config values); -1 if unknown.
+int grad_wire_parse(const char *name, enum grad_wire *out);
+int grad_allreduce_parse(const char *name, enum grad_allreduce *out);
+
+struct grad_bucket;
 
 struct grad_sync {
     MPI_Comm comm;        // the workers' communicator
     float *grads;
     size_t bucket_floats;
-    int overlap;          // 0: one blocking allreduce per bucket after backward
+    int overlap;          // 0: one blocking reduction per bucket after backward
+    enum grad_wire wire;
+    enum bf16_allreduce_method bf16_method;
+    int hierarchical;     // the allreduce chosen (auto resolved)
+    int hosts, max_workers_per_host;
+    // Communicators of their own (created by init, freed by free): bf16 ring messages are
+    // point-to-point and must not meet other traffic; each hierarchical stage issues its
+    // collectives in bucket order on its own communicator.
+    MPI_Comm flat_comm;     // flat: the reduction's (comm itself for fp32)
+    MPI_Comm host_reduce;   // hierarchical: this host's workers (rank 0 leads)
+    MPI_Comm host_bcast;    // hierarchical: the same group, for the broadcast
+    MPI_Comm leaders;       // hierarchical: one worker per host; MPI_COMM_NULL elsewhere
+    MPI_Op bf16_op;         // for BF16_ALLREDUCE_MPI_OP; MPI_OP_NULL otherwise
     size_t pending_begin, pending_end;  // the bucket being collected (pending_begin..end)
-    MPI_Request *requests;
-    int nrequests, cap;
-    size_t *bucket_begin, *bucket_end;  // ranges of started buckets, for the no-overlap path
+    struct grad_bucket *buckets;        // this step's, in the order started
+    int nbuckets, cap, first_unfinished;
     double wait_seconds;  // time blocked in grad_sync_finish this step
-    struct heartbeat *heartbeat;  // waits go through it (the coordinator hears this worker)
+    struct heartbeat *heartbeat;  // waits go through it (the coordinator hears this worker);
+                                  // NULL: nobody to tell (benchmarks, tests)
 };
 
+// fp32, flat: what every step did before the options existed.
 void grad_sync_init(struct grad_sync *s, MPI_Comm comm, float *grads, size_t bucket_floats,
                     int overlap, struct heartbeat *heartbeat);
+// Collective over comm (every worker calls it with the same options).
+void grad_sync_init_options(struct grad_sync *s, MPI_Comm comm, float *grads,
+                            const struct grad_sync_options *options, struct heartbeat *heartbeat);
+// One line: "bf16 ring, hierarchical (2 hosts, up to 2 workers per host)".
+const char *grad_sync_describe(const struct grad_sync *s, char *buf, size_t cap);
 void grad_sync_free(struct grad_sync *s);
 // Starts a step (no buckets pending).
 void grad_sync_begin(struct grad_sync *s);

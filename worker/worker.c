@@ -403,10 +403,18 @@ int worker_run(struct run *run, struct link *link) {
     }
     if (run->nworkers > 1)
         heartbeat_allreduce(&w.heartbeat, &status, 1, MPI_INT, MPI_MAX, run->workers);
-    if (status == 0 && run->nworkers > 1)
-        grad_sync_init(&w.sync, run->workers, w.ts.grads,
-                       (size_t)(cfg->train.bucket_mb * 1048576.0 / sizeof(float)),
-                       cfg->train.overlap, &w.heartbeat);
+    if (status == 0 && run->nworkers > 1) {
+        struct grad_sync_options o = grad_sync_default_options();
+        o.bucket_floats = (size_t)(cfg->train.bucket_mb * 1048576.0 / sizeof(float));
+        o.overlap = cfg->train.overlap;
+        int parsed = grad_wire_parse(cfg->train.grad_comm, &o.wire) == 0 &&
+                     grad_allreduce_parse(cfg->train.allreduce, &o.allreduce) == 0;
+        CATLIP_ASSERT(parsed);  // config_validate accepted the names
+        grad_sync_init_options(&w.sync, run->workers, w.ts.grads, &o, &w.heartbeat);
+        char what[160];
+        if (run->worker_index == 0)
+            log_info("gradient allreduce: %s", grad_sync_describe(&w.sync, what, sizeof what));
+    }
     w.samples = run->start_step * w.local_batch;
 
     for (int64_t step = run->start_step; status == 0 && step < run->total_steps; step++) {

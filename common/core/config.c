@@ -64,6 +64,8 @@ static const struct key_spec keys[] = {
     {"train.threads", KEY_INT, NUM(train.threads), 0, 4096, "0", "compute threads per worker; 0 = cores given to the rank"},
     {"train.bucket_mb", KEY_FLOAT, NUM(train.bucket_mb), 0.001, 4096, "4", "gradient allreduce bucket size (MiB)"},
     {"train.overlap", KEY_BOOL, NUM(train.overlap), 0, 0, "true", "overlap gradient allreduce with backward"},
+    {"train.grad_comm", KEY_STRING, STR(train.grad_comm), 0, 0, "fp32", "fp32 | bf16: gradients travel as bf16 (half the bytes), summed in fp32 at every hop"},
+    {"train.allreduce", KEY_STRING, STR(train.allreduce), 0, 0, "auto", "auto | flat | hierarchical (within each host first, then one leader per host); auto: hierarchical when there are several hosts and one runs several workers"},
     {"train.worker_timeout", KEY_FLOAT, NUM(train.worker_timeout), 1, 1e7, "900", "seconds a worker may go without progress before the job is aborted"},
     {"train.freeze_backbone", KEY_BOOL, NUM(train.freeze_backbone), 0, 0, "false", "linear probe: train only the head"},
     {"train.loss", KEY_STRING, STR(train.loss), 0, 0, "auto", "auto | bce | ce (auto: bce to pretrain, ce to classify)"},
@@ -316,6 +318,13 @@ int config_validate(const struct config *cfg) {
     if (strcmp(cfg->train.precision, "fp32") && strcmp(cfg->train.precision, "bf16"))
         return catlip_error_set("train.precision must be fp32 or bf16, got '%s'",
                                 cfg->train.precision);
+    if (strcmp(cfg->train.grad_comm, "fp32") && strcmp(cfg->train.grad_comm, "bf16"))
+        return catlip_error_set("train.grad_comm must be fp32 or bf16, got '%s'",
+                                cfg->train.grad_comm);
+    if (strcmp(cfg->train.allreduce, "auto") && strcmp(cfg->train.allreduce, "flat") &&
+        strcmp(cfg->train.allreduce, "hierarchical"))
+        return catlip_error_set("train.allreduce must be auto, flat or hierarchical, got '%s'",
+                                cfg->train.allreduce);
     if (strcmp(cfg->model.head_init, "random") && strcmp(cfg->model.head_init, "transfer"))
         return catlip_error_set("model.head_init must be random or transfer, got '%s'", cfg->model.head_init);
     if (!strcmp(cfg->model.head_init, "transfer") && !cfg->model.head_file[0])

@@ -51,6 +51,8 @@ struct config {
         int64_t threads;  // compute threads per worker; 0: the cores the launcher gave us
         double bucket_mb;         // gradient allreduce bucket size
         bool overlap;             // start bucket allreduces during backward
+        char grad_comm[8];        // fp32 | bf16 (gradients on the wire; sums in fp32)
+        char allreduce[16];       // auto | flat | hierarchical (within hosts first)
         double worker_timeout;    // seconds without progress before the job is aborted
         bool freeze_backbone;     // linear probe: only the head trains
         char loss[16];            // auto | bce | ce (auto: bce for pretrain, ce for classify)

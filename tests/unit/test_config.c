@@ -30,6 +30,8 @@ static void defaults_are_the_reference_recipe(void **state) {
     assert_true(c.optim.betas[0] == 0.9 && c.optim.betas[1] == 0.999);
     assert_true(c.optim.weight_decay == 0.2 && c.optim.grad_clip == 1.0);
     assert_true(c.data.mean[0] == 0.485 && c.data.std[2] == 0.225);
+    assert_string_equal(c.train.grad_comm, "fp32");
+    assert_string_equal(c.train.allreduce, "auto");
     assert_int_equal(config_validate(&c), 0);
 }
 
@@ -99,6 +101,10 @@ static void bad_values_are_one_line_errors(void **state) {
     expect_error("optim.min_lr=0.1", 1, "above optim.lr");
     expect_error("train.precision=fp16", 1, "train.precision must be fp32 or bf16, got 'fp16'");
     expect_error("train:\n  precision: bfloat16\n", 0, "train.precision");
+    expect_error("train.grad_comm=fp16", 1, "train.grad_comm must be fp32 or bf16, got 'fp16'");
+    expect_error("train:\n  grad_comm: int8\n", 0, "train.grad_comm");
+    expect_error("train.allreduce=tree", 1,
+                 "train.allreduce must be auto, flat or hierarchical, got 'tree'");
     struct config c;
     config_defaults(&c);
     assert_int_equal(config_load_file(&c, "/nonexistent/run.yaml"), -1);

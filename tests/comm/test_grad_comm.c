@@ -1,0 +1,290 @@
+// Gradient communication (worker/grad_sync.h, worker/bf16_allreduce.h) under mpirun -n P:
+// random gradients, different on every rank, summed through grad_sync in buckets (reported
+// back to front in uneven ranges, as backward does) for every wire (fp32, bf16 ring, bf16
+// MPI_Op) x allreduce (flat, hierarchical) x overlap, and checked against an fp64 sum that
+// every rank computes from every rank's inputs:
+//   fp32: |result - exact| <= gamma_P(2^-24) * sum|g|   (any order of P-1 fp32 adds)
+//   bf16: |result - exact| <= gamma_P(d) * sum|g| + P * 2^-126, d = (1+2^-8)(1+2^-24) - 1
+//         (bf16_allreduce.h: each term is rounded at most P times, to bf16 after an fp32 add;
+//         the last term covers denormals, flushed to zero by the conversion)
+// where gamma_k(d) = k d / (1 - k d). Every rank must end with the same bits, a rerun with
+// the same inputs must give the same bits, a flat bf16 result must be bf16 values, and
+// hierarchical must equal flat within the sum of their bounds. Hierarchical runs on this one
+// host (its three stages degenerate: one leader) and split as CATLIP_TEST_HOSTS=K hosts
+// (worker w on host w mod K), so the reduce / leaders' allreduce / broadcast path runs for real.
+//
+//   mpirun -n P test_grad_comm                          the checks; exit 0 when all pass
+//   mpirun -n P test_grad_comm --bench FLOATS REPEATS   time one reduction of FLOATS (median)
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "worker/grad_sync.h"
+
+static int rank_, size_, failures;
+
+static void check(int ok, const char *what) {
+    int all;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (rank_ == 0) printf("%s %s\n", all ? "ok   " : "FAIL ", what);
+    if (!all) failures++;
+}
+
+static uint64_t splitmix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+// Rank r's gradient i: signed values over many magnitudes (2^-12 .. 2^4, so sums cancel), a
+// few zeros and a few denormals.
+static float gradient(int r, size_t i) {
+    uint64_t h = splitmix(((uint64_t)r << 40) ^ i ^ 0x5eedULL);
+    double u = (double)(h >> 11) / 9007199254740992.0;  // [0, 1)
+    int kind = (int)(h & 63);
+    if (kind == 0) return 0.0f;
+    if (kind == 1) return (float)((u - 0.5) * 1e-39);
+    int e = (int)((h >> 6) % 17) - 12;
+    return (float)((2 * u - 1) * ldexp(1.0, e));
+}
+
+static double gamma_k(int k, double d) {
+    return k * d / (1 - k * d);
+}
+
+static uint64_t digest(const float *x, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    const uint8_t *b = (const uint8_t *)x;
+    for (size_t i = 0; i < n * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int same_everywhere(const float *x, size_t n) {
+    uint64_t d = digest(x, n), lo, hi;
+    MPI_Allreduce(&d, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&d, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    return lo == hi;
+}
+
+// One step of grad_sync over grads: ranges reported back to front in uneven pieces.
+static double sync_step(struct grad_sync *s, float *grads, size_t n) {
+    (void)grads;
+    grad_sync_begin(s);
+    double t0 = MPI_Wtime();
+    size_t end = n, piece = 0;
+    while (end > 0) {
+        size_t len = 1 + (splitmix(piece++) % 3000);
+        size_t begin = end > len ? end - len : 0;
+        grad_sync_ready(s, begin, end);
+        end = begin;
+    }
+    grad_sync_finish(s);
+    return MPI_Wtime() - t0;
+}
+
+struct variant {
+    const char *name;
+    enum grad_wire wire;
+    enum bf16_allreduce_method method;
+};
+
+static const struct variant variants[] = {
+    {"fp32", GRAD_WIRE_FP32, BF16_ALLREDUCE_RING},
+    {"bf16 ring", GRAD_WIRE_BF16, BF16_ALLREDUCE_RING},
+    {"bf16 MPI_Op", GRAD_WIRE_BF16, BF16_ALLREDUCE_MPI_OP},
+};
+
+static void set_hosts(int k) {
+    char v[16];
+    snprintf(v, sizeof v, "%d", k);
+    if (k > 0) setenv("CATLIP_TEST_HOSTS", v, 1);
+    else unsetenv("CATLIP_TEST_HOSTS");
+}
+
+// Runs one configuration, checks it against the exact sum, returns the result (malloc'ed).
+static float *run_checked(const struct variant *v, enum grad_allreduce allreduce, int overlap,
+                          int test_hosts, const double *exact, const double *abs_sum, size_t n) {
+    set_hosts(test_hosts);
+    struct grad_sync_options o = grad_sync_default_options();
+    o.bucket_floats = 7919;  // many buckets in flight, none aligned to the ring's chunks
+    o.overlap = overlap;
+    o.wire = v->wire;
+    o.bf16_method = v->method;
+    o.allreduce = allreduce;
+    float *g = xmalloc(n * sizeof *g);
+    for (size_t i = 0; i < n; i++) g[i] = gradient(rank_, i);
+    struct grad_sync s;
+    grad_sync_init_options(&s, MPI_COMM_WORLD, g, &o, NULL);
+    char what[256], desc[160];
+    snprintf(what, sizeof what, "P=%d %s, overlap %d, CATLIP_TEST_HOSTS=%d", size_, 
+             grad_sync_describe(&s, desc, sizeof desc), overlap, test_hosts);
+    sync_step(&s, g, n);
+
+    const int bf16 = v->wire == GRAD_WIRE_BF16;
+    const double d = bf16 ? (1 + ldexp(1, -8)) * (1 + ldexp(1, -24)) - 1 : ldexp(1, -24);
+    const double floor_abs = bf16 ? size_ * ldexp(1, -126) : 0.0;
+    double worst = 0.0;  // largest error / bound
+    int within = 1, bf16_values = 1;
+    for (size_t i = 0; i < n; i++) {
+        double bound = gamma_k(size_, d) * abs_sum[i] + floor_abs;
+        double err = fabs((double)g[i] - exact[i]);
+        if (err > bound) within = 0;
+        if (bound > 0 && err / bound > worst) worst = err / bound;
+        uint32_t bits;
+        memcpy(&bits, &g[i], sizeof bits);
+        if (bits & 0xffffu) bf16_values = 0;
+    }
+    double worst_all;
+    MPI_Allreduce(&worst, &worst_all, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    char line[512];
+    snprintf(line, sizeof line, "%s: within the bound of the fp64 sum (worst %.3f of it)", what,
+             worst_all);
+    check(within, line);
+    snprintf(line, sizeof line, "%s: every rank holds the same bits", what);
+    check(same_everywhere(g, n), line);
+    if (bf16 && !s.hierarchical && size_ > 1) {
+        snprintf(line, sizeof line, "%s: results are bf16 values", what);
+        check(bf16_values, line);
+    }
+    if (test_hosts > 1 && allreduce == GRAD_ALLREDUCE_HIERARCHICAL) {
+        int expect_hosts = test_hosts < size_ ? test_hosts : size_;
+        snprintf(line, sizeof line, "%s: split into %d hosts, hierarchical", what, expect_hosts);
+        check(s.hierarchical && s.hosts == expect_hosts, line);
+    }
+    // The same inputs again (buffers reused from the first step): the same bits.
+    float *first = xmalloc(n * sizeof *first);
+    memcpy(first, g, n * sizeof *g);
+    for (size_t i = 0; i < n; i++) g[i] = gradient(rank_, i);
+    sync_step(&s, g, n);
+    snprintf(line, sizeof line, "%s: a second step gives the same bits", what);
+    check(memcmp(first, g, n * sizeof *g) == 0, line);
+    free(first);
+    grad_sync_free(&s);
+    set_hosts(0);
+    return g;
+}
+
+static void run_checks(void) {
+    const size_t n = 100003;
+    double *exact = xmalloc(n * sizeof *exact), *abs_sum = xmalloc(n * sizeof *abs_sum);
+    for (size_t i = 0; i < n; i++) {
+        exact[i] = abs_sum[i] = 0;
+        for (int r = 0; r < size_; r++) {
+            exact[i] += gradient(r, i);
+            abs_sum[i] += fabs(gradient(r, i));
+        }
+    }
+    int hosts_splits[3] = {0, 2, 3};
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        const double d = variants[v].wire == GRAD_WIRE_BF16
+                             ? (1 + ldexp(1, -8)) * (1 + ldexp(1, -24)) - 1 : ldexp(1, -24);
+        for (int overlap = 1; overlap >= 0; overlap--) {
+            float *flat = run_checked(&variants[v], GRAD_ALLREDUCE_FLAT, overlap, 0, exact,
+                                      abs_sum, n);
+            for (int h = 0; h < 3; h++) {
+                int k = hosts_splits[h];
+                if (k >= size_ + 1) continue;
+                float *hier = run_checked(&variants[v], GRAD_ALLREDUCE_HIERARCHICAL, overlap, k,
+                                          exact, abs_sum, n);
+                // Both within their bound of the exact sum, so within twice it of each other.
+                int close = 1;
+                for (size_t i = 0; i < n; i++)
+                    if (fabs((double)hier[i] - flat[i]) >
+                        2 * (gamma_k(size_, d) * abs_sum[i] + size_ * ldexp(1, -126)))
+                        close = 0;
+                char line[256];
+                snprintf(line, sizeof line,
+                         "P=%d %s, overlap %d: hierarchical (CATLIP_TEST_HOSTS=%d) = flat "
+                         "within the bounds", size_, variants[v].name, overlap, k);
+                check(close, line);
+                free(hier);
+            }
+            free(flat);
+        }
+    }
+    // auto: flat on one host; hierarchical when split into hosts with several workers each.
+    struct grad_sync_options o = grad_sync_default_options();
+    float g[4] = {0};
+    struct grad_sync s;
+    grad_sync_init_options(&s, MPI_COMM_WORLD, g, &o, NULL);
+    check(!s.hierarchical && s.hosts == 1, "auto on one host: flat");
+    grad_sync_free(&s);
+    set_hosts(2);
+    grad_sync_init_options(&s, MPI_COMM_WORLD, g, &o, NULL);
+    char line[128];
+    snprintf(line, sizeof line, "auto, P=%d as 2 hosts: %s", size_,
+             size_ > 2 ? "hierarchical" : "flat (one worker per host)");
+    check(s.hierarchical == (size_ > 2) && s.hosts == 2, line);
+    grad_sync_free(&s);
+    set_hosts(0);
+    free(exact);
+    free(abs_sum);
+}
+
+static int compare_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// Median time of one reduction of n gradients in 4 MiB buckets reported all at once (backward
+// has finished: what grad_sync_finish leaves exposed without overlap), per variant.
+static void run_bench(size_t n, int repeats) {
+    const char *env_hosts = getenv("CATLIP_TEST_HOSTS");
+    float *g = xmalloc(n * sizeof *g);
+    double *times = xmalloc((size_t)repeats * sizeof *times);
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        for (int a = GRAD_ALLREDUCE_FLAT; a <= GRAD_ALLREDUCE_HIERARCHICAL; a++) {
+            struct grad_sync_options o = grad_sync_default_options();
+            o.wire = variants[v].wire;
+            o.bf16_method = variants[v].method;
+            o.allreduce = (enum grad_allreduce)a;
+            struct grad_sync s;
+            for (size_t i = 0; i < n; i++) g[i] = gradient(rank_, i);
+            grad_sync_init_options(&s, MPI_COMM_WORLD, g, &o, NULL);
+            for (int r = -1; r < repeats; r++) {  // one warm-up
+                for (size_t i = 0; i < n; i++) g[i] = gradient(rank_, i);
+                MPI_Barrier(MPI_COMM_WORLD);
+                grad_sync_begin(&s);
+                double t0 = MPI_Wtime();
+                for (size_t end = n; end > 0;) {
+                    size_t begin = end > o.bucket_floats ? end - o.bucket_floats : 0;
+                    grad_sync_ready(&s, begin, end);
+                    end = begin;
+                }
+                grad_sync_finish(&s);
+                double t = MPI_Wtime() - t0, slowest;
+                MPI_Allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+                if (r >= 0) times[r] = slowest;
+            }
+            qsort(times, (size_t)repeats, sizeof *times, compare_double);
+            char desc[160];
+            if (rank_ == 0)
+                printf("P=%d %zu floats (%.1f MB fp32), CATLIP_TEST_HOSTS=%s, %s: median %.2f ms "
+                       "(min %.2f)\n", size_, n, n * 4e-6, env_hosts ? env_hosts : "-",
+                       grad_sync_describe(&s, desc, sizeof desc), times[repeats / 2] * 1e3,
+                       times[0] * 1e3);
+            grad_sync_free(&s);
+        }
+    }
+    free(times);
+    free(g);
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    if (argc == 4 && !strcmp(argv[1], "--bench")) {
+        run_bench((size_t)atol(argv[2]), atoi(argv[3]));
+    } else {
+        run_checks();
+        if (rank_ == 0) printf("%d failure(s)\n", failures);
+    }
+    MPI_Finalize();
+    return failures ? 1 : 0;
+}
