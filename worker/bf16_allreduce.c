@@ -11,7 +11,8 @@ static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
     (void)type;
     const uint16_t *a = in;
     uint16_t *b = inout;
-    for (int i = 0; i < *len; i++) b[i] = bf16_from_float(bf16_to_float(a[i]) + bf16_to_float(b[i]));
+    for (int i = 0; i < *len; i++)
+        b[i] = bf16_from_float(bf16_to_float(a[i]) + bf16_to_float(b[i]));
 }
 
 MPI_Op bf16_allreduce_sum_op(void) {
@@ -64,8 +65,8 @@ static void ring_post(struct bf16_allreduce *a) {
     int rc = MPI_Irecv(into, (int)chunk_size(a, recv), MPI_UINT16_T, prev, a->tag, a->comm,
                        &a->requests[0]);
     if (rc == MPI_SUCCESS)
-        rc = MPI_Isend(a->wire + chunk_begin(a, send), (int)chunk_size(a, send), MPI_UINT16_T,
-                       next, a->tag, a->comm, &a->requests[1]);
+        rc = MPI_Isend(a->wire + chunk_begin(a, send), (int)chunk_size(a, send), MPI_UINT16_T, next,
+                       a->tag, a->comm, &a->requests[1]);
     if (rc != MPI_SUCCESS) catlip_die("bf16 gradient ring failed to start (MPI error %d)", rc);
 }
 
@@ -103,9 +104,10 @@ void bf16_allreduce_start(struct bf16_allreduce *a, enum bf16_allreduce_method m
     ensure(&a->wire, &a->wire_cap, n);
     if (method == BF16_ALLREDUCE_MPI_OP) {
         bf16_from_floats(a->wire, data, n);
-        int rc = MPI_Iallreduce(MPI_IN_PLACE, a->wire, (int)n, MPI_UINT16_T, op, comm,
-                                &a->requests[0]);
-        if (rc != MPI_SUCCESS) catlip_die("bf16 gradient allreduce failed to start (MPI error %d)", rc);
+        int rc =
+            MPI_Iallreduce(MPI_IN_PLACE, a->wire, (int)n, MPI_UINT16_T, op, comm, &a->requests[0]);
+        if (rc != MPI_SUCCESS)
+            catlip_die("bf16 gradient allreduce failed to start (MPI error %d)", rc);
         return;
     }
     ensure(&a->inbox, &a->inbox_cap, (n + (size_t)a->size - 1) / (size_t)a->size);

@@ -29,12 +29,12 @@ struct bf16_allreduce {
     enum bf16_allreduce_method method;
     MPI_Comm comm;
     int rank, size, tag;
-    float *data;      // (n) summed in place
+    float *data;  // (n) summed in place
     size_t n;
     uint16_t *wire;   // (n) bf16 values sent and received; kept between uses
     uint16_t *inbox;  // (ceil(n/P)) the ring's received chunk
     size_t wire_cap, inbox_cap;
-    int step;         // ring: 0 .. 2(P-1); done at 2(P-1). MPI_Op: 0 running, 1 done
+    int step;  // ring: 0 .. 2(P-1); done at 2(P-1). MPI_Op: 0 running, 1 done
     MPI_Request requests[2];
 };
 

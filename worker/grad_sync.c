@@ -29,17 +29,24 @@ struct grad_sync_options grad_sync_default_options(void) {
 }
 
 int grad_wire_parse(const char *name, enum grad_wire *out) {
-    if (!strcmp(name, "fp32")) *out = GRAD_WIRE_FP32;
-    else if (!strcmp(name, "bf16")) *out = GRAD_WIRE_BF16;
-    else return -1;
+    if (!strcmp(name, "fp32"))
+        *out = GRAD_WIRE_FP32;
+    else if (!strcmp(name, "bf16"))
+        *out = GRAD_WIRE_BF16;
+    else
+        return -1;
     return 0;
 }
 
 int grad_allreduce_parse(const char *name, enum grad_allreduce *out) {
-    if (!strcmp(name, "auto")) *out = GRAD_ALLREDUCE_AUTO;
-    else if (!strcmp(name, "flat")) *out = GRAD_ALLREDUCE_FLAT;
-    else if (!strcmp(name, "hierarchical")) *out = GRAD_ALLREDUCE_HIERARCHICAL;
-    else return -1;
+    if (!strcmp(name, "auto"))
+        *out = GRAD_ALLREDUCE_AUTO;
+    else if (!strcmp(name, "flat"))
+        *out = GRAD_ALLREDUCE_FLAT;
+    else if (!strcmp(name, "hierarchical"))
+        *out = GRAD_ALLREDUCE_HIERARCHICAL;
+    else
+        return -1;
     return 0;
 }
 
@@ -102,7 +109,8 @@ void grad_sync_init_options(struct grad_sync *s, MPI_Comm comm, float *grads,
     check_mpi(MPI_Allreduce(&leader, &s->hosts, 1, MPI_INT, MPI_SUM, comm), "MPI_Allreduce");
     check_mpi(MPI_Allreduce(&host_size, &s->max_workers_per_host, 1, MPI_INT, MPI_MAX, comm),
               "MPI_Allreduce");
-    if (o->allreduce == GRAD_ALLREDUCE_HIERARCHICAL) s->hierarchical = 1;
+    if (o->allreduce == GRAD_ALLREDUCE_HIERARCHICAL)
+        s->hierarchical = 1;
     else if (o->allreduce == GRAD_ALLREDUCE_AUTO)
         s->hierarchical = s->hosts > 1 && s->max_workers_per_host > 1;
 
@@ -113,13 +121,15 @@ void grad_sync_init_options(struct grad_sync *s, MPI_Comm comm, float *grads,
                   "MPI_Comm_split");
     } else {
         MPI_Comm_free(&host);
-        if (s->wire == GRAD_WIRE_BF16) check_mpi(MPI_Comm_dup(comm, &s->flat_comm), "MPI_Comm_dup");
-        else s->flat_comm = comm;  // as before the options: the workers' communicator
+        if (s->wire == GRAD_WIRE_BF16)
+            check_mpi(MPI_Comm_dup(comm, &s->flat_comm), "MPI_Comm_dup");
+        else
+            s->flat_comm = comm;  // as before the options: the workers' communicator
     }
 }
 
 const char *grad_sync_describe(const struct grad_sync *s, char *buf, size_t cap) {
-    const char *wire = s->wire == GRAD_WIRE_FP32 ? "fp32"
+    const char *wire = s->wire == GRAD_WIRE_FP32               ? "fp32"
                        : s->bf16_method == BF16_ALLREDUCE_RING ? "bf16 ring"
                                                                : "bf16 MPI_Op";
     snprintf(buf, cap, "%s, %s (%d host%s, up to %d worker%s per host), %s", wire,
@@ -164,34 +174,36 @@ static void stage_start(struct grad_sync *s, struct grad_bucket *b, int index) {
     float *x = s->grads + b->begin;
     size_t n = b->end - b->begin;
     switch (b->stage) {
-    case STAGE_REDUCE: {
-        int host_rank;
-        MPI_Comm_rank(s->host_reduce, &host_rank);
-        check_mpi(MPI_Ireduce(host_rank == 0 ? MPI_IN_PLACE : x, x, (int)n, MPI_FLOAT, MPI_SUM, 0,
-                              s->host_reduce, &b->request),
-                  "MPI_Ireduce within the host");
-        break;
-    }
-    case STAGE_ALLREDUCE: {
-        MPI_Comm c = s->hierarchical ? s->leaders : s->flat_comm;
-        if (s->wire == GRAD_WIRE_BF16)
-            bf16_allreduce_start(&b->bf16, s->bf16_method, c, index % 32768, s->bf16_op, x, n);
-        else
-            check_mpi(MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, c, &b->request),
-                      "MPI_Iallreduce");
-        break;
-    }
-    case STAGE_BCAST:
-        check_mpi(MPI_Ibcast(x, (int)n, MPI_FLOAT, 0, s->host_bcast, &b->request),
-                  "MPI_Ibcast within the host");
-        break;
-    default: CATLIP_ASSERT(0);
+        case STAGE_REDUCE: {
+            int host_rank;
+            MPI_Comm_rank(s->host_reduce, &host_rank);
+            check_mpi(MPI_Ireduce(host_rank == 0 ? MPI_IN_PLACE : x, x, (int)n, MPI_FLOAT, MPI_SUM,
+                                  0, s->host_reduce, &b->request),
+                      "MPI_Ireduce within the host");
+            break;
+        }
+        case STAGE_ALLREDUCE: {
+            MPI_Comm c = s->hierarchical ? s->leaders : s->flat_comm;
+            if (s->wire == GRAD_WIRE_BF16)
+                bf16_allreduce_start(&b->bf16, s->bf16_method, c, index % 32768, s->bf16_op, x, n);
+            else
+                check_mpi(
+                    MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, c, &b->request),
+                    "MPI_Iallreduce");
+            break;
+        }
+        case STAGE_BCAST:
+            check_mpi(MPI_Ibcast(x, (int)n, MPI_FLOAT, 0, s->host_bcast, &b->request),
+                      "MPI_Ibcast within the host");
+            break;
+        default: CATLIP_ASSERT(0);
     }
     b->started = 1;
 }
 
 static int stage_test(struct grad_sync *s, struct grad_bucket *b) {
-    if (b->stage == STAGE_ALLREDUCE && s->wire == GRAD_WIRE_BF16) return bf16_allreduce_test(&b->bf16);
+    if (b->stage == STAGE_ALLREDUCE && s->wire == GRAD_WIRE_BF16)
+        return bf16_allreduce_test(&b->bf16);
     int done = 0;
     check_mpi(MPI_Test(&b->request, &done, MPI_STATUS_IGNORE), "a gradient reduction");
     return done;

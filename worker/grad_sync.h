@@ -30,10 +30,10 @@ enum grad_wire { GRAD_WIRE_FP32, GRAD_WIRE_BF16 };
 enum grad_allreduce { GRAD_ALLREDUCE_AUTO, GRAD_ALLREDUCE_FLAT, GRAD_ALLREDUCE_HIERARCHICAL };
 
 struct grad_sync_options {
-    size_t bucket_floats;           // a bucket holds at least this many gradients
-    int overlap;                    // 0: the buckets are reduced one by one after backward
-    enum grad_wire wire;            // train.grad_comm
-    enum grad_allreduce allreduce;  // train.allreduce
+    size_t bucket_floats;                    // a bucket holds at least this many gradients
+    int overlap;                             // 0: the buckets are reduced one by one after backward
+    enum grad_wire wire;                     // train.grad_comm
+    enum grad_allreduce allreduce;           // train.allreduce
     enum bf16_allreduce_method bf16_method;  // how bf16 travels (the ring unless measuring)
 };
 
@@ -46,26 +46,26 @@ int grad_allreduce_parse(const char *name, enum grad_allreduce *out);
 struct grad_bucket;
 
 struct grad_sync {
-    MPI_Comm comm;        // the workers' communicator
+    MPI_Comm comm;  // the workers' communicator
     float *grads;
     size_t bucket_floats;
-    int overlap;          // 0: one blocking reduction per bucket after backward
+    int overlap;  // 0: one blocking reduction per bucket after backward
     enum grad_wire wire;
     enum bf16_allreduce_method bf16_method;
-    int hierarchical;     // the allreduce chosen (auto resolved)
+    int hierarchical;  // the allreduce chosen (auto resolved)
     int hosts, max_workers_per_host;
     // Communicators of their own (created by init, freed by free): bf16 ring messages are
     // point-to-point and must not meet other traffic; each hierarchical stage issues its
     // collectives in bucket order on its own communicator.
-    MPI_Comm flat_comm;     // flat: the reduction's (comm itself for fp32)
-    MPI_Comm host_reduce;   // hierarchical: this host's workers (rank 0 leads)
-    MPI_Comm host_bcast;    // hierarchical: the same group, for the broadcast
-    MPI_Comm leaders;       // hierarchical: one worker per host; MPI_COMM_NULL elsewhere
-    MPI_Op bf16_op;         // for BF16_ALLREDUCE_MPI_OP; MPI_OP_NULL otherwise
+    MPI_Comm flat_comm;    // flat: the reduction's (comm itself for fp32)
+    MPI_Comm host_reduce;  // hierarchical: this host's workers (rank 0 leads)
+    MPI_Comm host_bcast;   // hierarchical: the same group, for the broadcast
+    MPI_Comm leaders;      // hierarchical: one worker per host; MPI_COMM_NULL elsewhere
+    MPI_Op bf16_op;        // for BF16_ALLREDUCE_MPI_OP; MPI_OP_NULL otherwise
     size_t pending_begin, pending_end;  // the bucket being collected (pending_begin..end)
     struct grad_bucket *buckets;        // this step's, in the order started
     int nbuckets, cap, first_unfinished;
-    double wait_seconds;  // time blocked in grad_sync_finish this step
+    double wait_seconds;          // time blocked in grad_sync_finish this step
     struct heartbeat *heartbeat;  // waits go through it (the coordinator hears this worker);
                                   // NULL: nobody to tell (benchmarks, tests)
 };

@@ -3,6 +3,7 @@
 // tell the lost workers from the waiting ones. So every collective wait of a worker goes
 // through heartbeat_waitall, which polls the requests and sends the coordinator a heartbeat
 // (LINK_HEARTBEAT) every interval: the workers that fall silent are the ones that were lost.
+// (grad_sync's staged reductions poll in their own loop and call heartbeat_beat.)
 #pragma once
 #include <mpi.h>
 

@@ -56,6 +56,13 @@ static double gamma_k(int k, double d) {
     return k * d / (1 - k * d);
 }
 
+// The bound on |result - exact sum| of one gradient whose inputs' magnitudes sum to abs_sum.
+static double error_bound(enum grad_wire wire, double abs_sum) {
+    if (wire == GRAD_WIRE_FP32) return gamma_k(size_, ldexp(1, -24)) * abs_sum;
+    const double d = (1 + ldexp(1, -8)) * (1 + ldexp(1, -24)) - 1;
+    return gamma_k(size_, d) * abs_sum + size_ * ldexp(1, -126);
+}
+
 static uint64_t digest(const float *x, size_t n) {
     uint64_t h = 1469598103934665603ULL;
     const uint8_t *b = (const uint8_t *)x;
@@ -101,8 +108,10 @@ static const struct variant variants[] = {
 static void set_hosts(int k) {
     char v[16];
     snprintf(v, sizeof v, "%d", k);
-    if (k > 0) setenv("CATLIP_TEST_HOSTS", v, 1);
-    else unsetenv("CATLIP_TEST_HOSTS");
+    if (k > 0)
+        setenv("CATLIP_TEST_HOSTS", v, 1);
+    else
+        unsetenv("CATLIP_TEST_HOSTS");
 }
 
 // Runs one configuration, checks it against the exact sum, returns the result (malloc'ed).
@@ -120,17 +129,15 @@ static float *run_checked(const struct variant *v, enum grad_allreduce allreduce
     struct grad_sync s;
     grad_sync_init_options(&s, MPI_COMM_WORLD, g, &o, NULL);
     char what[256], desc[160];
-    snprintf(what, sizeof what, "P=%d %s, overlap %d, CATLIP_TEST_HOSTS=%d", size_, 
+    snprintf(what, sizeof what, "P=%d %s, overlap %d, CATLIP_TEST_HOSTS=%d", size_,
              grad_sync_describe(&s, desc, sizeof desc), overlap, test_hosts);
     sync_step(&s, g, n);
 
     const int bf16 = v->wire == GRAD_WIRE_BF16;
-    const double d = bf16 ? (1 + ldexp(1, -8)) * (1 + ldexp(1, -24)) - 1 : ldexp(1, -24);
-    const double floor_abs = bf16 ? size_ * ldexp(1, -126) : 0.0;
     double worst = 0.0;  // largest error / bound
     int within = 1, bf16_values = 1;
     for (size_t i = 0; i < n; i++) {
-        double bound = gamma_k(size_, d) * abs_sum[i] + floor_abs;
+        double bound = error_bound(v->wire, abs_sum[i]);
         double err = fabs((double)g[i] - exact[i]);
         if (err > bound) within = 0;
         if (bound > 0 && err / bound > worst) worst = err / bound;
@@ -180,11 +187,9 @@ static void run_checks(void) {
     }
     int hosts_splits[3] = {0, 2, 3};
     for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
-        const double d = variants[v].wire == GRAD_WIRE_BF16
-                             ? (1 + ldexp(1, -8)) * (1 + ldexp(1, -24)) - 1 : ldexp(1, -24);
         for (int overlap = 1; overlap >= 0; overlap--) {
-            float *flat = run_checked(&variants[v], GRAD_ALLREDUCE_FLAT, overlap, 0, exact,
-                                      abs_sum, n);
+            float *flat =
+                run_checked(&variants[v], GRAD_ALLREDUCE_FLAT, overlap, 0, exact, abs_sum, n);
             for (int h = 0; h < 3; h++) {
                 int k = hosts_splits[h];
                 if (k >= size_ + 1) continue;
@@ -194,12 +199,13 @@ static void run_checks(void) {
                 int close = 1;
                 for (size_t i = 0; i < n; i++)
                     if (fabs((double)hier[i] - flat[i]) >
-                        2 * (gamma_k(size_, d) * abs_sum[i] + size_ * ldexp(1, -126)))
+                        2 * error_bound(variants[v].wire, abs_sum[i]))
                         close = 0;
                 char line[256];
                 snprintf(line, sizeof line,
                          "P=%d %s, overlap %d: hierarchical (CATLIP_TEST_HOSTS=%d) = flat "
-                         "within the bounds", size_, variants[v].name, overlap, k);
+                         "within the bounds",
+                         size_, variants[v].name, overlap, k);
                 check(close, line);
                 free(hier);
             }
@@ -263,10 +269,12 @@ static void run_bench(size_t n, int repeats) {
             qsort(times, (size_t)repeats, sizeof *times, compare_double);
             char desc[160];
             if (rank_ == 0)
-                printf("P=%d %zu floats (%.1f MB fp32), CATLIP_TEST_HOSTS=%s, %s: median %.2f ms "
-                       "(min %.2f)\n", size_, n, n * 4e-6, env_hosts ? env_hosts : "-",
-                       grad_sync_describe(&s, desc, sizeof desc), times[repeats / 2] * 1e3,
-                       times[0] * 1e3);
+                printf(
+                    "P=%d %zu floats (%.1f MB fp32), CATLIP_TEST_HOSTS=%s, %s: median %.2f ms "
+                    "(min %.2f)\n",
+                    size_, n, n * 4e-6, env_hosts ? env_hosts : "-",
+                    grad_sync_describe(&s, desc, sizeof desc), times[repeats / 2] * 1e3,
+                    times[0] * 1e3);
             grad_sync_free(&s);
         }
     }

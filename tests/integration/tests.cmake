@@ -22,3 +22,11 @@ foreach(case allreduce step_micro)
             --catlip $<TARGET_FILE:catlip> ${case})
   set_tests_properties(integration.bench_${case} PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE)
 endforeach()
+
+# Gradient communication (train.grad_comm, train.allreduce): tests/integration/comm_test.py.
+foreach(case bf16 hierarchical)
+  add_test(NAME integration.comm_${case}
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/comm_test.py
+            --catlip $<TARGET_FILE:catlip> ${case})
+  set_tests_properties(integration.comm_${case} PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE)
+endforeach()
