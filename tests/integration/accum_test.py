@@ -7,14 +7,11 @@ batch_mean over skipped samples, and its peak memory follows the micro-batch.
 
 The runs and helpers are runtime_test.py's (small model, synthetic data, metrics.jsonl).
 """
-import argparse
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runtime_test as rt  # noqa: E402
@@ -194,19 +191,5 @@ def test_memory(catlip, tmp):
           f"shards: micro-batching cuts peak RSS ({split:.0f} < 0.6 x {whole:.0f} MiB)")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--catlip", required=True)
-    ap.add_argument("test", choices=["equivalence", "resume", "skips", "memory", "timeout"])
-    a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="catlip_accum_")
-    try:
-        globals()["test_" + a.test](os.path.abspath(a.catlip), tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{a.test}: {len(rt.failures)} failure(s)")
-    sys.exit(1 if rt.failures else 0)
-
-
 if __name__ == "__main__":
-    main()
+    rt.main_for(globals(), "catlip_accum_")

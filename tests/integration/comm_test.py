@@ -8,12 +8,9 @@ follows flat within float rounding.
 
 The runs and helpers are runtime_test.py's (small model, synthetic data, metrics.jsonl).
 """
-import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runtime_test as rt  # noqa: E402
@@ -103,19 +100,5 @@ def test_hierarchical(catlip, tmp):
           len(out.strip().splitlines()) == 1, "train.allreduce=tree is a one-line error")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--catlip", required=True)
-    ap.add_argument("test", choices=["bf16", "hierarchical"])
-    a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="catlip_comm_")
-    try:
-        globals()["test_" + a.test](os.path.abspath(a.catlip), tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{a.test}: {len(rt.failures)} failure(s)")
-    sys.exit(1 if rt.failures else 0)
-
-
 if __name__ == "__main__":
-    main()
+    rt.main_for(globals(), "catlip_comm_")

@@ -337,14 +337,16 @@ def test_classify(catlip, tmp):
     check(rc != 0 and "different backbone" in out, "init_from with another backbone: clear error")
 
 
-def main():
+def main_for(cases, prefix):
+    """The command line every integration script shares: --catlip BINARY CASE runs
+    cases["test_" + CASE](catlip, tmp) in a fresh temporary directory, exit 1 on a failure."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--catlip", required=True)
-    ap.add_argument("test", choices=["workers", "kill", "signals", "elastic", "errors", "shards", "classify"])
+    ap.add_argument("test", choices=[k[5:] for k in cases if k.startswith("test_")])
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="catlip_rt_")
+    tmp = tempfile.mkdtemp(prefix=prefix)
     try:
-        globals()["test_" + a.test](os.path.abspath(a.catlip), tmp)
+        cases["test_" + a.test](os.path.abspath(a.catlip), tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{a.test}: {len(failures)} failure(s)")
@@ -352,4 +354,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main_for(globals(), "catlip_rt_")
