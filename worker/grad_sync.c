@@ -14,9 +14,13 @@ enum stage { STAGE_QUEUED, STAGE_REDUCE, STAGE_ALLREDUCE, STAGE_BCAST, STAGE_DON
 struct grad_bucket {
     size_t begin, end;
     enum stage stage;
-    int started;  // the stage's messages are posted
-    MPI_Request request;
-    struct bf16_allreduce bf16;  // buffers kept from step to step
+    int started;            // the stage's messages are posted
+    int nrequests;          // the stage's, in requests
+    MPI_Request *requests;  // (max(1, host size - 1))
+    int member;             // STAGE_REDUCE at the leader: the host rank being received
+    float *scratch;         // (end - begin) at the leader: that member's gradients
+    size_t scratch_cap;     // scratch and bf16's buffers are kept from step to step
+    struct bf16_allreduce bf16;
 };
 
 struct grad_sync_options grad_sync_default_options(void) {
@@ -106,6 +110,8 @@ void grad_sync_init_options(struct grad_sync *s, MPI_Comm comm, float *grads,
     MPI_Comm_rank(host, &host_rank);
     MPI_Comm_size(host, &host_size);
     int leader = host_rank == 0;
+    s->host_rank = host_rank;
+    s->host_size = host_size;
     check_mpi(MPI_Allreduce(&leader, &s->hosts, 1, MPI_INT, MPI_SUM, comm), "MPI_Allreduce");
     check_mpi(MPI_Allreduce(&host_size, &s->max_workers_per_host, 1, MPI_INT, MPI_MAX, comm),
               "MPI_Allreduce");
@@ -144,7 +150,11 @@ static void free_comm(MPI_Comm *c) {
 }
 
 void grad_sync_free(struct grad_sync *s) {
-    for (int i = 0; i < s->cap; i++) bf16_allreduce_free(&s->buckets[i].bf16);
+    for (int i = 0; i < s->cap; i++) {
+        free(s->buckets[i].requests);
+        free(s->buckets[i].scratch);
+        bf16_allreduce_free(&s->buckets[i].bf16);
+    }
     free(s->buckets);
     if (s->flat_comm != s->comm) free_comm(&s->flat_comm);
     free_comm(&s->host_reduce);
@@ -170,43 +180,84 @@ static enum stage next_stage(const struct grad_sync *s, enum stage stage) {
     return STAGE_BCAST;
 }
 
+// Within a host the leader receives its members' gradients one after another and adds them in
+// host-rank order, then sends the sum back to each: point-to-point, as Open MPI's non-blocking
+// reduce and broadcast (libnbc) split a large message into many rounds that each wait for a
+// test (measured several times slower here); the fixed order keeps the sum deterministic.
+static void post_member_receive(struct grad_sync *s, struct grad_bucket *b, int tag) {
+    size_t n = b->end - b->begin;
+    check_mpi(
+        MPI_Irecv(b->scratch, (int)n, MPI_FLOAT, b->member, tag, s->host_reduce, &b->requests[0]),
+        "receiving a host member's gradients");
+    b->nrequests = 1;
+}
+
 static void stage_start(struct grad_sync *s, struct grad_bucket *b, int index) {
     float *x = s->grads + b->begin;
     size_t n = b->end - b->begin;
+    const int tag = index % 32768;
+    b->nrequests = 0;
     switch (b->stage) {
-        case STAGE_REDUCE: {
-            int host_rank;
-            MPI_Comm_rank(s->host_reduce, &host_rank);
-            check_mpi(MPI_Ireduce(host_rank == 0 ? MPI_IN_PLACE : x, x, (int)n, MPI_FLOAT, MPI_SUM,
-                                  0, s->host_reduce, &b->request),
-                      "MPI_Ireduce within the host");
+        case STAGE_REDUCE:
+            if (s->host_size == 1) break;
+            if (s->host_rank == 0) {
+                if (b->scratch_cap < n) {
+                    free(b->scratch);
+                    b->scratch = xmalloc(n * sizeof *b->scratch);
+                    b->scratch_cap = n;
+                }
+                b->member = 1;
+                post_member_receive(s, b, tag);
+            } else {
+                check_mpi(MPI_Isend(x, (int)n, MPI_FLOAT, 0, tag, s->host_reduce, &b->requests[0]),
+                          "sending gradients to the host's leader");
+                b->nrequests = 1;
+            }
             break;
-        }
         case STAGE_ALLREDUCE: {
             MPI_Comm c = s->hierarchical ? s->leaders : s->flat_comm;
-            if (s->wire == GRAD_WIRE_BF16)
-                bf16_allreduce_start(&b->bf16, s->bf16_method, c, index % 32768, s->bf16_op, x, n);
-            else
+            if (s->wire == GRAD_WIRE_BF16) {
+                bf16_allreduce_start(&b->bf16, s->bf16_method, c, tag, s->bf16_op, x, n);
+            } else {
                 check_mpi(
-                    MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, c, &b->request),
+                    MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, c, &b->requests[0]),
                     "MPI_Iallreduce");
+                b->nrequests = 1;
+            }
             break;
         }
         case STAGE_BCAST:
-            check_mpi(MPI_Ibcast(x, (int)n, MPI_FLOAT, 0, s->host_bcast, &b->request),
-                      "MPI_Ibcast within the host");
+            if (s->host_rank == 0) {
+                for (int m = 1; m < s->host_size; m++)
+                    check_mpi(
+                        MPI_Isend(x, (int)n, MPI_FLOAT, m, tag, s->host_bcast, &b->requests[m - 1]),
+                        "sending the sum within the host");
+                b->nrequests = s->host_size - 1;
+            } else {
+                check_mpi(MPI_Irecv(x, (int)n, MPI_FLOAT, 0, tag, s->host_bcast, &b->requests[0]),
+                          "receiving the sum from the host's leader");
+                b->nrequests = 1;
+            }
             break;
         default: CATLIP_ASSERT(0);
     }
     b->started = 1;
 }
 
-static int stage_test(struct grad_sync *s, struct grad_bucket *b) {
+static int stage_test(struct grad_sync *s, struct grad_bucket *b, int index) {
     if (b->stage == STAGE_ALLREDUCE && s->wire == GRAD_WIRE_BF16)
         return bf16_allreduce_test(&b->bf16);
-    int done = 0;
-    check_mpi(MPI_Test(&b->request, &done, MPI_STATUS_IGNORE), "a gradient reduction");
-    return done;
+    for (;;) {
+        int done = 0;
+        check_mpi(MPI_Testall(b->nrequests, b->requests, &done, MPI_STATUSES_IGNORE),
+                  "a gradient reduction");
+        if (!done) return 0;
+        if (b->stage != STAGE_REDUCE || s->host_rank != 0 || s->host_size == 1) return 1;
+        float *x = s->grads + b->begin;
+        for (size_t i = 0, n = b->end - b->begin; i < n; i++) x[i] += b->scratch[i];
+        if (++b->member == s->host_size) return 1;
+        post_member_receive(s, b, index % 32768);
+    }
 }
 
 // Advances bucket i as far as its messages allow; 1 when its gradients are summed. A stage's
@@ -222,7 +273,7 @@ static int bucket_advance(struct grad_sync *s, int i) {
                 return 0;
             stage_start(s, b, i);
         }
-        if (!stage_test(s, b)) return 0;
+        if (!stage_test(s, b, i)) return 0;
         b->stage = next_stage(s, b->stage);
         b->started = 0;
     }
@@ -250,10 +301,14 @@ static void start_bucket(struct grad_sync *s, size_t begin, size_t end) {
     }
     int i = s->nbuckets++;
     struct grad_bucket *b = &s->buckets[i];
+    if (!b->requests) {
+        int n = s->host_size > 2 ? s->host_size - 1 : 1;
+        b->requests = xmalloc((size_t)n * sizeof *b->requests);
+    }
     b->begin = begin;
     b->end = end;
     b->started = 0;
-    b->request = MPI_REQUEST_NULL;
+    b->nrequests = 0;
     b->stage = s->overlap ? first_stage(s) : STAGE_QUEUED;
     if (s->overlap) bucket_advance(s, i);
 }

@@ -12,11 +12,12 @@
 //   fp32 at every hop and rounded to bf16 between hops (worker/bf16_allreduce.h: its error
 //   bound, our own ring or an MPI_Op). Either way every worker ends with the same bits.
 // - allreduce (train.allreduce): flat, one reduction over all workers; or hierarchical, when a
-//   host runs several workers: an fp32 MPI_Ireduce to one leader per host (shared memory,
-//   MPI_Comm_split_type), the reduction (fp32 or bf16) among the leaders, an MPI_Ibcast back
-//   within each host. Stages advance as their messages arrive, so buckets still overlap
-//   backward. auto: hierarchical when more than one host exists and some host runs more than
-//   one worker, flat otherwise.
+//   host runs several workers: each host's workers (MPI_Comm_split_type: shared memory) send
+//   their gradients to one leader, which sums them in fp32 in host-rank order, the leaders
+//   reduce among themselves (fp32 or bf16), and each leader sends the sum back to its host's
+//   workers. Stages advance as their messages arrive, so buckets still overlap backward. auto:
+//   hierarchical when more than one host exists and some host runs more than one worker, flat
+//   otherwise.
 // CATLIP_TEST_HOSTS=K (a test hook) treats worker w as running on host w mod K, so that one
 // machine exercises the hierarchical path.
 #pragma once
@@ -54,12 +55,13 @@ struct grad_sync {
     enum bf16_allreduce_method bf16_method;
     int hierarchical;  // the allreduce chosen (auto resolved)
     int hosts, max_workers_per_host;
-    // Communicators of their own (created by init, freed by free): bf16 ring messages are
-    // point-to-point and must not meet other traffic; each hierarchical stage issues its
-    // collectives in bucket order on its own communicator.
+    int host_rank, host_size;  // this worker's place among its host's workers
+    // Communicators of their own (created by init, freed by free): bf16 ring and host
+    // messages are point-to-point and must not meet other traffic (their tag is the bucket's
+    // index); the leaders' collectives go out in bucket order on their own communicator.
     MPI_Comm flat_comm;    // flat: the reduction's (comm itself for fp32)
-    MPI_Comm host_reduce;  // hierarchical: this host's workers (rank 0 leads)
-    MPI_Comm host_bcast;   // hierarchical: the same group, for the broadcast
+    MPI_Comm host_reduce;  // hierarchical: this host's workers (rank 0 leads), to the leader
+    MPI_Comm host_bcast;   // hierarchical: the same group, from the leader
     MPI_Comm leaders;      // hierarchical: one worker per host; MPI_COMM_NULL elsewhere
     MPI_Op bf16_op;        // for BF16_ALLREDUCE_MPI_OP; MPI_OP_NULL otherwise
     size_t pending_begin, pending_end;  // the bucket being collected (pending_begin..end)

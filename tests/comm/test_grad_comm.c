@@ -237,49 +237,57 @@ static int compare_double(const void *a, const void *b) {
 }
 
 // Median time of one reduction of n gradients in 4 MiB buckets reported all at once (backward
-// has finished: what grad_sync_finish leaves exposed without overlap), per variant.
+// has finished: what grad_sync_finish leaves exposed without overlap), per variant. The
+// variants take turns within each repeat, so a machine's load changing over the run falls on
+// all of them alike.
 static void run_bench(size_t n, int repeats) {
+    enum { CONFIGS = 2 * sizeof variants / sizeof variants[0] };
     const char *env_hosts = getenv("CATLIP_TEST_HOSTS");
-    float *g = xmalloc(n * sizeof *g);
-    double *times = xmalloc((size_t)repeats * sizeof *times);
-    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
-        for (int a = GRAD_ALLREDUCE_FLAT; a <= GRAD_ALLREDUCE_HIERARCHICAL; a++) {
-            struct grad_sync_options o = grad_sync_default_options();
-            o.wire = variants[v].wire;
-            o.bf16_method = variants[v].method;
-            o.allreduce = (enum grad_allreduce)a;
-            struct grad_sync s;
-            for (size_t i = 0; i < n; i++) g[i] = gradient(rank_, i);
-            grad_sync_init_options(&s, MPI_COMM_WORLD, g, &o, NULL);
-            for (int r = -1; r < repeats; r++) {  // one warm-up
-                for (size_t i = 0; i < n; i++) g[i] = gradient(rank_, i);
-                MPI_Barrier(MPI_COMM_WORLD);
-                grad_sync_begin(&s);
-                double t0 = MPI_Wtime();
-                for (size_t end = n; end > 0;) {
-                    size_t begin = end > o.bucket_floats ? end - o.bucket_floats : 0;
-                    grad_sync_ready(&s, begin, end);
-                    end = begin;
-                }
-                grad_sync_finish(&s);
-                double t = MPI_Wtime() - t0, slowest;
-                MPI_Allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-                if (r >= 0) times[r] = slowest;
+    float *input = xmalloc(n * sizeof *input);
+    for (size_t i = 0; i < n; i++) input[i] = gradient(rank_, i);
+    struct grad_sync s[CONFIGS];
+    float *g[CONFIGS];
+    double *times = xmalloc((size_t)CONFIGS * (size_t)repeats * sizeof *times);
+    for (int c = 0; c < CONFIGS; c++) {
+        struct grad_sync_options o = grad_sync_default_options();
+        o.wire = variants[c / 2].wire;
+        o.bf16_method = variants[c / 2].method;
+        o.allreduce = c % 2 ? GRAD_ALLREDUCE_HIERARCHICAL : GRAD_ALLREDUCE_FLAT;
+        g[c] = xmalloc(n * sizeof *g[c]);
+        grad_sync_init_options(&s[c], MPI_COMM_WORLD, g[c], &o, NULL);
+    }
+    for (int r = -1; r < repeats; r++) {  // one warm-up round
+        for (int c = 0; c < CONFIGS; c++) {
+            memcpy(g[c], input, n * sizeof *input);
+            MPI_Barrier(MPI_COMM_WORLD);
+            grad_sync_begin(&s[c]);
+            double t0 = MPI_Wtime();
+            for (size_t end = n; end > 0;) {
+                size_t begin = end > s[c].bucket_floats ? end - s[c].bucket_floats : 0;
+                grad_sync_ready(&s[c], begin, end);
+                end = begin;
             }
-            qsort(times, (size_t)repeats, sizeof *times, compare_double);
-            char desc[160];
-            if (rank_ == 0)
-                printf(
-                    "P=%d %zu floats (%.1f MB fp32), CATLIP_TEST_HOSTS=%s, %s: median %.2f ms "
-                    "(min %.2f)\n",
-                    size_, n, n * 4e-6, env_hosts ? env_hosts : "-",
-                    grad_sync_describe(&s, desc, sizeof desc), times[repeats / 2] * 1e3,
-                    times[0] * 1e3);
-            grad_sync_free(&s);
+            grad_sync_finish(&s[c]);
+            double t = MPI_Wtime() - t0, slowest;
+            MPI_Allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+            if (r >= 0) times[c * repeats + r] = slowest;
         }
     }
+    for (int c = 0; c < CONFIGS; c++) {
+        double *t = times + c * repeats;
+        qsort(t, (size_t)repeats, sizeof *t, compare_double);
+        char desc[160];
+        if (rank_ == 0)
+            printf(
+                "P=%d %zu floats (%.1f MB fp32), CATLIP_TEST_HOSTS=%s, %s: median %.2f ms "
+                "(min %.2f)\n",
+                size_, n, n * 4e-6, env_hosts ? env_hosts : "-",
+                grad_sync_describe(&s[c], desc, sizeof desc), t[repeats / 2] * 1e3, t[0] * 1e3);
+        grad_sync_free(&s[c]);
+        free(g[c]);
+    }
     free(times);
-    free(g);
+    free(input);
 }
 
 int main(int argc, char **argv) {
