@@ -257,7 +257,7 @@ int cmd_bench_allreduce(int argc, char **argv) {
         if (r >= 0) t[r] = MPI_Wtime() - t0;
     }
     MPI_Allreduce(MPI_IN_PLACE, t, iters, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    int buckets = sync.nrequests;
+    int buckets = sync.nbuckets;
     // The last repetition's sums, checked on every rank: a job whose MPI corrupts or drops
     // data stops here, not hours into training.
     size_t wrong = 0, first_wrong = 0;

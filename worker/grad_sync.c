@@ -334,7 +334,7 @@ void grad_sync_ready(void *arg, size_t begin, size_t end) {
 // without pause, as MPI_Waitall spins: a non-blocking collective advances a round per test.
 static void wait_until(struct grad_sync *s, int upto) {
     while (!advance_until(s, upto))
-        if (s->heartbeat) heartbeat_beat(s->heartbeat);
+        heartbeat_beat(s->heartbeat);
 }
 
 void grad_sync_finish(struct grad_sync *s) {
