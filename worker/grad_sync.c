@@ -112,8 +112,11 @@ void grad_sync_init_options(struct grad_sync *s, MPI_Comm comm, float *grads,
     int leader = host_rank == 0;
     s->host_rank = host_rank;
     s->host_size = host_size;
-    check_mpi(MPI_Allreduce(&leader, &s->hosts, 1, MPI_INT, MPI_SUM, comm), "MPI_Allreduce");
-    check_mpi(MPI_Allreduce(&host_size, &s->max_workers_per_host, 1, MPI_INT, MPI_MAX, comm),
+    s->hosts = leader;
+    s->max_workers_per_host = host_size;
+    check_mpi(heartbeat_allreduce(heartbeat, &s->hosts, 1, MPI_INT, MPI_SUM, comm),
+              "MPI_Allreduce");
+    check_mpi(heartbeat_allreduce(heartbeat, &s->max_workers_per_host, 1, MPI_INT, MPI_MAX, comm),
               "MPI_Allreduce");
     if (o->allreduce == GRAD_ALLREDUCE_HIERARCHICAL)
         s->hierarchical = 1;
@@ -333,8 +336,7 @@ void grad_sync_ready(void *arg, size_t begin, size_t end) {
 // Waits until the buckets before `upto` are summed, heartbeating (worker/heartbeat.h). Tests
 // without pause, as MPI_Waitall spins: a non-blocking collective advances a round per test.
 static void wait_until(struct grad_sync *s, int upto) {
-    while (!advance_until(s, upto))
-        heartbeat_beat(s->heartbeat);
+    while (!advance_until(s, upto)) heartbeat_beat(s->heartbeat);
 }
 
 void grad_sync_finish(struct grad_sync *s) {
