@@ -35,13 +35,16 @@ static void usage(FILE *out) {
             "  --classes V         head outputs / synsets (default 24320)\n"
             "  --floats N          reduce N floats instead of a model's gradient\n"
             "  --bucket-mb MB      train.bucket_mb (default 4)\n"
+            "  --grad-comm W       train.grad_comm: fp32 (default) or bf16 on the wire\n"
+            "  --allreduce A       train.allreduce: auto (default), flat or hierarchical\n"
             "  --iters N           timed repetitions of the gradient allreduce (default 10)\n"
             "  --no-sweep          skip the size sweep\n"
             "Run it with the ranks a training job's workers would have (one per worker; the\n"
             "coordinator takes no part in the allreduce). Every rank takes part; rank 0 prints.\n"
             "The last line is machine-readable:\n"
             "  result: ranks=N hosts=N grad_floats=N buckets=N grad_ms_median=F\n"
-            "          grad_busbw_mbps=F latency_us=F\n");
+            "          grad_busbw_mbps=F latency_us=F grad_comm=S hierarchical=0|1\n"
+            "Bandwidths count the fp32 gradient's bytes whatever travels (bf16 moves half).\n");
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -141,6 +144,7 @@ int cmd_bench_allreduce(int argc, char **argv) {
                                    {"patch-size", 1, 0, 'p'}, {"classes", 1, 0, 'v'},
                                    {"floats", 1, 0, 'f'},     {"bucket-mb", 1, 0, 'B'},
                                    {"iters", 1, 0, 'n'},      {"no-sweep", 0, 0, 'N'},
+                                   {"grad-comm", 1, 0, 'W'},  {"allreduce", 1, 0, 'A'},
                                    {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     char assignment[512];
 #define SET(fmt, ...)                                              \
@@ -163,6 +167,8 @@ int cmd_bench_allreduce(int argc, char **argv) {
         case 'p': SET("model.patch_size=%s", optarg); break;
         case 'v': SET("model.num_classes=%s", optarg); break;
         case 'B': SET("train.bucket_mb=%s", optarg); break;
+        case 'W': SET("train.grad_comm=%s", optarg); break;
+        case 'A': SET("train.allreduce=%s", optarg); break;
         case 'f': {
             char *end;
             floats = strtoll(optarg, &end, 10);
@@ -245,7 +251,15 @@ int cmd_bench_allreduce(int argc, char **argv) {
 
     // The gradient as training reduces it: grad_sync's buckets, non-blocking, all at once.
     struct grad_sync sync;
-    grad_sync_init(&sync, MPI_COMM_WORLD, grads, bucket_floats, 1, NULL);
+    struct grad_sync_options options = grad_sync_default_options();
+    options.bucket_floats = bucket_floats;
+    options.overlap = 1;
+    if (grad_wire_parse(cfg.train.grad_comm, &options.wire) != 0 ||
+        grad_allreduce_parse(cfg.train.allreduce, &options.allreduce) != 0)
+        catlip_die("unknown train.grad_comm or train.allreduce");  // config_validate checked them
+    grad_sync_init_options(&sync, MPI_COMM_WORLD, grads, &options, NULL);
+    char how[256];
+    grad_sync_describe(&sync, how, sizeof how);
     double *t = xcalloc((size_t)iters, sizeof *t);
     for (int r = -1; r < iters; r++) {  // r = -1: warm-up
         fill(grads, total, rank);
@@ -261,10 +275,16 @@ int cmd_bench_allreduce(int argc, char **argv) {
     // The last repetition's sums, checked on every rank: a job whose MPI corrupts or drops
     // data stops here, not hours into training.
     size_t wrong = 0, first_wrong = 0;
+    // fp32: a few roundings of 2^-24; bf16 on the wire: worker/bf16_allreduce.h's bound for
+    // non-negative terms, gamma_P = P d / (1 - P d) with d = (1 + 2^-8)(1 + 2^-24) - 1,
+    // doubled for a hierarchical reduction (two stages).
+    double d = (1.0 + ldexp(1.0, -8)) * (1.0 + ldexp(1.0, -24)) - 1.0;
+    double tolerance = sync.wire == GRAD_WIRE_BF16 ? (sync.hierarchical ? 2.0 : 1.0) * size * d / (1.0 - size * d)
+                                                   : 1e-5;
     for (size_t i = 0; i < total; i++) {
         double want = 0.0;
         for (int r = 0; r < size; r++) want += (double)((float)((i + (size_t)r) % 97) * 1e-6f);
-        if (fabs(grads[i] - want) > 1e-5 * want + 1e-12) {
+        if (fabs(grads[i] - want) > tolerance * want + 1e-12) {
             if (!wrong) first_wrong = i;
             wrong++;
         }
@@ -282,17 +302,21 @@ int cmd_bench_allreduce(int argc, char **argv) {
     double bytes = total * 4.0;
     const double busbw = ring * bytes / grad_t;
     if (rank == 0) {
-        printf("allreduce  %.1f ms for the gradient (%d bucket%s as a worker starts them, nothing "
-               "overlapping; median of %d): %.1f MB/s algorithm, %.1f MB/s bus bandwidth\n",
+        printf("allreduce  %s\n", how);
+        printf("           %.1f ms for the gradient (%d bucket%s as a worker starts them, nothing "
+               "overlapping; median of %d): %.1f MB/s algorithm, %.1f MB/s bus bandwidth (of fp32 "
+               "bytes)\n",
                grad_t * 1e3, buckets, buckets == 1 ? "" : "s", iters, bytes / grad_t / 1e6,
                busbw / 1e6);
-        printf("check      every reduced float on every rank equals the ranks' sum\n");
+        printf("check      every reduced float on every rank equals the ranks' sum (within %.2g "
+               "relative)\n", tolerance);
         printf("model      t(bytes) = %.1f us + %.3f x bytes / (%.1f MB/s): latency plus what a ring\n"
                "           moves per rank at the gradient's bus bandwidth\n",
                latency * 1e6, ring, busbw / 1e6);
         printf("result: ranks=%d hosts=%d grad_floats=%zu buckets=%d grad_ms_median=%.3f "
-               "grad_busbw_mbps=%.2f latency_us=%.2f\n",
-               size, hosts, total, buckets, grad_t * 1e3, busbw / 1e6, latency * 1e6);
+               "grad_busbw_mbps=%.2f latency_us=%.2f grad_comm=%s hierarchical=%d\n",
+               size, hosts, total, buckets, grad_t * 1e3, busbw / 1e6, latency * 1e6,
+               cfg.train.grad_comm, sync.hierarchical);
         fflush(stdout);
     }
     free(t);

@@ -80,10 +80,26 @@ def test_allreduce(catlip):
              f"--floats 200000 in 0.25 MiB buckets: 4 buckets (got {r and r.get('buckets')})")
     rt.check(re.search(r"^ +\d+ +[\d.]+", out, re.M) is None, "--no-sweep prints no sweep")
 
+    # The training job's communication settings: bf16 on the wire (sums checked against
+    # bf16_allreduce.h's bound at 3 ranks), hierarchical (one host: leader, then back).
+    for args, comm, hier, what in [(["--grad-comm", "bf16"], "bf16", "0", "bf16 ring, flat"),
+                                   (["--allreduce", "hierarchical"], "fp32", "1",
+                                    "fp32, hierarchical"),
+                                   (["--grad-comm", "bf16", "--allreduce", "hierarchical"],
+                                    "bf16", "1", "bf16 ring, hierarchical")]:
+        rc, out = bench(3, ["--floats", "100003", "--bucket-mb", "0.1", "--no-sweep", "--iters",
+                            "2"] + args)
+        r = result_line(out)
+        rt.check(rc == 0 and r is not None and r["grad_comm"] == comm and
+                 r["hierarchical"] == hier and f"allreduce  {what}" in out and
+                 "check      every reduced float" in out,
+                 f"{' '.join(args)}: reduced as '{what}', sums checked (exit {rc})")
+
     for args, what in [(["--iters", "0"], "--iters must be between"),
                        (["--floats", "-3"], "--floats must be a count"),
                        (["--model", "vit_nope"], "model.name"),
                        (["--bucket-mb", "0"], "train.bucket_mb"),
+                       (["--grad-comm", "fp16"], "train.grad_comm"),
                        (["stray"], "unexpected argument 'stray'")]:
         p = subprocess.run([catlip, "bench", "allreduce"] + args, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=60)
