@@ -3,22 +3,29 @@
 
 On the multi-host test bed (tests/hosts/bed.sh: three hosts as network namespaces, Open MPI
 over TCP between them, every link tbf-limited), for each link rate:
-  - `catlip bench allreduce` with one rank per host: vit_tiny/16/224's gradient (24,320
-    classes, 40.9 MB) reduced through the workers' own bucketed path, nothing overlapping;
-  - `catlip train` with 3 workers (one per host; the coordinator beside worker 0 on node1),
-    vit_tiny/224, 32 images per worker (global batch 96), synthetic data, one compute thread
-    each, with the allreduce overlapped with backward (train.overlap=true) and after it
-    (false): step time and the share of it the workers spent blocked on the allreduce
-    (the coordinator's per-worker summary; each worker's first step left out) — the exposed
-    communication.
+  - `catlip bench allreduce` with one rank per host, fp32 and bf16 on the wire: vit_tiny/16/224's
+    gradient (24,320 classes, 40.9 MB) reduced through the workers' own bucketed path,
+    nothing overlapping;
+  - `catlip train`, vit_tiny/224, synthetic data, one compute thread per worker, in variants:
+      fp32 / fp32-no-overlap / bf16: 3 workers (one per host; the coordinator beside worker 0),
+          32 images per worker (global batch 96), the allreduce overlapped with backward
+          (train.overlap=true) or after it;
+      2/host flat / 2/host hier / 2/host hier bf16: 6 workers (two per host), 16 images per
+          worker (global batch 96), train.allreduce flat or hierarchical;
+      shard: 3 workers with train.shard_optimizer=true (where the build has it);
+    reporting step time and the share of it the workers spent blocked on gradient
+    communication (the coordinator's per-worker summary, each worker's first step left out):
+    the exposed communication.
 Medians over --runs runs. The three hosts share this machine's cores, so compute per step is
-slower than on three real hosts: the exposed share here is a lower bound of a real farm's
-with the same link (more compute to hide behind), and the allreduce times are the link's.
+slower than on three real hosts, and ranks that busy-wait compete with the compute: read the
+exposed shares as this bed's, not a farm's (bench/scaling_model.py models a farm).
 
-  sudo /usr/bin/python3 bench/hosts_comm.py --catlip build/catlip \
-      [--rates 100mbit,1gbit,unlimited] [--runs 1] [--steps 6]
+  sudo /usr/bin/python3 bench/hosts_comm.py --catlip build/catlip \\
+      [--rates 100mbit,1gbit,unlimited] [--variants fp32,fp32-no-overlap] [--runs 1] \\
+      [--steps 4] [--json out.json]
 """
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -26,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BED = os.path.join(HERE, "..", "tests", "hosts", "bed.sh")
@@ -34,8 +42,20 @@ ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
            OMPI_MCA_btl="tcp,self", OMPI_MCA_pml="ob1", OMPI_MCA_btl_tcp_if_include=NET,
            OMPI_MCA_oob_tcp_if_include=NET, CATLIP_BED="/var/tmp/catlip-bed")
 
+# name -> (workers per host, images per worker, settings)
+VARIANTS = {
+    "fp32": (1, 32, ["train.overlap=true"]),
+    "fp32-no-overlap": (1, 32, ["train.overlap=false"]),
+    "bf16": (1, 32, ["train.grad_comm=bf16"]),
+    "2/host-flat": (2, 16, ["train.allreduce=flat"]),
+    "2/host-hier": (2, 16, ["train.allreduce=hierarchical"]),
+    "2/host-hier-bf16": (2, 16, ["train.allreduce=hierarchical", "train.grad_comm=bf16"]),
+    "shard": (1, 32, ["train.shard_optimizer=true"]),
+    "shard-bf16": (1, 32, ["train.shard_optimizer=true", "train.grad_comm=bf16"]),
+}
 
-def bed(*args, check=True, timeout=900):
+
+def bed(*args, check=True, timeout=1800):
     p = subprocess.run([BED] + list(args), env=ENV, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=timeout)
     if check and p.returncode != 0:
@@ -48,28 +68,35 @@ def mpirun(hosts, n, args):
             ENV["CATLIP_BED"] + "/rsh", "--host", hosts, "-n", str(n)] + args
 
 
-def bench_allreduce(catlip):
+def bench_allreduce(catlip, grad_comm):
     out = bed("exec", "node1", *mpirun("node1:1,node2:1,node3:1", 3,
                                        [catlip, "bench", "allreduce", "--no-sweep", "--iters",
-                                        "5"]))
+                                        "5", "--grad-comm", grad_comm]))
     m = re.search(r"^result: (.*)$", out, re.M)
     if not m:
         sys.exit("bench allreduce failed:\n" + out[-3000:])
-    return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+    r = dict(kv.split("=") for kv in m.group(1).split())
+    return {k: float(v) for k, v in r.items() if k != "grad_comm"}
 
 
-def train(catlip, steps, overlap, tmp):
+def train(catlip, steps, variant, tmp):
+    per_host, per_worker, settings = VARIANTS[variant]
+    workers = 3 * per_host
     run_dir = tempfile.mkdtemp(dir=tmp)
     args = [catlip, "train", "--set", f"run_dir={run_dir}", "--set", "model.name=vit_tiny",
             "--set", "model.num_classes=24320", "--set", "data.train=synthetic",
-            "--set", "train.global_batch=96", "--set", f"train.steps={steps}",
-            "--set", "train.threads=1", "--set", f"train.overlap={str(overlap).lower()}",
-            "--set", "checkpoint.every_steps=0", "--set", "log.every_steps=1"]
-    out = bed("exec", "node1", *mpirun("node1:2,node2:1,node3:1", 4, args), timeout=3600)
+            "--set", f"train.global_batch={workers * per_worker}", "--set", f"train.steps={steps}",
+            "--set", "train.threads=1", "--set", "checkpoint.every_steps=0",
+            "--set", "log.every_steps=1"]
+    for s in settings:
+        args += ["--set", s]
+    hosts = f"node1:{per_host + 1},node2:{per_host},node3:{per_host}"
+    out = bed("exec", "node1", *mpirun(hosts, workers + 1, args), check=False)
     rows = re.findall(r"worker (\d+) summary: \d+ steps, ([\d.]+) s/step, [\d.]+ img/s, "
                       r"data wait ([\d.]+)%, compute ([\d.]+)%, allreduce wait ([\d.]+)%", out)
-    if len(rows) != 3:
-        sys.exit("catlip train failed:\n" + out[-3000:])
+    if len(rows) != workers:
+        print(f"{variant}: catlip train failed:\n" + out[-2000:], flush=True)
+        return None
     step = statistics.median(float(r[1]) for r in rows)
     exposed = statistics.median(float(r[4]) for r in rows) / 100
     return step, exposed
@@ -79,13 +106,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--catlip", required=True)
     ap.add_argument("--rates", default="100mbit,1gbit,unlimited")
+    ap.add_argument("--variants", default="fp32,fp32-no-overlap",
+                    help="comma-separated, of: " + ", ".join(VARIANTS))
     ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--json", help="also write the measurements here (for "
                     "bench/scaling_model.py validate --bed)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("hosts_comm.py: must run as root (the bed makes namespaces)")
+    variants = a.variants.split(",")
+    for v in variants:
+        if v not in VARIANTS:
+            sys.exit(f"unknown variant {v!r} (known: {', '.join(VARIANTS)})")
     rates = a.rates.split(",")
     tmp = tempfile.mkdtemp(prefix="catlip-hosts-bench.", dir="/var/tmp")
     os.chmod(tmp, 0o755)
@@ -96,54 +129,53 @@ def main():
     # One bed at a time on this machine: the tests' lock.
     os.makedirs("/run/lock", exist_ok=True)
     lock = open("/run/lock/catlip-bed.lock", "w")
-    import fcntl
     fcntl.flock(lock, fcntl.LOCK_EX)
     rows = []
     try:
         bed("up", "--hosts", "3", "--rate", rates[0])
         for rate in rates:
             bed("rate", rate)
-            ar, st = [], {True: [], False: []}
-            for _ in range(a.runs):
-                ar.append(bench_allreduce(catlip))
-                for overlap in (True, False):
-                    st[overlap].append(train(catlip, a.steps, overlap, tmp))
-            grad_ms = statistics.median(r["grad_ms_median"] for r in ar)
-            busbw = statistics.median(r["grad_busbw_mbps"] for r in ar)
-            lat = statistics.median(r["latency_us"] for r in ar)
-            row = {"rate": rate, "grad_ms": grad_ms, "busbw": busbw, "lat": lat,
-                   "buckets": int(ar[0]["buckets"]), "grad_floats": int(ar[0]["grad_floats"])}
-            for overlap in (True, False):
-                row[overlap] = (statistics.median(s for s, _ in st[overlap]),
-                                statistics.median(e for _, e in st[overlap]))
+            row = {"rate": rate, "allreduce": {}, "train": {}}
+            for wire in ("fp32", "bf16"):
+                ar = [bench_allreduce(catlip, wire) for _ in range(a.runs)]
+                row["allreduce"][wire] = {k: statistics.median(r[k] for r in ar)
+                                          for k in ar[0]}
+            for v in variants:
+                got = [x for x in (train(catlip, a.steps, v, tmp) for _ in range(a.runs)) if x]
+                if got:
+                    row["train"][v] = [statistics.median(s for s, _ in got),
+                                       statistics.median(e for _, e in got)]
             rows.append(row)
-            print(f"{rate}: allreduce {grad_ms:.0f} ms ({busbw:.0f} MB/s bus, latency "
-                  f"{lat:.0f} us); step overlapped {row[True][0]:.2f} s with "
-                  f"{100 * row[True][1]:.1f}% exposed, after backward {row[False][0]:.2f} s with "
-                  f"{100 * row[False][1]:.1f}% exposed", flush=True)
+            f32, b16 = row["allreduce"]["fp32"], row["allreduce"]["bf16"]
+            print(f"{rate}: allreduce fp32 {f32['grad_ms_median']:.0f} ms ({f32['grad_busbw_mbps']:.0f}"
+                  f" MB/s bus, latency {f32['latency_us']:.0f} us), bf16 "
+                  f"{b16['grad_ms_median']:.0f} ms; " +
+                  "; ".join(f"{v} {s:.2f} s/step {100 * e:.1f}% exposed"
+                            for v, (s, e) in row["train"].items()), flush=True)
     finally:
         bed("down", check=False)
         subprocess.run(["rm", "-rf", tmp])
         lock.close()
     if a.json:
-        import time
         with open(a.json, "w") as f:
             json.dump({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "hosts": 3,
-                       "model": "vit_tiny", "global_batch": 96, "steps": a.steps,
-                       "runs": a.runs, "grad_floats": rows[0]["grad_floats"],
-                       "rows": [{"rate": r["rate"], "grad_ms": r["grad_ms"],
-                                 "busbw_mbps": r["busbw"], "latency_us": r["lat"],
-                                 "buckets": r["buckets"], "overlap": list(r[True]),
-                                 "no_overlap": list(r[False])} for r in rows]}, f, indent=1)
+                       "model": "vit_tiny", "steps": a.steps, "runs": a.runs,
+                       "variants": {v: VARIANTS[v] for v in variants}, "rows": rows}, f,
+                      indent=1)
     print()
-    print("| link | allreduce of vit_tiny's gradient (40.9 MB, 3 hosts) | bus bandwidth | latency "
-          "| step, overlapped | exposed comm, overlapped | step, after backward | exposed comm, "
-          "after backward |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| link | allreduce fp32 (40.9 MB, 3 hosts) | bus bandwidth | latency | allreduce bf16 |")
+    print("| --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['rate']} | {r['grad_ms']:.0f} ms | {r['busbw']:.0f} MB/s | {r['lat']:.0f} us "
-              f"| {r[True][0]:.2f} s | {100 * r[True][1]:.1f}% | {r[False][0]:.2f} s "
-              f"| {100 * r[False][1]:.1f}% |")
+        f32, b16 = r["allreduce"]["fp32"], r["allreduce"]["bf16"]
+        print(f"| {r['rate']} | {f32['grad_ms_median']:.0f} ms | {f32['grad_busbw_mbps']:.0f} MB/s "
+              f"| {f32['latency_us']:.0f} us | {b16['grad_ms_median']:.0f} ms |")
+    print()
+    print("| link | variant | workers | step | exposed communication |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in rows:
+        for v, (s, e) in r["train"].items():
+            print(f"| {r['rate']} | {v} | {3 * VARIANTS[v][0]} x {VARIANTS[v][1]} images | "
+                  f"{s:.2f} s | {100 * e:.1f}% |")
 
 
 if __name__ == "__main__":

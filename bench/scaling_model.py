@@ -176,52 +176,51 @@ def load(path):
 # ---- validate ----------------------------------------------------------------------------
 
 def cmd_validate(a):
-    """Bed measurements (bench/hosts_comm.py --json): 3 hosts x 1 worker, vit_tiny/224, 32
-    images per worker, the coordinator beside worker 0, all on this machine's cores. The
-    network constants come from the bed's `bench allreduce` at the fastest limited rate and the
-    bed's one-rank-per-host latency; the rest of the points are predictions."""
+    """Bed measurements (bench/hosts_comm.py --json): 3 hosts, vit_tiny/224, every variant the
+    file holds, all ranks on this machine's cores. The network constants come from the bed's
+    fp32 `bench allreduce` at 1 Gbit/s (or the first limited rate) alone; every training step
+    is then a prediction."""
     c = load(a.constants)
     with open(a.bed) as f:
         bed = json.load(f)
     ncores = os.cpu_count()
-    # Calibrate the network from the 1 Gbit/s allreduce alone (or the first limited rate).
+    N = bed["hosts"]
     limited = [r for r in bed["rows"] if r["rate"] != "unlimited"]
     ref = next((r for r in limited if r["rate"] == "1gbit"), limited[0])
-    S = 4 * bed["grad_floats"]
-    N = bed["hosts"]
-    k = ref["buckets"]
-    hop = ref["latency_us"] * 1e-6 / (2 * math.ceil(math.log2(N)))  # recursive doubling
-    bw = 2 * (N - 1) / N * S / (ref["grad_ms"] * 1e-3 - k * 2 * (N - 1) * hop)
+    f32 = ref["allreduce"]["fp32"]
+    S = 4 * f32["grad_floats"]
+    k = f32["buckets"]
+    hop = f32["latency_us"] * 1e-6 / (2 * math.ceil(math.log2(N)))  # recursive doubling
+    bw = 2 * (N - 1) / N * S / (f32["grad_ms_median"] * 1e-3 - k * 2 * (N - 1) * hop)
     c.setdefault("network", {}).update({"hop_latency_s": hop,
                                         "mpi_efficiency": bw / (bits(ref["rate"]) / 8),
                                         "calibrated_on": f"bed {ref['rate']} ({bed['date']})"})
-    unl = next((r for r in bed["rows"] if r["rate"] == "unlimited"), None)
-    if unl:
-        c["network"]["shm_bytes_per_s"] = 2 * (N - 1) / N * S / (unl["grad_ms"] * 1e-3)
     print(f"network: hop latency {hop * 1e6:.1f} us, MPI efficiency "
-          f"{c['network']['mpi_efficiency']:.2f} of the link rate (from {ref['rate']})")
-    # Each bed host runs one worker; all of them (and the coordinator) share this machine's
-    # cores: a worker gets ncores / N of them.
-    share = ncores / N
+          f"{c['network']['mpi_efficiency']:.2f} of the link rate (from the {ref['rate']} fp32 "
+          f"allreduce)")
     worst = 0.0
-    print("| link | overlap | measured step | predicted | error | measured exposed | predicted |")
+    print("| link | variant | measured step | predicted | error | measured exposed | predicted |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in bed["rows"]:
-        link = bits(r["rate"]) if r["rate"] != "unlimited" else None
-        for overlap in (True, False):
-            meas_step, meas_exp = r["overlap" if overlap else "no_overlap"]
-            if link is None:
-                # unlimited: the veth pairs, no tbf; the link is what the bed's allreduce got.
-                eff_bps = 8 * 2 * (N - 1) / N * S / (r["grad_ms"] * 1e-3)
-                p = predict(c, bed["model"], N, 1, 1, eff_bps, bed["global_batch"], 0,
-                            overlap=overlap, cpu_share=share, latency_s=0.0, mpi_eff=1.0)
+        for v, (meas_step, meas_exp) in r["train"].items():
+            W, per_worker, settings = bed["variants"][v]
+            kv = dict(x.split("=", 1) for x in settings)
+            wire = kv.get("train.grad_comm", "fp32")
+            if r["rate"] == "unlimited":
+                # No tbf: the link is what the bed's allreduce of this wire got.
+                m = r["allreduce"][wire]
+                link, lat, eff = 8 * 2 * (N - 1) / N * S / (m["grad_ms_median"] * 1e-3), 0.0, 1.0
             else:
-                p = predict(c, bed["model"], N, 1, 1, link, bed["global_batch"], 0,
-                            overlap=overlap, cpu_share=share)
+                link, lat, eff = bits(r["rate"]), None, None
+            p = predict(c, bed["model"], N, W, 1, link, N * W * per_worker, 0, wire,
+                        kv.get("train.allreduce", "auto"),
+                        kv.get("train.shard_optimizer") == "true",
+                        kv.get("train.overlap", "true") == "true", "fp32",
+                        latency_s=lat, mpi_eff=eff, cpu_share=ncores / (N * W))
             err = p["step_s"] / meas_step - 1
             worst = max(worst, abs(err))
-            print(f"| {r['rate']} | {'yes' if overlap else 'no'} | {meas_step:.2f} s | "
-                  f"{p['step_s']:.2f} s | {100 * err:+.0f}% | {100 * meas_exp:.1f}% | "
+            print(f"| {r['rate']} | {v} | {meas_step:.2f} s | {p['step_s']:.2f} s | "
+                  f"{100 * err:+.0f}% | {100 * meas_exp:.1f}% | "
                   f"{100 * p['exposed_s'] / p['step_s']:.1f}% |")
     print(f"worst step-time error {100 * worst:.0f}% ({'within' if worst <= 0.25 else 'OUTSIDE'} "
           f"25%)")
