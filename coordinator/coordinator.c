@@ -27,10 +27,15 @@ struct skip_row {
     uint64_t count;
 };
 
+// The least time a worker gets to send its first message (start-up), whatever
+// train.worker_timeout says.
+#define STARTUP_GRACE_S 300.0
+
 struct worker_row {
     int64_t step;
     double images_per_second, data_wait_ratio, last_seen;
     int done;
+    int heard;  // a message arrived: start-up is over, worker_timeout applies
     struct skip_row skips[MAX_SKIP_REASONS];  // cumulative, as the worker last reported
     int nskips;
     // totals over the steps this worker reported (for the end-of-run summary)
@@ -405,6 +410,7 @@ static void on_message(void *ctx, int worker, int kind, const uint8_t *data, siz
         return;
     }
     c->workers[worker].last_seen = time_now();  // any message shows the worker is alive
+    c->workers[worker].heard = 1;
     int64_t step;
     int32_t status;
     switch (kind) {
@@ -589,7 +595,11 @@ static void on_poll(uv_timer_t *timer) {
     int nlost = 0;
     for (int i = 0; i < c->run->nworkers; i++) {
         struct worker_row *row = &c->workers[i];
-        if (row->done || now - row->last_seen <= timeout) continue;
+        // Before its first message a worker is starting up (building the model, reading a
+        // checkpoint, opening shards), which may outlast a timeout set for steps: it gets
+        // at least STARTUP_GRACE_S.
+        double limit = row->heard || timeout >= STARTUP_GRACE_S ? timeout : STARTUP_GRACE_S;
+        if (row->done || now - row->last_seen <= limit) continue;
         nlost++;
         if (used < sizeof lost) {
             const char *host = c->run->hosts ? c->run->hosts[i + 1] : "?";
@@ -599,9 +609,10 @@ static void on_poll(uv_timer_t *timer) {
         }
     }
     if (nlost > 0) {
-        log_error("lost %d worker%s: %s; no message within train.worker_timeout (%.0f s): "
-                  "aborting the job",
-                  nlost, nlost == 1 ? "" : "s", lost, timeout);
+        log_error("lost %d worker%s: %s; no message within train.worker_timeout (%.0f s; "
+                  "%.0f s before a worker's first): aborting the job",
+                  nlost, nlost == 1 ? "" : "s", lost, timeout,
+                  timeout >= STARTUP_GRACE_S ? timeout : STARTUP_GRACE_S);
         link_abort(c->link, 4);
     }
 }

@@ -66,7 +66,7 @@ static const struct key_spec keys[] = {
     {"train.overlap", KEY_BOOL, NUM(train.overlap), 0, 0, "true", "overlap gradient allreduce with backward"},
     {"train.grad_comm", KEY_STRING, STR(train.grad_comm), 0, 0, "fp32", "fp32 | bf16: gradients travel as bf16 (half the bytes), summed in fp32 at every hop"},
     {"train.allreduce", KEY_STRING, STR(train.allreduce), 0, 0, "auto", "auto | flat | hierarchical (within each host first, then one leader per host); auto: hierarchical when there are several hosts and one runs several workers"},
-    {"train.worker_timeout", KEY_FLOAT, NUM(train.worker_timeout), 1, 1e7, "900", "seconds a worker may go without progress before the job is aborted"},
+    {"train.worker_timeout", KEY_FLOAT, NUM(train.worker_timeout), 1, 1e7, "900", "seconds a worker may go without progress before the job is aborted (before its first message, while it starts up: at least 300)"},
     {"train.freeze_backbone", KEY_BOOL, NUM(train.freeze_backbone), 0, 0, "false", "linear probe: train only the head"},
     {"train.loss", KEY_STRING, STR(train.loss), 0, 0, "auto", "auto | bce | ce (auto: bce to pretrain, ce to classify)"},
     {"train.precision", KEY_STRING, STR(train.precision), 0, 0, "fp32", "fp32 | bf16: matmul inputs rounded to bf16, fp32 sums (PyTorch CPU autocast); weights, gradients, optimizer state fp32"},

@@ -89,9 +89,11 @@ def test_resume(catlip, tmp):
 def test_timeout(catlip, tmp):
     # A step of many micro-batches may outlast train.worker_timeout with no collective to wait
     # in: the workers heartbeat between micro-batches, so the coordinator does not call them
-    # lost. Steps of ~2-4 s here against a 1 s timeout.
+    # lost. Steps of ~2-4 s here (quiet machine) against a 1 s timeout, in micro-batches of 2
+    # images (~0.05 s; under a load of 8 on 2 cores micro-batches of 8 took 1.2 s, longer
+    # than the timeout itself).
     extra = ["model.image_size=64", "model.dim=192", "model.patch_size=8", "model.depth=12",
-             "train.global_batch=256", "train.micro_batch=8", "train.steps=2",
+             "train.global_batch=256", "train.micro_batch=2", "train.steps=2",
              "checkpoint.every_steps=0", "train.worker_timeout=1"]
     rc, log = run(catlip, 2, os.path.join(tmp, "slow"), extra)
     check(rc == 0 and "lost" not in log and len(digests(log)) == 2,
