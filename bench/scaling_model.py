@@ -181,8 +181,20 @@ def cmd_validate(a):
     fp32 `bench allreduce` at 1 Gbit/s (or the first limited rate) alone; every training step
     is then a prediction."""
     c = load(a.constants)
-    with open(a.bed) as f:
-        bed = json.load(f)
+    bed = None
+    for path in a.bed:  # several runs: rows of the same rate merged
+        with open(path) as f:
+            b = json.load(f)
+        if bed is None:
+            bed = b
+            continue
+        bed["variants"].update(b["variants"])
+        for row in b["rows"]:
+            same = next((r for r in bed["rows"] if r["rate"] == row["rate"]), None)
+            if same:
+                same["train"].update(row["train"])
+            else:
+                bed["rows"].append(row)
     ncores = os.cpu_count()
     N = bed["hosts"]
     limited = [r for r in bed["rows"] if r["rate"] != "unlimited"]
@@ -289,7 +301,8 @@ def main():
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--bucket-mb", type=float, default=4.0)
     v = sub.add_parser("validate")
-    v.add_argument("--bed", required=True, help="bench/hosts_comm.py --json output")
+    v.add_argument("--bed", required=True, action="append",
+                   help="bench/hosts_comm.py --json output (repeat to merge runs)")
     v.add_argument("--save", action="store_true", help="store the calibrated network constants")
     t = sub.add_parser("table")
     t.add_argument("--global-batch", type=int, default=65536)
