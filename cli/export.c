@@ -29,6 +29,12 @@ static const char *export_usage =
     "(params or ema), \"step\" and \"checkpoint\". The vocabulary TSV is written beside it as\n"
     "MODEL.vocab.tsv (MODEL: the output without .safetensors).\n"
     "\n"
+    "A CLIP checkpoint (model.objective clip) is written under OpenCLIP's names for a timm image\n"
+    "tower: visual.trunk.<timm name>, visual.head.proj.weight (no bias), token_embedding.weight,\n"
+    "positional_embedding, transformer.resblocks.N.*, ln_final.*, text_projection.weight (E, C),\n"
+    "logit_scale (a scalar, log of the scale); \"format\" is catlip-clip, \"model_config\" adds\n"
+    "objective, embed_dim, text_width/depth/heads/vocab, context_length, and \"tokenizer_hash\".\n"
+    "\n"
     "  --checkpoint CKPT  checkpoint file, or a run directory (its newest valid checkpoint)\n"
     "  -o, --output FILE  safetensors file to write\n"
     "  --ema              export the EMA weights instead of the raw ones\n"
@@ -42,9 +48,23 @@ static void set_json_text(json_t *meta, const char *key, json_t *value) {
     json_decref(value);
 }
 
+// A model.objective clip checkpoint is written with OpenCLIP's names for a CLIP whose image
+// tower is timm's (open_clip TimmModel): visual.trunk.<timm name>, visual.head.proj.weight, the
+// text tower's names as they are, logit_scale. A CatLIP model keeps timm's names.
+static void clip_export_name(char *out, size_t size, const struct vit_layout *l,
+                             const struct tensor_info *t) {
+    if (!l->text || t->offset >= l->text_begin)
+        snprintf(out, size, "%s", t->name);
+    else if (t->offset == l->head_w)
+        snprintf(out, size, "visual.head.proj.weight");
+    else
+        snprintf(out, size, "visual.trunk.%s", t->name);
+}
+
 static char *metadata_of(const struct inference_model *m) {
     const struct vit_config *c = &m->config;
     json_t *meta = json_object(), *cfg = json_object();
+    char text[64];
     json_object_set_new(cfg, "name",
                         json_string(m->header->model->name ? m->header->model->name : ""));
     json_object_set_new(cfg, "dim", json_integer(c->dim));
@@ -62,7 +82,19 @@ static char *metadata_of(const struct inference_model *m) {
     }
     json_object_set_new(cfg, "mean", mean);
     json_object_set_new(cfg, "std", std);
-    json_object_set_new(meta, "format", json_string("catlip-vit"));
+    if (c->clip) {
+        json_object_set_new(cfg, "objective", json_string("clip"));
+        json_object_set_new(cfg, "embed_dim", json_integer(c->num_classes));
+        json_object_set_new(cfg, "text_width", json_integer(c->text.width));
+        json_object_set_new(cfg, "text_depth", json_integer(c->text.depth));
+        json_object_set_new(cfg, "text_heads", json_integer(c->text.heads));
+        json_object_set_new(cfg, "text_vocab", json_integer(c->text.vocab_size));
+        json_object_set_new(cfg, "context_length", json_integer(c->text.context));
+        snprintf(text, sizeof text, "%016llx",
+                 (unsigned long long)m->header->tokenizer_hash);
+        json_object_set_new(meta, "tokenizer_hash", json_string(text));
+    }
+    json_object_set_new(meta, "format", json_string(c->clip ? "catlip-clip" : "catlip-vit"));
     set_json_text(meta, "model_config", cfg);
     if (m->vocab) {
         json_t *vocab = json_array();
@@ -74,7 +106,6 @@ static char *metadata_of(const struct inference_model *m) {
         }
         set_json_text(meta, "vocab", vocab);
     }
-    char text[64];
     snprintf(text, sizeof text, "%016llx", (unsigned long long)m->header->vocab_hash);
     json_object_set_new(meta, "vocab_hash", json_string(text));
     json_object_set_new(meta, "weights", json_string(m->ema ? "ema" : "params"));
@@ -108,7 +139,7 @@ int cmd_export(int argc, char **argv) {
     static const struct option options[] = {
         MODEL_ARGS_CHECKPOINT, {"output", 1, 0, 'o'}, MODEL_ARGS_EMA, MODEL_ARGS_VOCAB,
         MODEL_ARGS_PRECISION,  {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
-    struct model_args model = {.threads = 1};
+    struct model_args model = {.threads = 1, .clip_ok = 1};
     const char *output = NULL, *precision = "fp32";
     int opt;
     optind = 1;
@@ -144,15 +175,18 @@ int cmd_export(int argc, char **argv) {
         halves = xmalloc(l->total * sizeof *halves);
         bf16_from_floats(halves, m.params, l->total);
     }
+    char (*names)[96] = xcalloc((size_t)l->ntensors, sizeof *names);
     for (int i = 0; i < l->ntensors; i++) {
         const struct tensor_info *ti = &l->tensors[i];
-        t[i] = (struct safetensor){.name = ti->name,
+        clip_export_name(names[i], sizeof names[i], l, ti);
+        t[i] = (struct safetensor){.name = names[i],
                                    .dtype = halves ? "BF16" : "F32",
                                    .ndim = ti->ndim,
                                    .data = halves ? (const void *)(halves + ti->offset)
                                                   : (const void *)(m.params + ti->offset),
                                    .bytes = ti->numel * (halves ? sizeof *halves : sizeof(float))};
         memcpy(t[i].shape, ti->shape, sizeof ti->shape);
+        if (l->text && ti->offset == l->logit_scale) t[i].ndim = 0;  // a scalar, as OpenCLIP's
     }
     char *meta = metadata_of(&m);
     int rc = safetensors_write(output, t, l->ntensors, meta);
@@ -165,6 +199,7 @@ int cmd_export(int argc, char **argv) {
     else
         catlip_error_print();
     free(meta);
+    free(names);
     free(t);
     free(halves);
     inference_free(&m);

@@ -9,6 +9,8 @@ struct model_args {
     int ema;                 // --ema: the EMA weights
     int threads;             // --threads: compute threads (0: every core)
     const char *precision;   // --precision: fp32 or bf16 forward passes; NULL for fp32
+    int clip_ok;             // the command handles model.objective clip checkpoints (export);
+                             // the others need a CatLIP head and refuse them
 };
 
 // getopt_long entries for the options above (a command lists only those it accepts).

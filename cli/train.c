@@ -153,11 +153,21 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     if (run.world_rank == 0) {
-        log_info("run %s: %d worker%s, %lld steps of %lld images (from step %lld), model %s "
-                 "(dim %d, depth %d, %d classes), run directory %s", run.run_id, run.nworkers,
-                 run.nworkers == 1 ? "" : "s", (long long)run.total_steps, (long long)G,
-                 (long long)run.start_step, cfg->model.name, run.model.dim, run.model.depth,
-                 run.model.num_classes, cfg->run_dir);
+        if (run.model.clip)
+            log_info("run %s: %d worker%s, %lld steps of %lld images (from step %lld), objective "
+                     "clip: image tower %s (dim %d, depth %d), text tower %s (width %d, depth %d, "
+                     "%d tokens, context %d), embeddings %d, run directory %s", run.run_id,
+                     run.nworkers, run.nworkers == 1 ? "" : "s", (long long)run.total_steps,
+                     (long long)G, (long long)run.start_step, cfg->model.name, run.model.dim,
+                     run.model.depth, cfg->model.text, run.model.text.width, run.model.text.depth,
+                     run.model.text.vocab_size, run.model.text.context, run.model.num_classes,
+                     cfg->run_dir);
+        else
+            log_info("run %s: %d worker%s, %lld steps of %lld images (from step %lld), model %s "
+                     "(dim %d, depth %d, %d classes), run directory %s", run.run_id, run.nworkers,
+                     run.nworkers == 1 ? "" : "s", (long long)run.total_steps, (long long)G,
+                     (long long)run.start_step, cfg->model.name, run.model.dim, run.model.depth,
+                     run.model.num_classes, cfg->run_dir);
         log_info("matmuls: %s; BLAS %s", gemm_backend(), blas_describe());
     }
 

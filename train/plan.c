@@ -16,6 +16,8 @@
 #include "data/shard_index.h"
 #include "data/shardlist.h"
 #include "io/checkpoint.h"
+#include "nn/text_tower.h"
+#include "text/tokenizer.h"
 #include "text/vocab.h"
 
 // The checkpoint to resume must hold this model and vocabulary; it gives the start step and
@@ -35,6 +37,25 @@ static int check_resume_header(struct run *run, const Catlip__CheckpointHeader *
             m ? m->image_size : 0, m ? m->patch_size : 0, m ? m->num_classes : 0, run->model.dim,
             run->model.depth, run->model.heads, run->model.image_size, run->model.patch_size,
             run->model.num_classes);
+    const int clip = m->objective && !strcmp(m->objective, "clip");
+    const struct text_config *t = &run->model.text;
+    if (clip != run->model.clip ||
+        (clip && (m->text_width != t->width || m->text_depth != t->depth ||
+                  m->text_heads != t->heads || m->text_vocab != t->vocab_size ||
+                  m->context_length != t->context)))
+        return catlip_error_set(
+            "checkpoint %s holds a different model (objective %s, text width %d, depth %d, "
+            "heads %d, %d tokens, context %d) than the configuration (objective %s, text width "
+            "%d, depth %d, heads %d, %d tokens, context %d)",
+            run->resume_path, clip ? "clip" : "catlip", m->text_width, m->text_depth,
+            m->text_heads, m->text_vocab, m->context_length, run->model.clip ? "clip" : "catlip",
+            t->width, t->depth, t->heads, t->vocab_size, t->context);
+    if (h->tokenizer_hash != run->tokenizer_hash)
+        return catlip_error_set(
+            "checkpoint %s was trained with a different tokenizer (hash %016llx) than %s "
+            "(hash %016llx)",
+            run->resume_path, (unsigned long long)h->tokenizer_hash, cfg->data.tokenizer,
+            (unsigned long long)run->tokenizer_hash);
     if (h->vocab_hash != run->vocab_hash)
         return catlip_error_set(
             "checkpoint %s was trained with a different vocabulary "
@@ -130,8 +151,28 @@ int plan_share(struct run *run, int planned_ok) {
 
 // Every rank: the head's width (the vocabulary's size for pre-training on shards) and the
 // model shape. Loading a 24k-line vocabulary takes milliseconds, so each rank reads it.
+// model.objective clip: the image projection's width is model.embed_dim, the text tower's
+// vocabulary the tokenizer's (read by every rank, as the synset vocabulary is).
+static int plan_resolve_clip(struct run *run) {
+    const struct config *cfg = &run->cfg;
+    struct tokenizer *tok = tokenizer_load(cfg->data.tokenizer);
+    if (!tok) return catlip_error_set("data.tokenizer: %s", catlip_error());
+    int size = tokenizer_size(tok);
+    run->tokenizer_hash = tokenizer_hash(tok);
+    tokenizer_free(tok);
+    run->vocab_hash = 0;
+    struct text_config text;
+    if (vit_config_from_run(&run->model, cfg, (int)cfg->model.embed_dim) != 0 ||
+        text_config_make(&text, cfg->model.text, size, (int)cfg->model.context_length,
+                         TOKENIZER_EOT, (int)cfg->model.text_width, (int)cfg->model.text_depth,
+                         (int)cfg->model.text_heads, (int)cfg->model.embed_dim) != 0)
+        return -1;
+    return vit_config_make_clip(&run->model, &text);
+}
+
 int plan_resolve_classes(struct run *run) {
     struct config *cfg = &run->cfg;
+    if (!strcmp(cfg->model.objective, "clip")) return plan_resolve_clip(run);
     int classes = (int)cfg->model.num_classes;
     if (!strcmp(cfg->task, "classify")) {
         // Labels come from the shards' .cls members: the head width is a setting.

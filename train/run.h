@@ -20,6 +20,7 @@ struct run {
     char run_id[64];
     struct vit_config model;
     uint64_t vocab_hash;  // of data.vocab (0 for synthetic data)
+    uint64_t tokenizer_hash;  // model.objective clip: of data.tokenizer (0 otherwise)
     int64_t epoch_samples, steps_per_epoch, total_steps;
     int64_t start_step;                        // 0, or the step of the checkpoint resumed from
     char resume_path[CONFIG_STRING_MAX + 64];  // checkpoint to load, or ""

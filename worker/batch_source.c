@@ -9,6 +9,7 @@
 #include "data/shardlist.h"
 #include "data/synthetic.h"
 #include "text/caption_labels.h"
+#include "text/tokenizer.h"
 
 struct batch_source {
     const struct run *run;
@@ -23,10 +24,22 @@ struct batch_source {
     struct labeler *labeler;
     struct vocab *vocab;
     struct caption_labels labels;
+    // clip: captions -> token ids (the pipeline's rows hold them as floats; ids as int32)
+    struct tokenizer *tokenizer;
+    int context;
+    int32_t *ids;  // (micro_size, context)
     Catlip__SkipCount skip_rows[PIPELINE_SKIP_COUNT];
     Catlip__SkipCount *skip_ptrs[PIPELINE_SKIP_COUNT];
     char description[512];
 };
+
+// pipeline_label_fn for clip: a caption's token ids (<sot> words <eot>, padded with <pad> = 0,
+// which the pipeline's zeroed row already holds). Thread-safe: the tokenizer is read-only.
+static int caption_tokens(void *ctx, const char *caption, size_t len, int32_t *ids, int max) {
+    const struct batch_source *s = ctx;
+    CATLIP_ASSERT(s->context <= max);
+    return tokenizer_encode(s->tokenizer, ids, s->context, caption, len, NULL);
+}
 
 struct batch_source *batch_source_create(const struct run *run, int compute_threads) {
     struct batch_source *s = xcalloc(1, sizeof *s);
@@ -49,7 +62,13 @@ struct batch_source *batch_source_create(const struct run *run, int compute_thre
         return s;
     }
     if (shardlist_expand(cfg->data.train, &s->shards) != 0) goto fail;
-    if (!strcmp(cfg->task, "pretrain")) {
+    const int clip = run->model.clip;
+    if (clip) {
+        s->tokenizer = tokenizer_load(cfg->data.tokenizer);
+        if (!s->tokenizer) goto fail;
+        s->context = run->model.text.context;
+        s->ids = xaligned_alloc((size_t)s->micro_size * s->context * sizeof(int32_t));
+    } else if (!strcmp(cfg->task, "pretrain")) {
         s->vocab = vocab_load(cfg->data.vocab);
         if (!s->vocab) goto fail;
         s->labeler = labeler_create(NULL, LABELER_NOUNS);
@@ -63,8 +82,11 @@ struct batch_source *batch_source_create(const struct run *run, int compute_thre
         .start_step = (uint64_t)run->start_step, .global_batch = (uint64_t)cfg->train.global_batch,
         .worker = run->worker_index, .nworkers = run->nworkers, .train = 1,
         .micro_batch = s->micros > 1 ? s->micro_size : 0,
-        .image_size = run->model.image_size, .num_classes = run->model.num_classes,
-        .label = s->labeler ? caption_labels : NULL, .label_ctx = s->labeler ? &s->labels : NULL,
+        .image_size = run->model.image_size,
+        .num_classes = clip ? s->context : run->model.num_classes,
+        .label = clip ? caption_tokens : s->labeler ? caption_labels : NULL,
+        .label_ctx = clip ? (void *)s : s->labeler ? (void *)&s->labels : NULL,
+        .target_ids = clip,
         .decode_threads = (int)cfg->data.decode_threads, .compute_threads = compute_threads,
     };
     for (int c = 0; c < 3; c++) {
@@ -86,6 +108,8 @@ void batch_source_destroy(struct batch_source *s) {
     if (!s) return;
     if (s->pipeline) pipeline_destroy(s->pipeline);
     if (s->labeler) labeler_free(s->labeler);
+    if (s->tokenizer) tokenizer_free(s->tokenizer);
+    free(s->ids);
     if (s->vocab) vocab_free(s->vocab);
     if (s->shards.paths) shardlist_free(&s->shards);
     if (s->synthetic.prototypes) synthetic_free(&s->synthetic);
@@ -110,6 +134,7 @@ int batch_source_next(struct batch_source *s, int64_t step, int micro, struct lo
         out->images = s->images;
         out->targets = s->targets;
         out->count = rows;
+        out->ids = NULL;
         return 0;
     }
     struct batch b;
@@ -122,6 +147,13 @@ int batch_source_next(struct batch_source *s, int64_t step, int micro, struct lo
     out->images = b.images;
     out->targets = b.targets;
     out->count = b.count;
+    out->ids = NULL;
+    if (s->ids) {
+        // clip: the rows' token ids, held exactly as floats (ids < 2^24)
+        const size_t n = (size_t)b.count * s->context;
+        for (size_t i = 0; i < n; i++) s->ids[i] = (int32_t)b.targets[i];
+        out->ids = s->ids;
+    }
     return 0;
 }
 

@@ -1,5 +1,6 @@
 // Where a worker's batches come from: WebDataset shards through the prefetching pipeline
-// (captions labelled through WordNet and the vocabulary, or .cls classes), or the built-in
+// (captions labelled through WordNet and the vocabulary, or .cls classes; for model.objective
+// clip, captions encoded by the tokenizer), or the built-in
 // synthetic data. Either way a step's batch is a pure function of (seed, step, worker slice).
 #pragma once
 #include <stdint.h>
@@ -12,6 +13,7 @@ struct batch_source;
 struct local_batch {
     const float *images;   // (count, 3, S, S)
     const float *targets;  // (count, V)
+    const int32_t *ids;    // model.objective clip: (count, T) caption token ids; else NULL
     int count;             // usable rows (its slice or micro-batch minus skipped samples)
 };
 

@@ -10,8 +10,11 @@ void contrastive_sync_init(struct contrastive_sync *s, MPI_Comm comm, int max_ro
     memset(s, 0, sizeof *s);
     s->comm = comm;
     s->heartbeat = heartbeat;
-    MPI_Comm_rank(comm, &s->rank);
-    MPI_Comm_size(comm, &s->size);
+    s->rank = 0, s->size = 1;
+    if (comm != MPI_COMM_NULL) {
+        MPI_Comm_rank(comm, &s->rank);
+        MPI_Comm_size(comm, &s->size);
+    }
     s->max_rows = max_rows;
     s->dim = dim;
     const size_t D = (size_t)dim, rows = (size_t)max_rows, all = (size_t)s->size * rows;
@@ -61,6 +64,18 @@ double contrastive_sync_step(struct contrastive_sync *s, struct pool *pool,
     l2_normalize_forward(s->image_norm, s->image_norms, image, rows, D);
     l2_normalize_forward(s->text_norm, s->text_norms, text, rows, D);
 
+    if (s->comm == MPI_COMM_NULL) {
+        // One worker without MPI: the whole batch is this worker's rows.
+        memset(s->dimage_all, 0, (size_t)rows * D * sizeof(float));
+        memset(s->dtext_all, 0, (size_t)rows * D * sizeof(float));
+        double loss = rows == 0 ? 0.0
+                                : contrastive_loss_rows(pool, k, s->dimage_all, s->dtext_all,
+                                                        dlog_scale, s->scratch, s->image_norm,
+                                                        s->text_norm, rows, D, 0, rows, log_scale);
+        l2_normalize_backward(dimage, s->dimage_all, s->image_norm, s->image_norms, rows, D);
+        l2_normalize_backward(dtext, s->dtext_all, s->text_norm, s->text_norms, rows, D);
+        return loss;
+    }
     // Who holds how many rows this step, then every worker's rows in worker order.
     MPI_Request req[2];
     MPI_Iallgather(&rows, 1, MPI_INT, s->rows, 1, MPI_INT, s->comm, &req[0]);

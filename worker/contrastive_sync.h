@@ -47,6 +47,8 @@ struct contrastive_sync {
     struct heartbeat *heartbeat;      // waits go through it; NULL: plain MPI_Waitall
 };
 
+// comm MPI_COMM_NULL: one worker in a process without MPI (catlip train with no launcher); the
+// same math, no collectives.
 void contrastive_sync_init(struct contrastive_sync *s, MPI_Comm comm, int max_rows, int dim,
                            struct heartbeat *heartbeat);
 void contrastive_sync_free(struct contrastive_sync *s);

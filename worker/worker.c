@@ -15,6 +15,7 @@
 #include "nn/train_state.h"
 #include "worker/batch_source.h"
 #include "train/link.h"
+#include "worker/contrastive_sync.h"
 #include "worker/grad_sync.h"
 
 volatile sig_atomic_t worker_stop_requested;
@@ -25,6 +26,8 @@ struct worker {
     struct train_state ts;
     struct pool *pool;
     struct grad_sync sync;
+    struct contrastive_sync contrastive;  // model.objective clip: the loss across workers
+    int clip;
     struct heartbeat heartbeat;  // collectives wait through it (worker/heartbeat.h)
     struct batch_source *data;
     int local_batch;      // this worker's slice of the global batch
@@ -75,6 +78,14 @@ static void fill_model_config(Catlip__ModelConfig *m, const struct run *run) {
     m->image_size = run->model.image_size;
     m->patch_size = run->model.patch_size;
     m->num_classes = run->model.num_classes;
+    if (run->model.clip) {
+        m->objective = "clip";
+        m->text_width = run->model.text.width;
+        m->text_depth = run->model.text.depth;
+        m->text_heads = run->model.text.heads;
+        m->text_vocab = run->model.text.vocab_size;
+        m->context_length = run->model.text.context;
+    }
 }
 
 // Worker 0 streams the whole training state; every worker holds the same state, so one copy
@@ -95,6 +106,7 @@ static void stream_checkpoint(struct worker *w, int64_t steps_done) {
     h.run_id = (char *)run->run_id;
     h.model = &model;
     h.vocab_hash = run->vocab_hash;
+    h.tokenizer_hash = run->tokenizer_hash;
     h.position = &pos;
     h.seed = (uint64_t)run->cfg.seed;
     h.config_yaml = yaml;
@@ -311,6 +323,40 @@ static double accumulate_step(struct worker *w, int64_t step, int *rows, double 
     return loss;
 }
 
+// model.objective clip: both towers on this worker's slice, the contrastive loss over the
+// global batch (worker/contrastive_sync.h: it gives each embedding its whole-batch gradient, and
+// the loss is already a mean over the rows gathered, so no G / used rescale), then both
+// backwards, the gradient allreduce (summing every worker's share) overlapped with them.
+// Returns the whole batch's loss (the same on every worker); rows: samples this worker used.
+static double clip_step(struct worker *w, int64_t step, int *rows, double *data_s) {
+    const struct run *run = w->run;
+    const struct vit_layout *L = &w->ts.model.layout;
+    double t = time_now();
+    struct local_batch batch;
+    if (batch_source_next(w->data, step, 0, &batch) != 0) catlip_die("%s", catlip_error());
+    *data_s = time_now() - t;
+    train_zero_grads(&w->ts);
+    train_clip_forward(&w->ts, batch.images, batch.ids, batch.count);
+    double loss = contrastive_sync_step(&w->contrastive, w->pool, w->ts.model.k, w->ts.acts.dlogits,
+                                        w->ts.dtext, w->ts.grads + L->logit_scale,
+                                        w->ts.acts.logits, w->ts.text_acts.features, batch.count,
+                                        w->ts.params[L->logit_scale]);
+    int used = batch.count;  // the rows gathered over all workers
+    if (w->contrastive.comm != MPI_COMM_NULL)
+        for (int i = used = 0; i < w->contrastive.size; i++) used += w->contrastive.rows[i];
+    if (used == 0)
+        catlip_die("step %lld: every sample of the global batch was skipped", (long long)step);
+    if (run->nworkers > 1) {
+        grad_sync_begin(&w->sync);
+        train_clip_backward(&w->ts, batch.count, grad_sync_ready, &w->sync);
+        grad_sync_finish(&w->sync);
+    } else {
+        train_clip_backward(&w->ts, batch.count, NULL, NULL);
+    }
+    *rows = batch.count;
+    return loss;
+}
+
 // One optimizer step over this worker's slice of global step `step`; returns the command
 // every worker agreed to act on at the step boundary.
 static int worker_step(struct worker *w, int64_t step) {
@@ -318,7 +364,9 @@ static int worker_step(struct worker *w, int64_t step) {
     double t0 = time_now();
     double loss, data_s = 0.0;
     int rows;
-    if (batch_source_micros(w->data) > 1) {
+    if (w->clip) {
+        loss = clip_step(w, step, &rows, &data_s);
+    } else if (batch_source_micros(w->data) > 1) {
         loss = accumulate_step(w, step, &rows, &data_s);
     } else {
         struct local_batch batch;
@@ -352,7 +400,9 @@ static int worker_step(struct worker *w, int64_t step) {
     double allreduce_s = run->nworkers > 1 ? w->sync.wait_seconds : 0.0;
     if (run->nworkers > 1) {
         double t = time_now();
-        heartbeat_allreduce(&w->heartbeat, &loss, 1, MPI_DOUBLE, MPI_SUM, run->workers);
+        // clip's loss is already the whole batch's, on every worker
+        if (!w->clip)
+            heartbeat_allreduce(&w->heartbeat, &loss, 1, MPI_DOUBLE, MPI_SUM, run->workers);
         heartbeat_allreduce(&w->heartbeat, &command, 1, MPI_INT, MPI_MAX, run->workers);
         allreduce_s += time_now() - t;
     }
@@ -415,6 +465,11 @@ int worker_run(struct run *run, struct link *link) {
         if (run->worker_index == 0)
             log_info("gradient allreduce: %s", grad_sync_describe(&w.sync, what, sizeof what));
     }
+    w.clip = run->model.clip;
+    // Without a launcher there is no workers' communicator: the loss then needs no MPI.
+    if (status == 0 && w.clip)
+        contrastive_sync_init(&w.contrastive, run->workers, w.local_batch,
+                              run->model.num_classes, &w.heartbeat);
     w.samples = run->start_step * w.local_batch;
 
     for (int64_t step = run->start_step; status == 0 && step < run->total_steps; step++) {
@@ -442,6 +497,7 @@ int worker_run(struct run *run, struct link *link) {
     }
     link_send_status(w.link, run->worker_index, status);
     if (status == 0 && run->nworkers > 1) grad_sync_free(&w.sync);
+    if (status == 0 && w.clip) contrastive_sync_free(&w.contrastive);
     free(w.pack_buffer);
     if (w.data) batch_source_destroy(w.data);
     train_state_free(&w.ts);

@@ -49,10 +49,23 @@ static const struct key_spec keys[] = {
      "random | transfer (model.head_file from catlip transfer)"},
     {"model.head_file", KEY_STRING, STR(model.head_file), 0, 0, "",
      "head written by catlip transfer"},
+    {"model.objective", KEY_STRING, STR(model.objective), 0, 0, "catlip",
+     "catlip (synset BCE) | clip (contrastive image-text, needs data.tokenizer)"},
+    {"model.text", KEY_STRING, STR(model.text), 0, 0, "text_base",
+     "clip: text tower preset, text_base (512, 12 layers, 8 heads) | text_tiny (64, 2, 4)"},
+    {"model.text_width", KEY_INT, NUM(model.text_width), 0, 16384, "0", "clip: text width; 0 = preset"},
+    {"model.text_depth", KEY_INT, NUM(model.text_depth), 0, 256, "0", "clip: text blocks; 0 = preset"},
+    {"model.text_heads", KEY_INT, NUM(model.text_heads), 0, 256, "0", "clip: text heads; 0 = preset"},
+    {"model.context_length", KEY_INT, NUM(model.context_length), 2, 512, "32",
+     "clip: tokens per caption, <sot> and <eot> included"},
+    {"model.embed_dim", KEY_INT, NUM(model.embed_dim), 1, 16384, "512",
+     "clip: joint embedding width (both towers' projections)"},
     {"data.train", KEY_STRING, STR(data.train), 0, 0, "synthetic",
      "training shards (data/{00000..00099}.tar) or synthetic (built-in learnable data)"},
     {"data.val", KEY_STRING, STR(data.val), 0, 0, "", "validation shards"},
     {"data.vocab", KEY_STRING, STR(data.vocab), 0, 0, "", "synset vocabulary TSV"},
+    {"data.tokenizer", KEY_STRING, STR(data.tokenizer), 0, 0, "",
+     "clip: word table from catlip tokenizer build"},
     {"data.decode_threads", KEY_INT, NUM(data.decode_threads), 0, 256, "1", "JPEG decode threads per worker"},
     {"data.skip_missing_shards", KEY_BOOL, NUM(data.skip_missing_shards), 0, 0, "false", "skip shards that cannot be opened"},
     {"data.mean", KEY_FLOATS, LIST(data.mean, 3), -1e3, 1e3, "[0.485, 0.456, 0.406]", "per-channel mean (RGB, 0-1 scale)"},
@@ -329,6 +342,31 @@ int config_validate(const struct config *cfg) {
         return catlip_error_set("model.head_init must be random or transfer, got '%s'", cfg->model.head_init);
     if (!strcmp(cfg->model.head_init, "transfer") && !cfg->model.head_file[0])
         return catlip_error_set("model.head_init: transfer needs model.head_file (catlip transfer -o FILE)");
+    if (strcmp(cfg->model.objective, "catlip") && strcmp(cfg->model.objective, "clip"))
+        return catlip_error_set("model.objective must be catlip or clip, got '%s'",
+                                cfg->model.objective);
+    if (!strcmp(cfg->model.objective, "clip")) {
+        if (strcmp(cfg->model.text, "text_base") && strcmp(cfg->model.text, "text_tiny"))
+            return catlip_error_set("model.text must be text_base or text_tiny, got '%s'",
+                                    cfg->model.text);
+        if (strcmp(cfg->task, "pretrain"))
+            return catlip_error_set("model.objective: clip pre-trains (task: pretrain), got task '%s'",
+                                    cfg->task);
+        if (!strcmp(cfg->data.train, "synthetic"))
+            return catlip_error_set("model.objective: clip needs captioned shards in data.train "
+                                    "(synthetic data has no captions)");
+        if (!cfg->data.tokenizer[0])
+            return catlip_error_set("model.objective: clip needs data.tokenizer (a word table from "
+                                    "catlip tokenizer build)");
+        if (cfg->train.micro_batch > 0)
+            return catlip_error_set("train.micro_batch is not supported with model.objective: clip "
+                                    "yet (the loss spans the whole batch: a split step needs "
+                                    "GradCache's two passes); set it to 0");
+        if (cfg->model.init_from[0] || strcmp(cfg->model.head_init, "random") ||
+            cfg->train.freeze_backbone)
+            return catlip_error_set("model.objective: clip trains from scratch (model.init_from, "
+                                    "model.head_init and train.freeze_backbone are CatLIP's)");
+    }
     return 0;
 }
 

@@ -31,12 +31,20 @@ struct config {
         bool init_ema;        // take init_from's EMA weights instead of its raw weights
         char head_init[32];   // random | transfer (head_file from catlip transfer)
         char head_file[CONFIG_STRING_MAX];
+        char objective[16];       // catlip (synset BCE) | clip (contrastive, with a text tower)
+        char text[32];            // clip: text tower preset, text_base | text_tiny
+        int64_t text_width;       // clip: 0 = the preset's
+        int64_t text_depth;       // clip: 0 = the preset's
+        int64_t text_heads;       // clip: 0 = the preset's
+        int64_t context_length;   // clip: tokens per caption, <sot> and <eot> included
+        int64_t embed_dim;        // clip: joint embedding width of both projections
     } model;
 
     struct {
         char train[CONFIG_STRING_MAX];  // shard pattern; "synthetic": built-in learnable data
         char val[CONFIG_STRING_MAX];
         char vocab[CONFIG_STRING_MAX];  // TSV vocabulary
+        char tokenizer[CONFIG_STRING_MAX];  // clip: word table (catlip tokenizer build)
         int64_t decode_threads;
         bool skip_missing_shards;
         double mean[3];

@@ -366,6 +366,7 @@ struct pipeline *pipeline_create(const struct pipeline_options *options) {
     c->num_classes = p->opt.num_classes;
     c->label = p->opt.label;
     c->label_ctx = p->opt.label_ctx;
+    c->target_ids = p->opt.target_ids;
 
     size_t S = (size_t)p->opt.image_size;
     p->image_floats = 3 * S * S;

@@ -106,6 +106,9 @@ struct pipeline_options {
     int num_classes;          // C, the target width
     pipeline_label_fn label;  // NULL: only samples with a .cls member are usable
     void *label_ctx;
+    int target_ids;           // 1: a row holds the label callback's values themselves, as floats
+                              // (CLIP's caption token ids, C = the context; exact below 2^24),
+                              // the rest 0; no .cls (a sample with one is "bad_class")
 
     int decode_threads;   // 0: 1
     int ring_depth;       // batches decoded ahead; 0: 2

@@ -114,6 +114,7 @@ static int label_sample(struct sample_reader *r, const struct sample_config *cfg
                         const struct shard_sample *s, float *target) {
     int n;
     if (s->size[SHARD_PART_CLASS] != SHARD_PART_ABSENT) {
+        if (cfg->target_ids) return PIPELINE_SKIP_BAD_CLASS;
         uint32_t size = s->size[SHARD_PART_CLASS];
         if (size > 64) return PIPELINE_SKIP_BAD_CLASS;
         if (read_text(r, fd, path, s->offset[SHARD_PART_CLASS], size) != 0) return PIPELINE_SKIP_READ_ERROR;
@@ -134,6 +135,10 @@ static int label_sample(struct sample_reader *r, const struct sample_config *cfg
         if (n > SAMPLE_MAX_CLASSES) n = SAMPLE_MAX_CLASSES;
     }
     memset(target, 0, (size_t)cfg->num_classes * sizeof *target);
+    if (cfg->target_ids) {
+        for (int i = 0; i < n && i < cfg->num_classes; i++) target[i] = (float)r->classes[i];
+        return n > 0 ? -1 : PIPELINE_SKIP_NO_SYNSET;
+    }
     int set = 0;
     for (int i = 0; i < n; i++) {
         int32_t c = r->classes[i];

@@ -16,6 +16,7 @@ struct sample_config {
     int num_classes;
     pipeline_label_fn label;
     void *label_ctx;
+    int target_ids;  // pipeline_options.target_ids
 };
 
 enum { SAMPLE_READER_FDS = 4, SAMPLE_MAX_CLASSES = 512 };

@@ -5,6 +5,8 @@
 
 #include "core/check.h"
 #include "io/checkpoint.h"
+#include "nn/text_tower.h"
+#include "text/tokenizer.h"
 
 int checkpoint_model_config(const Catlip__CheckpointHeader *h, struct vit_config *out) {
     const Catlip__ModelConfig *m = h->model;
@@ -12,9 +14,18 @@ int checkpoint_model_config(const Catlip__CheckpointHeader *h, struct vit_config
         m->image_size <= 0 || m->patch_size <= 0 || m->num_classes <= 0 || m->dim % m->heads ||
         m->mlp_hidden % m->dim)
         return catlip_error_set("checkpoint header has no usable model description");
-    return vit_config_make(out, m->name && m->name[0] ? m->name : "vit_tiny", m->image_size,
-                           m->patch_size, m->num_classes, m->dim, m->depth, m->heads,
-                           m->mlp_hidden / m->dim);
+    if (vit_config_make(out, m->name && m->name[0] ? m->name : "vit_tiny", m->image_size,
+                        m->patch_size, m->num_classes, m->dim, m->depth, m->heads,
+                        m->mlp_hidden / m->dim) != 0)
+        return -1;
+    if (!m->objective || strcmp(m->objective, "clip")) return 0;
+    // The text preset's name is not recorded: every field is, so any preset gives them back.
+    struct text_config text;
+    if (m->text_width <= 0 || m->text_depth <= 0 || m->text_heads <= 0 || m->text_vocab <= 0 ||
+        text_config_make(&text, "text_tiny", m->text_vocab, m->context_length, TOKENIZER_EOT,
+                         m->text_width, m->text_depth, m->text_heads, m->num_classes) != 0)
+        return catlip_error_set("checkpoint header has no usable text tower description");
+    return vit_config_make_clip(out, &text);
 }
 
 Catlip__CheckpointHeader *checkpoint_read_header(const char *path) {

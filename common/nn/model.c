@@ -5,6 +5,8 @@
 
 #include "core/check.h"
 #include "core/rng.h"
+#include "nn/contrastive.h"
+#include "nn/text_tower.h"
 
 struct preset {
     const char *name;
@@ -53,6 +55,16 @@ int vit_config_from_run(struct vit_config *out, const struct config *cfg, int nu
                            (int)cfg->model.patch_size, v, (int)cfg->model.dim,
                            (int)cfg->model.depth, (int)cfg->model.heads,
                            (int)cfg->model.mlp_ratio);
+}
+
+int vit_config_make_clip(struct vit_config *out, const struct text_config *text) {
+    if (text->embed_dim != out->num_classes)
+        return catlip_error_set("the text projection's width %d differs from the image "
+                                "projection's %d (model.embed_dim)", text->embed_dim,
+                                out->num_classes);
+    out->clip = 1;
+    out->text = *text;
+    return 0;
 }
 
 double vit_forward_macs(const struct vit_config *c) {
@@ -136,11 +148,33 @@ void vit_layout_init(struct vit_layout *l, const struct vit_config *c) {
     }
     l->norm_w = add_tensor(l, &cap, "norm.weight", false, 1, C, 0, 0, 0);
     l->norm_b = add_tensor(l, &cap, "norm.bias", false, 1, C, 0, 0, 0);
-    l->head_w = add_tensor(l, &cap, "head.weight", true, 2, c->num_classes, C, 0, 0);
-    l->head_b = add_tensor(l, &cap, "head.bias", false, 1, c->num_classes, 0, 0, 0);
+    if (!c->clip) {
+        l->head_w = add_tensor(l, &cap, "head.weight", true, 2, c->num_classes, C, 0, 0);
+        l->head_b = add_tensor(l, &cap, "head.bias", false, 1, c->num_classes, 0, 0, 0);
+        l->image_end = l->total;
+        return;
+    }
+    // CLIP: the image projection (OpenCLIP's timm visual tower names it head.proj), then the
+    // text tower's tensors under their OpenCLIP names, then the log logit scale.
+    l->head_w = add_tensor(l, &cap, "head.proj.weight", true, 2, c->num_classes, C, 0, 0);
+    l->head_b = 0;
+    l->image_end = l->total;
+    l->text_begin = l->total;  // 16-float aligned, as every tensor
+    l->text = xcalloc(1, sizeof *l->text);
+    text_layout_init(l->text, &c->text);
+    for (int i = 0; i < l->text->ntensors; i++) {
+        const struct tensor_info *t = &l->text->tensors[i];
+        size_t at = add_tensor(l, &cap, t->name, t->decay, t->ndim, t->shape[0], t->shape[1],
+                               t->shape[2], t->shape[3]);
+        CATLIP_ASSERT(at == l->text_begin + t->offset);
+    }
+    CATLIP_ASSERT(l->total == l->text_begin + l->text->total);
+    l->logit_scale = add_tensor(l, &cap, "logit_scale", false, 1, 1, 0, 0, 0);
 }
 
 void vit_layout_free(struct vit_layout *l) {
+    if (l->text) text_layout_free(l->text);
+    free(l->text);
     free(l->tensors);
     free(l->blocks);
     memset(l, 0, sizeof *l);
@@ -159,7 +193,14 @@ static bool ends_with(const char *s, const char *suffix) {
 
 void vit_init_params(const struct vit_layout *l, float *params, uint64_t seed) {
     memset(params, 0, l->total * sizeof *params);
+    if (l->text) {
+        // The text tower by OpenCLIP's rules, from its own streams; the log logit scale at
+        // ln(1/0.07) as CLIP.
+        text_init_params(l->text, params + l->text_begin, rng_key(seed, 0x7e47, 0, 0));
+        params[l->logit_scale] = CONTRASTIVE_LOG_SCALE_INIT;
+    }
     for (int i = 0; i < l->ntensors; i++) {
+        if (l->tensors[i].offset >= l->image_end) break;  // clip: the text tower, above
         const struct tensor_info *t = &l->tensors[i];
         float *p = params + t->offset;
         bool is_norm = strstr(t->name, "norm") != NULL && !strstr(t->name, "patch_embed");

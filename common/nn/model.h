@@ -12,6 +12,19 @@
 #include "core/config.h"
 #include "nn/transformer.h"
 
+// CLIP's text tower (nn/text_tower.h), for model.objective clip.
+struct text_config {
+    int vocab_size;  // V, token ids (the tokenizer's, specials included)
+    int context;     // T, tokens per caption (SOT ... EOT, padded)
+    int width;       // C
+    int depth;       // L
+    int heads;       // H
+    int head_dim;    // C / H
+    int mlp_hidden;  // 4C
+    int embed_dim;   // E, the joint embedding width (text_projection's output)
+    int eot_token;   // the end-of-text id: features are taken at its (first) position
+};
+
 struct vit_config {
     int dim;          // C, embedding width
     int depth;        // L, number of blocks
@@ -23,7 +36,12 @@ struct vit_config {
     int grid;         // S / P
     int num_patches;  // grid^2
     int tokens;       // T = 1 + num_patches (CLS first)
-    int num_classes;  // V, synsets (or classes) in the head
+    int num_classes;  // V, synsets (or classes) in the head; clip: the embedding width E
+    // model.objective clip: the head is the image projection (OpenCLIP's visual.head.proj:
+    // E outputs, no bias), and CLIP's text tower and logit scale follow the image tower in the
+    // same buffer, so optimizer, EMA, checkpoints and the gradient allreduce see one model.
+    int clip;
+    struct text_config text;  // clip only
 };
 
 // Fills `out` from a preset name and overrides. Returns -1 with catlip_error() on bad values.
@@ -31,6 +49,9 @@ int vit_config_make(struct vit_config *out, const char *name, int image_size, in
                     int num_classes, int dim, int depth, int heads, int mlp_ratio);
 // The same from a run configuration (model.*); num_classes overrides model.num_classes when > 0.
 int vit_config_from_run(struct vit_config *out, const struct config *cfg, int num_classes);
+// model.objective clip: makes `out` (from vit_config_make, num_classes = model.embed_dim) a CLIP
+// model with a text tower of `text` (text_config_make). Checks the widths agree.
+int vit_config_make_clip(struct vit_config *out, const struct text_config *text);
 
 // Multiply-accumulates of one image's forward pass through the matmuls (patch embedding,
 // qkv, attention scores and values, projection, MLP, head). A training step costs about
@@ -59,6 +80,8 @@ void tensor_table_add_block(struct tensor_info **tensors, int *ntensors, int *ca
                             const char *prefix, const char *const names[12], int64_t C,
                             int64_t hidden, struct transformer_block_offsets *b);
 
+struct text_layout;
+
 struct vit_layout {
     struct vit_config config;
     int ntensors;
@@ -66,6 +89,12 @@ struct vit_layout {
     size_t total;  // floats in the parameter buffer
     size_t cls_token, pos_embed, patch_w, patch_b, norm_w, norm_b, head_w, head_b;
     struct transformer_block_offsets *blocks;  // (depth)
+    size_t image_end;  // the image tower is [0, image_end): the whole buffer but for clip
+    // clip only: the text tower's own layout (offsets relative to text_begin; its tensors are
+    // also in the table above, at text_begin + offset), and the log logit scale (1 float, the
+    // buffer's last tensor). head_b is unused (no bias).
+    struct text_layout *text;
+    size_t text_begin, logit_scale;
 };
 
 void vit_layout_init(struct vit_layout *layout, const struct vit_config *config);

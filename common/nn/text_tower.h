@@ -26,17 +26,8 @@
 #include "nn/model.h"
 #include "nn/transformer.h"
 
-struct text_config {
-    int vocab_size;  // V, token ids (the tokenizer's, specials included)
-    int context;     // T, tokens per caption (SOT ... EOT, padded)
-    int width;       // C
-    int depth;       // L
-    int heads;       // H
-    int head_dim;    // C / H
-    int mlp_hidden;  // 4C
-    int embed_dim;   // E, the joint embedding width (text_projection's output)
-    int eot_token;   // the end-of-text id: features are taken at its (first) position
-};
+// struct text_config is in nn/model.h (a CLIP model's configuration holds one).
+
 
 // From a preset ("text_base": 512 wide, 12 layers, 8 heads, CLIP's smallest text tower;
 // "text_tiny": 64, 2, 4, for tests) and overrides (width, depth, heads, embed_dim: 0 keeps the

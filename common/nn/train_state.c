@@ -1,8 +1,10 @@
 #include "nn/train_state.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "core/check.h"
+#include "nn/contrastive.h"
 
 void train_state_create(struct train_state *ts, const struct vit_config *config,
                         const struct optim_settings *optim, int max_batch, struct pool *pool,
@@ -21,15 +23,28 @@ void train_state_create(struct train_state *ts, const struct vit_config *config,
     vit_init_params(&ts->model.layout, ts->params, seed);
     if (ts->ema) memcpy(ts->ema, ts->params, bytes);
     vit_acts_create(&ts->acts, config, max_batch, pool_size(pool));
+    if (config->clip) {
+        ts->text.layout = *ts->model.layout.text;  // shares its tables; freed with the layout
+        ts->text.pool = pool;
+        ts->text.k = ts->model.k;
+        text_acts_create(&ts->text_acts, &config->text, max_batch, pool_size(pool));
+        ts->dtext = xaligned_alloc((size_t)max_batch * config->text.embed_dim * sizeof(float));
+    }
 }
 
 void train_state_set_precision(struct train_state *ts, enum vit_precision precision) {
     if (precision == VIT_BF16) vit_acts_enable_bf16(&ts->acts, ts->model.layout.total);
     ts->model.precision = precision;
+    if (ts->model.layout.text && precision == VIT_BF16) {
+        text_acts_enable_bf16(&ts->text_acts, ts->text.layout.total);
+        ts->text.bf16 = 1;
+    }
 }
 
 void train_state_free(struct train_state *ts) {
     vit_acts_free(&ts->acts);
+    if (ts->model.layout.text) text_acts_free(&ts->text_acts);
+    free(ts->dtext);
     free(ts->params);
     free(ts->grads);
     free(ts->adam_m);
@@ -62,6 +77,35 @@ double train_accumulate(struct train_state *ts, const float *images, const float
     return loss / global_batch;
 }
 
+void train_clip_forward(struct train_state *ts, const float *images, const int32_t *ids, int B) {
+    vit_forward(&ts->model, &ts->acts, ts->params, images, B);
+    text_forward(&ts->text, &ts->text_acts, ts->params + ts->model.layout.text_begin, ids, B);
+}
+
+// The text tower reports ranges of its own buffer; the caller's on_ready wants the whole one's.
+struct text_ready {
+    vit_grads_ready_fn on_ready;
+    void *ctx;
+    size_t base;
+};
+
+static void text_ready_shift(void *arg, size_t begin, size_t end) {
+    struct text_ready *r = arg;
+    r->on_ready(r->ctx, r->base + begin, r->base + end);
+}
+
+void train_clip_backward(struct train_state *ts, int B, vit_grads_ready_fn on_ready,
+                         void *ready_ctx) {
+    const struct vit_layout *L = &ts->model.layout;
+    // The buffer is [image tower | text tower | logit scale]: reported from the end.
+    if (on_ready) on_ready(ready_ctx, L->logit_scale, L->total);
+    struct text_ready shift = {on_ready, ready_ctx, L->text_begin};
+    text_backward(&ts->text, &ts->text_acts, ts->params + L->text_begin,
+                  ts->grads + L->text_begin, ts->dtext, B, on_ready ? text_ready_shift : NULL,
+                  &shift);
+    vit_backward(&ts->model, &ts->acts, ts->params, ts->grads, B, 0, on_ready, ready_ctx);
+}
+
 void train_scale_grads(struct train_state *ts, double factor) {
     const float f = (float)factor;
     float *g = ts->grads;
@@ -76,6 +120,11 @@ void train_apply_update(struct train_state *ts) {
                      ts->adam_m, ts->adam_v, ts->ema, ts->step + 1, lr,
                      optim_clip_scale(&ts->optim, norm),
                      ts->head_only ? ts->model.layout.head_w : 0);
+    if (ts->model.layout.text) {
+        float *t = &ts->params[ts->model.layout.logit_scale];
+        const float max = logf(CONTRASTIVE_SCALE_MAX);
+        *t = *t < 0.0f ? 0.0f : *t > max ? max : *t;
+    }
     ts->last_grad_norm = norm;
     ts->last_lr = lr;
     ts->step++;

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "nn/optim.h"
+#include "nn/text_tower.h"
 #include "nn/vit.h"
 
 struct train_state {
@@ -18,6 +19,11 @@ struct train_state {
     enum { TRAIN_LOSS_BCE = 0, TRAIN_LOSS_CE = 1 } loss;
     float label_smoothing;  // for TRAIN_LOSS_CE
     int head_only;          // frozen backbone: only head.weight / head.bias train
+    // model.objective clip (model.layout.config.clip): the text tower over the same buffers
+    // (its parameters at layout.text_begin), its activations, and d loss / d its features.
+    struct text_model text;
+    struct text_acts text_acts;
+    float *dtext;  // (max_batch, E)
 };
 
 // Sizes every buffer for batches of up to max_batch, initialises parameters from seed,
@@ -49,6 +55,18 @@ void train_scale_grads(struct train_state *ts, double factor);
 // on it and a run may resume in the other precision.
 void train_state_set_precision(struct train_state *ts, enum vit_precision precision);
 
+// model.objective clip, in two halves around the contrastive loss (worker/contrastive_sync.h:
+// the loss spans every worker's batch): train_clip_forward runs both towers on B image-caption
+// pairs (acts.logits: the image embeddings (B, E), text_acts.features: the text embeddings);
+// then, with acts.dlogits and dtext holding d loss / d each embedding, and
+// grads[layout.logit_scale] its gradient, train_clip_backward reports the logit scale final,
+// runs the text tower's backward and then the image tower's (grads +=; zero them first), each
+// range reported final through on_ready back to front over the whole buffer.
+void train_clip_forward(struct train_state *ts, const float *images, const int32_t *ids, int B);
+void train_clip_backward(struct train_state *ts, int B, vit_grads_ready_fn on_ready,
+                         void *ready_ctx);
+
 // After gradients are final (reduced over workers): global grad norm, clipping, AdamW at the
-// scheduled learning rate, EMA; step += 1.
+// scheduled learning rate, EMA; step += 1. clip: the log logit scale is then clamped to
+// [0, ln 100], as OpenCLIP does after each step.
 void train_apply_update(struct train_state *ts);

@@ -176,7 +176,7 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
     CATLIP_ASSERT(a->precision == (int)m->precision);  // vit_acts_enable_bf16 for VIT_BF16
     if (bf16) {
         CATLIP_ASSERT(a->weights_bf16 != NULL);
-        transformer_round_bf16(m->pool, a->weights_bf16, params, L->total);
+        transformer_round_bf16(m->pool, a->weights_bf16, params, L->image_end);
     }
     const struct transformer_exec e = vit_exec(m, a);
     const struct transformer_shape s = vit_shape(c);
@@ -204,7 +204,8 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
     transformer_layernorm_forward(&e, a->lnf, NULL, a->lnf_mean, a->lnf_rstd, a->cls,
                                   params + L->norm_w, params + L->norm_b, B, C);
     matmul_forward(m->pool, m->k, a->logits, a->lnf, NULL, params + L->head_w,
-                   weight_bf16(m, a, L->head_w), params + L->head_b, NULL, B, C, c->num_classes);
+                   weight_bf16(m, a, L->head_w), c->clip ? NULL : params + L->head_b, NULL, B, C,
+                   c->num_classes);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -307,14 +308,15 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
     const int C = c->dim, T = c->tokens;
 
     // logits = lnf·Wᵀ + b
-    matmul_backward(m->pool, head_only ? NULL : a->dpooled, grads + L->head_w, grads + L->head_b,
+    matmul_backward(m->pool, head_only ? NULL : a->dpooled, grads + L->head_w,
+                    c->clip ? NULL : grads + L->head_b,
                     a->dlogits, a->lnf, NULL, params + L->head_w, weight_bf16(m, a, L->head_w), B,
                     C, c->num_classes, 0);
     if (head_only) {
         // Nothing below the head trains: report every range final (all other gradients
         // stay zero) so that reductions see the same buckets as in full training.
         if (on_ready) {
-            on_ready(ready_ctx, L->norm_w, L->total);
+            on_ready(ready_ctx, L->norm_w, L->image_end);
             for (int l = c->depth - 1; l >= 0; l--)
                 on_ready(ready_ctx, L->blocks[l].begin, L->blocks[l].end);
             on_ready(ready_ctx, 0, L->blocks[0].begin);
@@ -328,7 +330,7 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
     transformer_layernorm_backward(&e, sc->ln_partials, a->dpooled, grads + L->norm_w,
                                    grads + L->norm_b, a->dpooled, a->cls, params + L->norm_w,
                                    a->lnf_mean, a->lnf_rstd, B, C);
-    if (on_ready) on_ready(ready_ctx, L->norm_w, L->total);
+    if (on_ready) on_ready(ready_ctx, L->norm_w, L->image_end);
     // cls = x[:, 0]: the residual-stream gradient is zero except at token 0.
     memset(sc->dres, 0, (size_t)BT * C * sizeof(float));
     for (int b = 0; b < B; b++)

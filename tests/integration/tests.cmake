@@ -17,3 +17,5 @@ integration_tests(accum_test.py accum_ 300 equivalence resume skips memory timeo
 integration_tests(bench_test.py bench_ 300 allreduce step_micro)
 # Gradient communication (train.grad_comm, train.allreduce).
 integration_tests(comm_test.py comm_ 300 bf16 hierarchical)
+# model.objective clip end to end (tiny towers on captioned shards).
+integration_tests(clip_test.py clip_ 600 learns workers kill elastic errors)
