@@ -131,7 +131,7 @@ static void stream_checkpoint(struct worker *w, int64_t steps_done) {
 }
 
 // model.init_from: every tensor but the head, plus the head when it has the same width, from
-// one verified read of the checkpoint.
+// one verified read of the checkpoint (a CatLIP or a CLIP one: then its image tower).
 static int init_from_checkpoint(struct worker *w) {
     const struct config *cfg = &w->run->cfg;
     const struct vit_layout *l = &w->ts.model.layout;
@@ -158,7 +158,9 @@ static int init_from_checkpoint(struct worker *w) {
     buffers[cfg->model.init_ema ? CATLIP__TENSOR_CHUNK__KIND__EMA : CATLIP__TENSOR_CHUNK__KIND__PARAM] = buf;
     int rc = checkpoint_read_tensors(r, cfg->model.init_from, &src, buffers);
     ckpt_reader_close(r);
-    int same_head = from.num_classes == to->num_classes && !strcmp(cfg->model.head_init, "random");
+    // A CLIP checkpoint's image tower starts a CatLIP run too; its projection is no head.
+    int same_head = !from.clip && from.num_classes == to->num_classes &&
+                    !strcmp(cfg->model.head_init, "random");
     for (int i = 0; rc == 0 && i < l->ntensors; i++) {
         const struct tensor_info *t = &l->tensors[i];
         if (!strncmp(t->name, "head.", 5) && !same_head) continue;
@@ -337,10 +339,10 @@ static double clip_step(struct worker *w, int64_t step, int *rows, double *data_
     *data_s = time_now() - t;
     train_zero_grads(&w->ts);
     train_clip_forward(&w->ts, batch.images, batch.ids, batch.count);
-    double loss = contrastive_sync_step(&w->contrastive, w->pool, w->ts.model.k, w->ts.acts.dlogits,
-                                        w->ts.dtext, w->ts.grads + L->logit_scale,
-                                        w->ts.acts.logits, w->ts.text_acts.features, batch.count,
-                                        w->ts.params[L->logit_scale]);
+    double loss =
+        contrastive_sync_step(&w->contrastive, w->pool, w->ts.model.k, w->ts.acts.dlogits,
+                              w->ts.dtext, w->ts.grads + L->logit_scale, w->ts.acts.logits,
+                              w->ts.text_acts.features, batch.count, w->ts.params[L->logit_scale]);
     int used = batch.count;  // the rows gathered over all workers
     if (w->contrastive.comm != MPI_COMM_NULL)
         for (int i = used = 0; i < w->contrastive.size; i++) used += w->contrastive.rows[i];

@@ -100,9 +100,8 @@ void train_clip_backward(struct train_state *ts, int B, vit_grads_ready_fn on_re
     // The buffer is [image tower | text tower | logit scale]: reported from the end.
     if (on_ready) on_ready(ready_ctx, L->logit_scale, L->total);
     struct text_ready shift = {on_ready, ready_ctx, L->text_begin};
-    text_backward(&ts->text, &ts->text_acts, ts->params + L->text_begin,
-                  ts->grads + L->text_begin, ts->dtext, B, on_ready ? text_ready_shift : NULL,
-                  &shift);
+    text_backward(&ts->text, &ts->text_acts, ts->params + L->text_begin, ts->grads + L->text_begin,
+                  ts->dtext, B, on_ready ? text_ready_shift : NULL, &shift);
     vit_backward(&ts->model, &ts->acts, ts->params, ts->grads, B, 0, on_ready, ready_ctx);
 }
 

@@ -26,7 +26,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runtime_test as rt  # noqa: E402
@@ -87,6 +86,12 @@ def test_learns(catlip, tmp):
         check(not bad and "head.weight" not in header and "visual.trunk.head.bias" not in header,
               f"exported names and shapes are OpenCLIP's (wrong or missing: {bad})")
         check(header["__metadata__"]["format"] == "catlip-clip", "export metadata says catlip-clip")
+    # A CLIP checkpoint's image tower initialises a CatLIP run (its projection is no head).
+    rc, log = run(catlip, 0, os.path.join(tmp, "from_clip"),
+                  data + ["model.objective=catlip", "data.train=synthetic", "model.num_classes=32",
+                          "train.steps=2", "model.init_from=" + os.path.join(tmp, "learn1",
+                          "checkpoints", "ckpt-0000000060.pb")])
+    check(rc == 0 and "new head" in log, f"model.init_from a CLIP checkpoint starts CatLIP (exit {rc})")
     p = subprocess.run([catlip, "predict", "--checkpoint", os.path.join(tmp, "learn1"), out],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     check(p.returncode != 0 and p.stdout.count("CLIP checkpoint") == 1,
@@ -118,29 +123,9 @@ def test_kill(catlip, tmp):
     data, _ = make_data(catlip, tmp)
     extra = data + ["train.steps=150", "checkpoint.every_steps=5", "checkpoint.keep=2"]
     want = rt.reference_digest(catlip, tmp, 2, extra, "kill_ref")
-    d = os.path.join(tmp, "kill")
-    rng = random.Random(5)
-    kills = 0
-    final = None
-    for attempt in range(20):
-        p = subprocess.Popen(rt.command(catlip, 2, d, extra, "auto"), env=rt.ENV, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             start_new_session=True)
-        p.run_dir = d
-        if kills < 4:
-            deadline = time.time() + rng.uniform(1.5, 3.0)
-            while time.time() < deadline and p.poll() is None:
-                time.sleep(0.01)
-            if p.poll() is None:
-                rt.kill_tree(p)
-                kills += 1
-                continue
-        out = p.communicate(timeout=300)[0]
-        dg = digests(out)
-        if p.returncode == 0 and dg:
-            final = dg[0][2]
-            check("resuming from" in out, "the last attempt resumed from a checkpoint")
-            break
+    kills, _, final, out = rt.kill_until_done(catlip, 2, os.path.join(tmp, "kill"), extra,
+                                              random.Random(5), 4, (1.5, 3.0))
+    check("resuming from" in out, "the last attempt resumed from a checkpoint")
     check(kills >= 3, f"killed with SIGKILL {kills} times")
     check(final == want, f"resumed CLIP run ends bit-identical to the uninterrupted one "
                          f"({final} vs {want})")

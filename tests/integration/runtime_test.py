@@ -116,24 +116,20 @@ def kill_tree(p):
     subprocess.run(["pkill", "-KILL", "-f", "catlip train --set run_dir=" + p.run_dir], env=ENV)
 
 
-def test_kill(catlip, tmp):
-    total = 400
-    extra = [f"train.steps={total}", "checkpoint.every_steps=5", "checkpoint.keep=2",
-             "model.num_classes=4000"]  # a bigger head: checkpoints take long enough to hit
-    want = reference_digest(catlip, tmp, 2, extra, "kill_ref")
-    d = os.path.join(tmp, "kill")
-    rng = random.Random(11)
+def kill_until_done(catlip, workers, d, extra, rng, kills_wanted, window, wait_for_write=False):
+    """Runs with --resume auto, SIGKILLing the job kills_wanted times (each a random time in
+    window seconds after its start; with wait_for_write every other kill lands as soon as a
+    checkpoint is being written), then lets a run finish. Returns (kills, kills during a write,
+    the finished run's weights digest or None, its output)."""
     kills = during_write = 0
-    final = None
-    for attempt in range(40):
-        p = subprocess.Popen(command(catlip, 2, d, extra, "auto"), env=ENV, text=True,
+    for attempt in range(kills_wanted + 34):
+        p = subprocess.Popen(command(catlip, workers, d, extra, "auto"), env=ENV, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              start_new_session=True)
         p.run_dir = d
-        if kills < 6:
-            # Half the kills wait for a checkpoint being written (.tmp present), half are random.
-            deadline = time.time() + rng.uniform(1.0, 3.0)
-            want_write = kills % 2 == 0
+        if kills < kills_wanted:
+            deadline = time.time() + rng.uniform(*window)
+            want_write = wait_for_write and kills % 2 == 0
             while time.time() < deadline and p.poll() is None:
                 if want_write and glob.glob(os.path.join(d, "checkpoints", "*.tmp")):
                     during_write += 1
@@ -146,8 +142,18 @@ def test_kill(catlip, tmp):
         out = p.communicate(timeout=300)[0]
         dg = digests(out)
         if p.returncode == 0 and dg:
-            final = dg[0][2]
-            break
+            return kills, during_write, dg[0][2], out
+    return kills, during_write, None, ""
+
+
+def test_kill(catlip, tmp):
+    total = 400
+    extra = [f"train.steps={total}", "checkpoint.every_steps=5", "checkpoint.keep=2",
+             "model.num_classes=4000"]  # a bigger head: checkpoints take long enough to hit
+    want = reference_digest(catlip, tmp, 2, extra, "kill_ref")
+    d = os.path.join(tmp, "kill")
+    kills, during_write, final, _ = kill_until_done(catlip, 2, d, extra, random.Random(11), 6,
+                                                     (1.0, 3.0), wait_for_write=True)
     check(kills >= 5, f"killed with SIGKILL {kills} times ({during_write} during a checkpoint write)")
     check(during_write >= 1, "at least one kill landed while a checkpoint was being written")
     check(final == want, f"resumed run ends bit-identical to the uninterrupted one ({final} vs {want})")

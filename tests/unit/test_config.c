@@ -111,12 +111,48 @@ static void bad_values_are_one_line_errors(void **state) {
     assert_non_null(strstr(catlip_error(), "/nonexistent/run.yaml"));
 }
 
+// model.objective clip: its settings' defaults and one-line errors (set on top of a valid
+// CLIP configuration, so each error is the one named).
+static void expect_clip_error(const char *assignment, const char *needle) {
+    struct config c;
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, "model.objective=clip"), 0);
+    assert_int_equal(config_set(&c, "data.train=shards/{0..1}.tar"), 0);
+    assert_int_equal(config_set(&c, "data.tokenizer=tokenizer.tsv"), 0);
+    assert_int_equal(config_validate(&c), 0);
+    int rc = config_set(&c, assignment);
+    if (rc == 0) rc = config_validate(&c);
+    assert_int_equal(rc, -1);
+    if (!strstr(catlip_error(), needle)) fail_msg("error '%s' lacks '%s'", catlip_error(), needle);
+    assert_null(strchr(catlip_error(), '\n'));
+}
+
+static void clip_settings(void **state) {
+    struct config c;
+    config_defaults(&c);
+    assert_string_equal(c.model.objective, "catlip");
+    assert_string_equal(c.model.text, "text_base");
+    assert_int_equal(c.model.context_length, 32);
+    assert_int_equal(c.model.embed_dim, 512);
+    assert_string_equal(c.data.tokenizer, "");
+    expect_error("model.objective=siglip", 1, "model.objective must be catlip or clip, got 'siglip'");
+    expect_clip_error("model.text=text_huge", "model.text must be text_base or text_tiny");
+    expect_clip_error("data.tokenizer=", "needs data.tokenizer");
+    expect_clip_error("data.train=synthetic", "captioned shards");
+    expect_clip_error("train.micro_batch=8", "GradCache");
+    expect_clip_error("task=classify", "task: pretrain");
+    expect_clip_error("model.init_from=x.pb", "from scratch");
+    expect_clip_error("model.context_length=1", "out of range");
+    expect_clip_error("model.embed_dim=0", "out of range");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_are_the_reference_recipe),
         cmocka_unit_test(nested_file_and_overrides),
         cmocka_unit_test(round_trip_through_yaml),
         cmocka_unit_test(bad_values_are_one_line_errors),
+        cmocka_unit_test(clip_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
