@@ -17,15 +17,12 @@ errors   bad settings and a resume with another tokenizer: one line, non-zero ex
 
 The runs and helpers are runtime_test.py's.
 """
-import argparse
 import json
 import os
 import random
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runtime_test as rt  # noqa: E402
@@ -181,23 +178,5 @@ def test_errors(catlip, tmp):
              "different model", "resume a CLIP checkpoint as a CatLIP run", resume="auto", d=d)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--catlip", required=True)
-    ap.add_argument("case", choices=["learns", "workers", "kill", "elastic", "errors"])
-    a = ap.parse_args()
-    catlip = os.path.abspath(a.catlip)
-    tmp = tempfile.mkdtemp(prefix="catlip_clip_")
-    try:
-        globals()["test_" + a.case](catlip, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if rt.failures:
-        print(f"{len(rt.failures)} check(s) failed")
-        return 1
-    print("all checks passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    rt.main_for(globals(), "catlip_clip_")
