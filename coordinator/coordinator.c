@@ -131,11 +131,18 @@ struct coordinator *coordinator_create(struct run *run, struct link *link) {
     c->status_worker_skips = xcalloc((size_t)run->nworkers * MAX_SKIP_REASONS, sizeof *c->status_worker_skips);
     c->status_worker_skip_ptrs = xcalloc((size_t)run->nworkers * MAX_SKIP_REASONS, sizeof *c->status_worker_skip_ptrs);
     c->status_rows = xcalloc((size_t)run->nworkers, sizeof *c->status_rows);
+    char head[128];  // what the image tower feeds: the synset head, or CLIP's projection
+    if (run->model.clip)
+        snprintf(head, sizeof head, "objective clip, embeddings %d, text %s width %d depth %d",
+                 run->model.num_classes, run->cfg.model.text, run->model.text.width,
+                 run->model.text.depth);
+    else
+        snprintf(head, sizeof head, "%d classes", run->model.num_classes);
     snprintf(c->status_config, sizeof c->status_config,
-             "%s dim %d depth %d heads %d, image %d patch %d, %d classes; %d worker%s, global "
+             "%s dim %d depth %d heads %d, image %d patch %d, %s; %d worker%s, global "
              "batch %lld, lr %g, data %s", run->cfg.model.name, run->model.dim, run->model.depth,
-             run->model.heads, run->model.image_size, run->model.patch_size,
-             run->model.num_classes, run->nworkers, run->nworkers == 1 ? "" : "s",
+             run->model.heads, run->model.image_size, run->model.patch_size, head,
+             run->nworkers, run->nworkers == 1 ? "" : "s",
              (long long)run->cfg.train.global_batch, run->cfg.optim.lr, run->cfg.data.train);
     return c;
 }

@@ -28,7 +28,6 @@
 
 // struct text_config is in nn/model.h (a CLIP model's configuration holds one).
 
-
 // From a preset ("text_base": 512 wide, 12 layers, 8 heads, CLIP's smallest text tower;
 // "text_tiny": 64, 2, 4, for tests) and overrides (width, depth, heads, embed_dim: 0 keeps the
 // preset's; embed_dim defaults to the width). -1 with catlip_error() on a bad value.

@@ -66,6 +66,10 @@ def test_learns(catlip, tmp):
         check(last < 0.75 * first and last < 3.0,
               f"{n} worker(s): contrastive loss falls ({first:.3f} -> {last:.3f})")
         check("objective clip" in log, f"{n} worker(s): the run log names the objective")
+        rec = json.loads(open(os.path.join(d, "metrics.jsonl")).read().splitlines()[-1])
+        missing = [k for k in ("step", "epoch", "loss", "lr", "grad_norm", "images_per_second",
+                               "samples", "time") if k not in rec]
+        check(not missing, f"{n} worker(s): metrics.jsonl records every field (missing {missing})")
     # Export: both towers under OpenCLIP's names (timm image tower: visual.trunk.*).
     out = os.path.join(tmp, "clip.safetensors")
     p = subprocess.run([catlip, "export", "--checkpoint", os.path.join(tmp, "learn1"), "-o", out],
