@@ -89,12 +89,12 @@ def test_resume(catlip, tmp):
 def test_timeout(catlip, tmp):
     # A step of many micro-batches may outlast train.worker_timeout with no collective to wait
     # in: the workers heartbeat between micro-batches, so the coordinator does not call them
-    # lost. Steps of ~2-4 s here (quiet machine) against a 1 s timeout, in micro-batches of 2
-    # images (~0.05 s; under a load of 8 on 2 cores micro-batches of 8 took 1.2 s, longer
-    # than the timeout itself).
+    # lost. Steps of ~5-8 s here (quiet machine) against a 2 s timeout, in micro-batches of 2
+    # images (~0.05 s). Under a load of 6-8 on 2 cores a worker was once silent just over 1 s
+    # mid-step even so (OS scheduling; micro-batches of 8 took 1.2 s there), hence 2 s.
     extra = ["model.image_size=64", "model.dim=192", "model.patch_size=8", "model.depth=12",
-             "train.global_batch=256", "train.micro_batch=2", "train.steps=2",
-             "checkpoint.every_steps=0", "train.worker_timeout=1"]
+             "train.global_batch=512", "train.micro_batch=2", "train.steps=2",
+             "checkpoint.every_steps=0", "train.worker_timeout=2"]
     rc, log = run(catlip, 2, os.path.join(tmp, "slow"), extra)
     check(rc == 0 and "lost" not in log and len(digests(log)) == 2,
           f"2 workers with steps longer than worker_timeout finish (exit {rc})")
