@@ -33,15 +33,27 @@ static void ensure(uint16_t **buffer, size_t *cap, size_t n) {
     *cap = n;
 }
 
-// Chunk k of the ring: [n k / P, n (k+1) / P).
+static int ring_mod(const struct bf16_allreduce *a, int k) {
+    return ((k % a->size) + a->size) % a->size;
+}
+
+// Chunk k of the ring: [n k / P, n (k+1) / P). A reduce-scatter with bounds: the ring leaves
+// chunk r+1 summed at rank r, so chunk k is the range rank k-1 is to own.
 static size_t chunk_begin(const struct bf16_allreduce *a, int k) {
+    if (a->bounds) return a->bounds[ring_mod(a, k - 1)];
     return a->n * (size_t)k / (size_t)a->size;
 }
 static size_t chunk_size(const struct bf16_allreduce *a, int k) {
+    if (a->bounds) {
+        int owner = ring_mod(a, k - 1);
+        return a->bounds[owner + 1] - a->bounds[owner];
+    }
     return chunk_begin(a, k + 1) - chunk_begin(a, k);
 }
-static int ring_mod(const struct bf16_allreduce *a, int k) {
-    return ((k % a->size) + a->size) % a->size;
+
+// Ring steps: the reduce-scatter's P-1, then the allgather's P-1 unless scattering only.
+static int ring_steps(const struct bf16_allreduce *a) {
+    return a->bounds ? a->size - 1 : 2 * (a->size - 1);
 }
 
 // Ring step k of 2(P-1). Reduce-scatter (k < P-1): send chunk r-k, receive chunk r-k-1 into
@@ -78,6 +90,7 @@ static void ring_complete(struct bf16_allreduce *a) {
         float *x = a->data + chunk_begin(a, c);
         size_t len = chunk_size(a, c);
         for (size_t i = 0; i < len; i++) x[i] += bf16_to_float(a->inbox[i]);  // fp32 sum
+        if (k == P - 2 && a->bounds) return;  // scattered: the owner keeps its fp32 sum
         bf16_from_floats(a->wire + chunk_begin(a, c), x, len);
         if (k == P - 2) widen(x, a->wire + chunk_begin(a, c), len);  // the owner keeps bf16 too
     } else {
@@ -86,22 +99,38 @@ static void ring_complete(struct bf16_allreduce *a) {
     }
 }
 
-void bf16_allreduce_start(struct bf16_allreduce *a, enum bf16_allreduce_method method,
-                          MPI_Comm comm, int tag, MPI_Op op, float *data, size_t n) {
+// What both ways and both kinds share; 0 when nothing is to travel (one rank).
+static int start_common(struct bf16_allreduce *a, enum bf16_allreduce_method method, MPI_Comm comm,
+                        int tag, float *data, size_t n, const size_t *bounds) {
     a->method = method;
     a->comm = comm;
     a->tag = tag;
     a->data = data;
     a->n = n;
+    a->bounds = bounds;
     a->step = 0;
     a->requests[0] = a->requests[1] = MPI_REQUEST_NULL;
     MPI_Comm_rank(comm, &a->rank);
     MPI_Comm_size(comm, &a->size);
     if (a->size == 1) {  // nothing travels: the sum is the data, unrounded
         a->step = method == BF16_ALLREDUCE_RING ? 0 : 1;
-        return;
+        return 0;
     }
     ensure(&a->wire, &a->wire_cap, n);
+    return 1;
+}
+
+// The ring's first message: this rank's own chunk, packed.
+static void ring_start(struct bf16_allreduce *a) {
+    int own = a->rank;
+    bf16_from_floats(a->wire + chunk_begin(a, own), a->data + chunk_begin(a, own),
+                     chunk_size(a, own));
+    ring_post(a);
+}
+
+void bf16_allreduce_start(struct bf16_allreduce *a, enum bf16_allreduce_method method,
+                          MPI_Comm comm, int tag, MPI_Op op, float *data, size_t n) {
+    if (!start_common(a, method, comm, tag, data, n, NULL)) return;
     if (method == BF16_ALLREDUCE_MPI_OP) {
         bf16_from_floats(a->wire, data, n);
         int rc =
@@ -111,9 +140,18 @@ void bf16_allreduce_start(struct bf16_allreduce *a, enum bf16_allreduce_method m
         return;
     }
     ensure(&a->inbox, &a->inbox_cap, (n + (size_t)a->size - 1) / (size_t)a->size);
-    int own = a->rank;
-    bf16_from_floats(a->wire + chunk_begin(a, own), data + chunk_begin(a, own), chunk_size(a, own));
-    ring_post(a);
+    ring_start(a);
+}
+
+void bf16_reduce_scatter_start(struct bf16_allreduce *a, MPI_Comm comm, int tag, float *data,
+                               size_t n, const size_t *bounds) {
+    if (!start_common(a, BF16_ALLREDUCE_RING, comm, tag, data, n, bounds)) return;
+    CATLIP_ASSERT(bounds[0] == 0 && bounds[a->size] == n);
+    size_t largest = 0;
+    for (int r = 0; r < a->size; r++)
+        if (bounds[r + 1] - bounds[r] > largest) largest = bounds[r + 1] - bounds[r];
+    ensure(&a->inbox, &a->inbox_cap, largest);
+    ring_start(a);
 }
 
 int bf16_allreduce_test(struct bf16_allreduce *a) {
@@ -127,7 +165,7 @@ int bf16_allreduce_test(struct bf16_allreduce *a) {
         a->step = 1;
         return 1;
     }
-    const int steps = 2 * (a->size - 1);
+    const int steps = ring_steps(a);
     while (a->step < steps) {
         int done = 0;
         int rc = MPI_Testall(2, a->requests, &done, MPI_STATUSES_IGNORE);

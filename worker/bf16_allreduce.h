@@ -35,6 +35,9 @@ struct bf16_allreduce {
     uint16_t *inbox;  // (ceil(n/P)) the ring's received chunk
     size_t wire_cap, inbox_cap;
     int step;  // ring: 0 .. 2(P-1); done at 2(P-1). MPI_Op: 0 running, 1 done
+    // Reduce-scatter only (bf16_reduce_scatter_start): rank r ends with the fp32 sum of
+    // [bounds[r], bounds[r+1]) and the ring stops after its P-1 reduce-scatter steps.
+    const size_t *bounds;  // (P+1) NULL: the allreduce's even chunks
     MPI_Request requests[2];
 };
 
@@ -46,6 +49,13 @@ MPI_Op bf16_allreduce_sum_op(void);
 // use; a must be zeroed before its first use. Dies on an MPI error.
 void bf16_allreduce_start(struct bf16_allreduce *a, enum bf16_allreduce_method method,
                           MPI_Comm comm, int tag, MPI_Op op, float *data, size_t n);
+// The ring's reduce-scatter half alone (the sharded optimizer's gradients): rank r ends with
+// the sum of data[bounds[r] .. bounds[r+1]) (bounds: P+1 nondecreasing offsets from 0 to n,
+// kept by the caller until the reduction is done), summed in fp32 at every hop with bf16
+// between hops as above, and kept in fp32 (nobody else needs its bits); the rest of data is
+// left partly summed. Same error bound, same determinism.
+void bf16_reduce_scatter_start(struct bf16_allreduce *a, MPI_Comm comm, int tag, float *data,
+                               size_t n, const size_t *bounds);
 // Advances the reduction as far as messages allow; 1 when data holds the sum, else 0.
 int bf16_allreduce_test(struct bf16_allreduce *a);
 void bf16_allreduce_free(struct bf16_allreduce *a);

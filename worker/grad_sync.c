@@ -21,6 +21,8 @@ struct grad_bucket {
     float *scratch;         // (end - begin) at the leader: that member's gradients
     size_t scratch_cap;     // scratch and bf16's buffers are kept from step to step
     struct bf16_allreduce bf16;
+    size_t *shard_bounds;   // (workers+1) sharded: the slices' parts of the bucket, from 0
+    int *shard_counts;      // (workers) the same as MPI counts
 };
 
 struct grad_sync_options grad_sync_default_options(void) {
@@ -97,6 +99,7 @@ void grad_sync_init_options(struct grad_sync *s, MPI_Comm comm, float *grads,
     s->overlap = o->overlap;
     s->wire = o->wire;
     s->bf16_method = o->bf16_method;
+    s->shard_bounds = o->shard_bounds;
     s->flat_comm = s->host_reduce = s->host_bcast = s->leaders = MPI_COMM_NULL;
     s->bf16_op = MPI_OP_NULL;
     if (s->wire == GRAD_WIRE_BF16 && s->bf16_method == BF16_ALLREDUCE_MPI_OP)
@@ -105,6 +108,8 @@ void grad_sync_init_options(struct grad_sync *s, MPI_Comm comm, float *grads,
     // Hosts, found even for flat (auto needs them; the description reports them).
     int rank;
     MPI_Comm_rank(comm, &rank);
+    s->rank = rank;
+    MPI_Comm_size(comm, &s->size);
     MPI_Comm host = split_hosts(comm);
     int host_rank, host_size;
     MPI_Comm_rank(host, &host_rank);
@@ -118,9 +123,10 @@ void grad_sync_init_options(struct grad_sync *s, MPI_Comm comm, float *grads,
               "MPI_Allreduce");
     check_mpi(heartbeat_allreduce(heartbeat, &s->max_workers_per_host, 1, MPI_INT, MPI_MAX, comm),
               "MPI_Allreduce");
+    CATLIP_ASSERT(!s->shard_bounds || o->allreduce != GRAD_ALLREDUCE_HIERARCHICAL);
     if (o->allreduce == GRAD_ALLREDUCE_HIERARCHICAL)
         s->hierarchical = 1;
-    else if (o->allreduce == GRAD_ALLREDUCE_AUTO)
+    else if (o->allreduce == GRAD_ALLREDUCE_AUTO && !s->shard_bounds)
         s->hierarchical = s->hosts > 1 && s->max_workers_per_host > 1;
 
     if (s->hierarchical) {
@@ -141,8 +147,10 @@ const char *grad_sync_describe(const struct grad_sync *s, char *buf, size_t cap)
     const char *wire = s->wire == GRAD_WIRE_FP32               ? "fp32"
                        : s->bf16_method == BF16_ALLREDUCE_RING ? "bf16 ring"
                                                                : "bf16 MPI_Op";
-    snprintf(buf, cap, "%s, %s (%d host%s, up to %d worker%s per host), %s", wire,
-             s->hierarchical ? "hierarchical" : "flat", s->hosts, s->hosts == 1 ? "" : "s",
+    const char *kind = s->hierarchical ? "hierarchical"
+                       : s->shard_bounds ? "flat reduce-scatter (sharded optimizer)"
+                                         : "flat";
+    snprintf(buf, cap, "%s, %s (%d host%s, up to %d worker%s per host), %s", wire, kind, s->hosts, s->hosts == 1 ? "" : "s",
              s->max_workers_per_host, s->max_workers_per_host == 1 ? "" : "s",
              s->overlap ? "overlapped with backward" : "after backward");
     return buf;
@@ -157,6 +165,8 @@ void grad_sync_free(struct grad_sync *s) {
         free(s->buckets[i].requests);
         free(s->buckets[i].scratch);
         bf16_allreduce_free(&s->buckets[i].bf16);
+        free(s->buckets[i].shard_bounds);
+        free(s->buckets[i].shard_counts);
     }
     free(s->buckets);
     if (s->flat_comm != s->comm) free_comm(&s->flat_comm);
@@ -219,7 +229,16 @@ static void stage_start(struct grad_sync *s, struct grad_bucket *b, int index) {
             break;
         case STAGE_ALLREDUCE: {
             MPI_Comm c = s->hierarchical ? s->leaders : s->flat_comm;
-            if (s->wire == GRAD_WIRE_BF16) {
+            if (s->shard_bounds && s->wire == GRAD_WIRE_BF16) {
+                bf16_reduce_scatter_start(&b->bf16, c, tag, x, n, b->shard_bounds);
+            } else if (s->shard_bounds) {
+                // In place: this worker's part arrives at the start of the bucket (moved to
+                // its place when done, stage_test).
+                check_mpi(MPI_Ireduce_scatter(MPI_IN_PLACE, x, b->shard_counts, MPI_FLOAT,
+                                              MPI_SUM, c, &b->requests[0]),
+                          "MPI_Ireduce_scatter");
+                b->nrequests = 1;
+            } else if (s->wire == GRAD_WIRE_BF16) {
                 bf16_allreduce_start(&b->bf16, s->bf16_method, c, tag, s->bf16_op, x, n);
             } else {
                 check_mpi(
@@ -255,6 +274,13 @@ static int stage_test(struct grad_sync *s, struct grad_bucket *b, int index) {
         check_mpi(MPI_Testall(b->nrequests, b->requests, &done, MPI_STATUSES_IGNORE),
                   "a gradient reduction");
         if (!done) return 0;
+        if (b->stage == STAGE_ALLREDUCE && s->shard_bounds) {
+            size_t own = b->shard_bounds[s->rank];
+            if (own > 0)
+                memmove(s->grads + b->begin + own, s->grads + b->begin,
+                        (size_t)b->shard_counts[s->rank] * sizeof(float));
+            return 1;
+        }
         if (b->stage != STAGE_REDUCE || s->host_rank != 0 || s->host_size == 1) return 1;
         float *x = s->grads + b->begin;
         for (size_t i = 0, n = b->end - b->begin; i < n; i++) x[i] += b->scratch[i];
@@ -310,6 +336,19 @@ static void start_bucket(struct grad_sync *s, size_t begin, size_t end) {
     }
     b->begin = begin;
     b->end = end;
+    if (s->shard_bounds) {  // each slice's part of [begin, end), relative to begin
+        if (!b->shard_bounds) {
+            b->shard_bounds = xmalloc((size_t)(s->size + 1) * sizeof *b->shard_bounds);
+            b->shard_counts = xmalloc((size_t)s->size * sizeof *b->shard_counts);
+        }
+        for (int k = 0; k <= s->size; k++) {
+            size_t x = s->shard_bounds[k];
+            x = x < begin ? begin : x > end ? end : x;
+            b->shard_bounds[k] = x - begin;
+        }
+        for (int k = 0; k < s->size; k++)
+            b->shard_counts[k] = (int)(b->shard_bounds[k + 1] - b->shard_bounds[k]);
+    }
     b->started = 0;
     b->nrequests = 0;
     b->stage = s->overlap ? first_stage(s) : STAGE_QUEUED;

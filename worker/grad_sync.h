@@ -18,6 +18,11 @@
 //   workers. Stages advance as their messages arrive, so buckets still overlap backward. auto:
 //   hierarchical when more than one host exists and some host runs more than one worker, flat
 //   otherwise.
+// - shard_bounds (train.shard_optimizer, ZeRO stage 1): a reduce-scatter instead of the
+//   allreduce (flat only): worker k ends with the sums of [bounds[k], bounds[k+1]) only, the
+//   rest of its gradients left unreduced. Each bucket sends every owner the bucket's part of
+//   its slice: fp32 MPI_Ireduce_scatter, or the bf16 ring's reduce-scatter half (the owner's
+//   sums stay fp32). Buckets overlap backward as the allreduce's do.
 // CATLIP_TEST_HOSTS=K (a test hook) treats worker w as running on host w mod K, so that one
 // machine exercises the hierarchical path.
 #pragma once
@@ -36,6 +41,8 @@ struct grad_sync_options {
     enum grad_wire wire;                     // train.grad_comm
     enum grad_allreduce allreduce;           // train.allreduce
     enum bf16_allreduce_method bf16_method;  // how bf16 travels (the ring unless measuring)
+    const size_t *shard_bounds;  // (workers+1) NULL: allreduce; else reduce-scatter to slices
+                                 // (kept by the caller while the grad_sync lives)
 };
 
 // Every option as a run gets it by default: 4 MiB buckets, overlap, fp32, auto, ring.
@@ -54,6 +61,8 @@ struct grad_sync {
     enum grad_wire wire;
     enum bf16_allreduce_method bf16_method;
     int hierarchical;  // the allreduce chosen (auto resolved)
+    const size_t *shard_bounds;  // reduce-scatter to these slices; NULL: allreduce
+    int rank, size;              // in comm
     int hosts, max_workers_per_host;
     int host_rank, host_size;  // this worker's place among its host's workers
     // Communicators of their own (created by init, freed by free): bf16 ring and host
@@ -85,5 +94,6 @@ void grad_sync_free(struct grad_sync *s);
 void grad_sync_begin(struct grad_sync *s);
 // vit_grads_ready_fn: [begin, end) of grads is final.
 void grad_sync_ready(void *s, size_t begin, size_t end);
-// Starts the last bucket and waits for every reduction; gradients are then summed over workers.
+// Starts the last bucket and waits for every reduction; gradients are then summed over workers
+// (with shard_bounds: this worker's slice of them).
 void grad_sync_finish(struct grad_sync *s);

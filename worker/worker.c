@@ -17,6 +17,7 @@
 #include "train/link.h"
 #include "worker/contrastive_sync.h"
 #include "worker/grad_sync.h"
+#include "worker/optim_shard.h"
 
 volatile sig_atomic_t worker_stop_requested;
 
@@ -28,6 +29,11 @@ struct worker {
     struct grad_sync sync;
     struct contrastive_sync contrastive;  // model.objective clip: the loss across workers
     int clip;
+    int sharded;                 // train.shard_optimizer with more than one worker
+    struct optim_shard shard;    // its slices (worker/optim_shard.h)
+    float *gathered;             // worker 0, sharded, while checkpointing: one full state buffer
+    double optimizer_seconds;    // in the optimizer step (sharded: its allgathers included)
+    int64_t optimizer_steps;
     struct heartbeat heartbeat;  // collectives wait through it (worker/heartbeat.h)
     struct batch_source *data;
     int local_batch;      // this worker's slice of the global batch
@@ -88,38 +94,49 @@ static void fill_model_config(Catlip__ModelConfig *m, const struct run *run) {
     }
 }
 
-// Worker 0 streams the whole training state; every worker holds the same state, so one copy
-// is enough. The coordinator writes the records as they arrive.
+// Worker 0 streams the whole training state; every worker holds the same weights, so one copy
+// is enough. Sharded, every worker calls this: the moments and EMA are gathered to worker 0
+// one kind at a time, so the checkpoint is the same complete file as unsharded. The
+// coordinator writes the records as they arrive.
 static void stream_checkpoint(struct worker *w, int64_t steps_done) {
     const struct run *run = w->run;
     const struct vit_layout *l = &w->ts.model.layout;
+    const int root = run->worker_index == 0;
     int kinds = w->ts.ema ? 4 : 3;
-    char *yaml = config_to_yaml(&run->cfg);
-    Catlip__ModelConfig model = CATLIP__MODEL_CONFIG__INIT;
-    fill_model_config(&model, run);
-    Catlip__DataPosition pos = CATLIP__DATA_POSITION__INIT;
-    pos.step = steps_done;
-    pos.epoch = run->steps_per_epoch > 0 ? steps_done / run->steps_per_epoch : 0;
-    pos.samples_seen = steps_done * run->cfg.train.global_batch;
-    Catlip__CheckpointHeader h = CATLIP__CHECKPOINT_HEADER__INIT;
-    h.format_version = CKPT_FORMAT_VERSION;
-    h.run_id = (char *)run->run_id;
-    h.model = &model;
-    h.vocab_hash = run->vocab_hash;
-    h.tokenizer_hash = run->tokenizer_hash;
-    h.position = &pos;
-    h.seed = (uint64_t)run->cfg.seed;
-    h.config_yaml = yaml;
-    h.worker_count = run->nworkers;
-    h.tensor_count = (uint32_t)(l->ntensors * kinds);
-    h.unix_time = time_unix();
-    h.has_ema = w->ts.ema != NULL;
-    size_t len;
-    const uint8_t *data = pack_message(w, &h.base, &len);
-    link_send(w->link, run->worker_index, LINK_CKPT_BEGIN, data, len);
-    free(yaml);
+    if (root) {
+        char *yaml = config_to_yaml(&run->cfg);
+        Catlip__ModelConfig model = CATLIP__MODEL_CONFIG__INIT;
+        fill_model_config(&model, run);
+        Catlip__DataPosition pos = CATLIP__DATA_POSITION__INIT;
+        pos.step = steps_done;
+        pos.epoch = run->steps_per_epoch > 0 ? steps_done / run->steps_per_epoch : 0;
+        pos.samples_seen = steps_done * run->cfg.train.global_batch;
+        Catlip__CheckpointHeader h = CATLIP__CHECKPOINT_HEADER__INIT;
+        h.format_version = CKPT_FORMAT_VERSION;
+        h.run_id = (char *)run->run_id;
+        h.model = &model;
+        h.vocab_hash = run->vocab_hash;
+        h.tokenizer_hash = run->tokenizer_hash;
+        h.position = &pos;
+        h.seed = (uint64_t)run->cfg.seed;
+        h.config_yaml = yaml;
+        h.worker_count = run->nworkers;
+        h.tensor_count = (uint32_t)(l->ntensors * kinds);
+        h.unix_time = time_unix();
+        h.has_ema = w->ts.ema != NULL;
+        size_t len;
+        const uint8_t *data = pack_message(w, &h.base, &len);
+        link_send(w->link, run->worker_index, LINK_CKPT_BEGIN, data, len);
+        free(yaml);
+        if (w->sharded) w->gathered = xaligned_alloc(l->total * sizeof(float));
+    }
     for (int kind = 0; kind < kinds; kind++) {
         const float *buf = state_buffer(&w->ts, kind);
+        if (w->sharded && kind != CATLIP__TENSOR_CHUNK__KIND__PARAM) {
+            optim_shard_gather(&w->shard, buf, w->gathered);
+            buf = w->gathered;
+        }
+        if (!root) continue;
         for (int i = 0; i < l->ntensors; i++) {
             const struct tensor_info *t = &l->tensors[i];
             if (ckpt_tensor_records((Catlip__TensorChunk__Kind)kind, t->name, t->shape, t->ndim,
@@ -127,7 +144,11 @@ static void stream_checkpoint(struct worker *w, int64_t steps_done) {
                 catlip_die("%s", catlip_error());
         }
     }
-    link_send_step(w->link, run->worker_index, LINK_CKPT_END, steps_done);
+    if (root) {
+        free(w->gathered);
+        w->gathered = NULL;
+        link_send_step(w->link, run->worker_index, LINK_CKPT_END, steps_done);
+    }
 }
 
 // model.init_from: every tensor but the head, plus the head when it has the same width, from
@@ -392,7 +413,13 @@ static int worker_step(struct worker *w, int64_t step) {
         }
         rows = batch.count;
     }
-    train_apply_update(&w->ts);
+    double t_optim = time_now();
+    if (w->sharded)
+        optim_shard_step(&w->shard, &w->ts);
+    else
+        train_apply_update(&w->ts);
+    w->optimizer_seconds += time_now() - t_optim;
+    w->optimizer_steps++;
     w->samples += rows;
     // Agree on the loss and on what to do at this step boundary: every worker adds its
     // loss share and takes the highest command any of them saw (signal or coordinator).
@@ -430,6 +457,22 @@ static uint64_t weights_digest(const struct train_state *ts) {
     return digest;
 }
 
+// train.shard_optimizer: this worker's slice of the moments and EMA is all it keeps from here
+// on (the full state was loaded or initialised by worker_setup).
+static void start_sharding(struct worker *w) {
+    const struct run *run = w->run;
+    size_t unsharded = optim_shard_state_bytes(&w->ts);
+    optim_shard_init(&w->shard, run->workers, w->ts.model.layout.total, &w->heartbeat);
+    const size_t *b = w->shard.bounds;
+    train_state_shard(&w->ts, b[run->worker_index], b[run->worker_index + 1]);
+    w->sharded = 1;
+    log_info("worker %d: sharded optimizer: parameters %zu..%zu of %zu, optimizer state %.2f "
+             "MiB (%.2f MiB unsharded)",
+             run->worker_index, b[run->worker_index], b[run->worker_index + 1],
+             w->ts.model.layout.total, optim_shard_state_bytes(&w->ts) / 1048576.0,
+             unsharded / 1048576.0);
+}
+
 int worker_run(struct run *run, struct link *link) {
     struct worker w;
     memset(&w, 0, sizeof w);
@@ -462,6 +505,10 @@ int worker_run(struct run *run, struct link *link) {
         int parsed = grad_wire_parse(cfg->train.grad_comm, &o.wire) == 0 &&
                      grad_allreduce_parse(cfg->train.allreduce, &o.allreduce) == 0;
         CATLIP_ASSERT(parsed);  // config_validate accepted the names
+        if (cfg->train.shard_optimizer) {
+            start_sharding(&w);
+            o.shard_bounds = w.shard.bounds;
+        }
         grad_sync_init_options(&w.sync, run->workers, w.ts.grads, &o, &w.heartbeat);
         char what[160];
         if (run->worker_index == 0)
@@ -482,7 +529,7 @@ int worker_run(struct run *run, struct link *link) {
         int save = command == CATLIP__COMMAND__KIND__CHECKPOINT ||
                    command == CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP ||
                    run_checkpoint_due(run, done);
-        if (save && run->worker_index == 0) stream_checkpoint(&w, done);
+        if (save && (run->worker_index == 0 || w.sharded)) stream_checkpoint(&w, done);
         if (stop) {
             if (run->worker_index == 0) log_info("stopping after step %lld", (long long)done);
             break;
@@ -496,10 +543,21 @@ int worker_run(struct run *run, struct link *link) {
         struct rusage ru;
         if (getrusage(RUSAGE_SELF, &ru) == 0)
             log_info("worker %d: peak RSS %ld MiB", run->worker_index, ru.ru_maxrss / 1024);
+        // The optimizer's share, for comparing train.shard_optimizer (README).
+        if (w.optimizer_steps > 0)
+            log_info("worker %d: optimizer state %.2f MiB, optimizer %.3f ms a step", run->worker_index,
+                     optim_shard_state_bytes(&w.ts) / 1048576.0,
+                     1e3 * w.optimizer_seconds / (double)w.optimizer_steps);
+        if (w.sharded && w.shard.steps > 0)
+            log_info("worker %d: of which %.3f ms norm, AdamW and EMA on its slice, %.3f ms "
+                     "allgathering the norm's block sums and the weights",
+                     run->worker_index, 1e3 * w.shard.update_seconds / (double)w.shard.steps,
+                     1e3 * w.shard.gather_seconds / (double)w.shard.steps);
     }
     link_send_status(w.link, run->worker_index, status);
     if (status == 0 && run->nworkers > 1) grad_sync_free(&w.sync);
     if (status == 0 && w.clip) contrastive_sync_free(&w.contrastive);
+    if (w.sharded) optim_shard_free(&w.shard);
     free(w.pack_buffer);
     if (w.data) batch_source_destroy(w.data);
     train_state_free(&w.ts);

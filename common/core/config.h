@@ -61,6 +61,7 @@ struct config {
         bool overlap;             // start bucket allreduces during backward
         char grad_comm[8];        // fp32 | bf16 (gradients on the wire; sums in fp32)
         char allreduce[16];       // auto | flat | hierarchical (within hosts first)
+        bool shard_optimizer;     // ZeRO stage 1: moments and EMA of 1/N per worker
         double worker_timeout;    // seconds without progress before the job is aborted
         bool freeze_backbone;     // linear probe: only the head trains
         char loss[16];            // auto | bce | ce (auto: bce for pretrain, ce for classify)

@@ -37,27 +37,47 @@ double optim_clip_scale(const struct optim_settings *s, double grad_norm) {
     return coef < 1.0 ? coef : 1.0;
 }
 
+size_t optim_norm_blocks(size_t n) {
+    return (n + OPTIM_NORM_BLOCK - 1) / OPTIM_NORM_BLOCK;
+}
+
 struct norm_task {
     const struct kernels *k;
     const float *x;
-    size_t n;
-    double partial[256];
+    size_t n, first_block, nblocks;
+    double *out;
 };
 
 static void norm_worker(void *arg, int ith, int nth) {
     struct norm_task *t = arg;
     long b, e;
-    pool_split((long)t->n, ith, nth, &b, &e);
-    t->partial[ith] = e > b ? t->k->sum_squares(t->x + b, e - b) : 0.0;
+    pool_split((long)t->nblocks, ith, nth, &b, &e);
+    for (long i = b; i < e; i++) {
+        size_t begin = (t->first_block + (size_t)i) * OPTIM_NORM_BLOCK;
+        size_t end = begin + OPTIM_NORM_BLOCK < t->n ? begin + OPTIM_NORM_BLOCK : t->n;
+        t->out[i] = t->k->sum_squares(t->x + begin, (long)(end - begin));
+    }
 }
 
-double optim_grad_norm(struct pool *pool, const struct kernels *k, const float *grads, size_t n) {
-    struct norm_task t = {.k = k, .x = grads, .n = n};
-    CATLIP_ASSERT(pool_size(pool) <= 256);
+void optim_norm_partials(struct pool *pool, const struct kernels *k, const float *grads, size_t n,
+                         size_t first_block, size_t nblocks, double *out) {
+    CATLIP_ASSERT(first_block + nblocks <= optim_norm_blocks(n));
+    struct norm_task t = {
+        .k = k, .x = grads, .n = n, .first_block = first_block, .nblocks = nblocks, .out = out};
     pool_run(pool, norm_worker, &t);
+}
+
+double optim_norm_fold(const double *partials, size_t nblocks) {
     double sum = 0.0;
-    for (int i = 0; i < pool_size(pool); i++) sum += t.partial[i];
+    for (size_t i = 0; i < nblocks; i++) sum += partials[i];
     return sqrt(sum);
+}
+
+double optim_grad_norm(struct pool *pool, const struct kernels *k, const float *grads, size_t n,
+                       double *partials) {
+    size_t nblocks = optim_norm_blocks(n);
+    optim_norm_partials(pool, k, grads, n, 0, nblocks, partials);
+    return optim_norm_fold(partials, nblocks);
 }
 
 struct adamw_task {
@@ -67,7 +87,7 @@ struct adamw_task {
     float *params, *adam_m, *adam_v, *ema;
     const float *grads;
     float lr, bc1, bc2, grad_scale;
-    size_t first_trained;
+    size_t first_trained, begin, end;
 };
 
 static void adamw_worker(void *arg, int ith, int nth) {
@@ -76,23 +96,28 @@ static void adamw_worker(void *arg, int ith, int nth) {
     for (int i = 0; i < t->layout->ntensors; i++) {
         const struct tensor_info *ti = &t->layout->tensors[i];
         if (ti->offset < t->first_trained) continue;
+        // The tensor's part of [begin, end).
+        size_t lo = ti->offset > t->begin ? ti->offset : t->begin;
+        size_t hi = ti->offset + ti->numel < t->end ? ti->offset + ti->numel : t->end;
+        if (hi <= lo) continue;
         long b, e;
-        pool_split((long)ti->numel, ith, nth, &b, &e);
+        pool_split((long)(hi - lo), ith, nth, &b, &e);
         if (e <= b) continue;
-        size_t o = ti->offset + (size_t)b;
-        t->k->adamw_update(t->params + o, t->adam_m + o, t->adam_v + o, t->grads + o, e - b,
+        size_t o = lo + (size_t)b, so = o - t->begin;  // in params/grads; in the state
+        t->k->adamw_update(t->params + o, t->adam_m + so, t->adam_v + so, t->grads + o, e - b,
                            t->lr, (float)s->beta1, (float)s->beta2, (float)s->eps,
                            ti->decay ? (float)s->weight_decay : 0.0f, t->bc1, t->bc2,
                            t->grad_scale);
         if (t->ema && s->ema > 0)
-            t->k->ema_update(t->ema + o, t->params + o, e - b, (float)s->ema);
+            t->k->ema_update(t->ema + so, t->params + o, e - b, (float)s->ema);
     }
 }
 
 void optim_adamw_step(struct pool *pool, const struct kernels *k, const struct vit_layout *layout,
                       const struct optim_settings *s, float *params, const float *grads,
                       float *adam_m, float *adam_v, float *ema, int64_t t, double lr,
-                      double grad_scale, size_t first_trained) {
+                      double grad_scale, size_t first_trained, size_t begin, size_t end) {
+    CATLIP_ASSERT(begin <= end && end <= layout->total);
     struct adamw_task task = {
         .k = k, .layout = layout, .s = s, .params = params, .adam_m = adam_m, .adam_v = adam_v,
         .ema = ema, .grads = grads, .lr = (float)lr,
@@ -101,6 +126,7 @@ void optim_adamw_step(struct pool *pool, const struct kernels *k, const struct v
         // comes out ~7e-6 too large.
         .bc1 = (float)(1.0 - pow((double)(float)s->beta1, (double)t)),
         .bc2 = (float)(1.0 - pow((double)(float)s->beta2, (double)t)),
-        .grad_scale = (float)grad_scale, .first_trained = first_trained};
+        .grad_scale = (float)grad_scale, .first_trained = first_trained, .begin = begin,
+        .end = end};
     pool_run(pool, adamw_worker, &task);
 }

@@ -20,6 +20,9 @@ void train_state_create(struct train_state *ts, const struct vit_config *config,
     ts->adam_m = xaligned_alloc(bytes);
     ts->adam_v = xaligned_alloc(bytes);
     ts->ema = optim->ema > 0 ? xaligned_alloc(bytes) : NULL;
+    ts->shard_begin = 0;
+    ts->shard_end = ts->model.layout.total;
+    ts->norm_blocks = xmalloc(optim_norm_blocks(ts->model.layout.total) * sizeof(double));
     vit_init_params(&ts->model.layout, ts->params, seed);
     if (ts->ema) memcpy(ts->ema, ts->params, bytes);
     vit_acts_create(&ts->acts, config, max_batch, pool_size(pool));
@@ -50,6 +53,7 @@ void train_state_free(struct train_state *ts) {
     free(ts->adam_m);
     free(ts->adam_v);
     free(ts->ema);
+    free(ts->norm_blocks);
     vit_layout_free(&ts->model.layout);
     memset(ts, 0, sizeof *ts);
 }
@@ -112,13 +116,17 @@ void train_scale_grads(struct train_state *ts, double factor) {
 }
 
 void train_apply_update(struct train_state *ts) {
-    const struct kernels *k = ts->model.k;
-    double norm = optim_grad_norm(ts->model.pool, k, ts->grads, ts->model.layout.total);
+    CATLIP_ASSERT(ts->shard_begin == 0 && ts->shard_end == ts->model.layout.total);
+    train_apply_update_with_norm(ts, optim_grad_norm(ts->model.pool, ts->model.k, ts->grads,
+                                                     ts->model.layout.total, ts->norm_blocks));
+}
+
+void train_apply_update_with_norm(struct train_state *ts, double norm) {
     double lr = optim_lr_at(&ts->optim, ts->step);
-    optim_adamw_step(ts->model.pool, k, &ts->model.layout, &ts->optim, ts->params, ts->grads,
-                     ts->adam_m, ts->adam_v, ts->ema, ts->step + 1, lr,
+    optim_adamw_step(ts->model.pool, ts->model.k, &ts->model.layout, &ts->optim, ts->params,
+                     ts->grads, ts->adam_m, ts->adam_v, ts->ema, ts->step + 1, lr,
                      optim_clip_scale(&ts->optim, norm),
-                     ts->head_only ? ts->model.layout.head_w : 0);
+                     ts->head_only ? ts->model.layout.head_w : 0, ts->shard_begin, ts->shard_end);
     if (ts->model.layout.text) {
         float *t = &ts->params[ts->model.layout.logit_scale];
         const float max = logf(CONTRASTIVE_SCALE_MAX);
@@ -127,4 +135,22 @@ void train_apply_update(struct train_state *ts) {
     ts->last_grad_norm = norm;
     ts->last_lr = lr;
     ts->step++;
+}
+
+// A copy of [begin, end) of an old state buffer (indexed from ts->shard_begin), which it frees.
+static float *keep_range(const struct train_state *ts, float *old, size_t begin, size_t end) {
+    if (!old) return NULL;
+    float *kept = xaligned_alloc((end > begin ? end - begin : 1) * sizeof(float));
+    memcpy(kept, old + (begin - ts->shard_begin), (end - begin) * sizeof(float));
+    free(old);
+    return kept;
+}
+
+void train_state_shard(struct train_state *ts, size_t begin, size_t end) {
+    CATLIP_ASSERT(ts->shard_begin <= begin && begin <= end && end <= ts->shard_end);
+    ts->adam_m = keep_range(ts, ts->adam_m, begin, end);
+    ts->adam_v = keep_range(ts, ts->adam_v, begin, end);
+    ts->ema = keep_range(ts, ts->ema, begin, end);
+    ts->shard_begin = begin;
+    ts->shard_end = end;
 }

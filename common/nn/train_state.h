@@ -12,7 +12,10 @@ struct train_state {
     struct vit_model model;
     struct vit_acts acts;
     struct optim_settings optim;
-    float *params, *grads, *adam_m, *adam_v, *ema;  // each layout.total floats
+    float *params, *grads;          // each layout.total floats
+    float *adam_m, *adam_v, *ema;   // each [shard_begin, shard_end) of the flat buffer
+    size_t shard_begin, shard_end;  // 0 and layout.total unless sharded (train_state_shard)
+    double *norm_blocks;            // (optim_norm_blocks(layout.total)) the norm's block sums
     int64_t step;  // optimiser steps taken
     double last_grad_norm, last_lr;
     // what is trained and how (defaults: CatLIP pre-training)
@@ -70,3 +73,12 @@ void train_clip_backward(struct train_state *ts, int B, vit_grads_ready_fn on_re
 // scheduled learning rate, EMA; step += 1. clip: the log logit scale is then clamped to
 // [0, ln 100], as OpenCLIP does after each step.
 void train_apply_update(struct train_state *ts);
+
+// The sharded optimizer (ZeRO stage 1, train.shard_optimizer): keeps the moments and the EMA
+// of [begin, end) only (the values already there: call it after loading or initialising the
+// full state). Parameters and gradients stay whole.
+void train_state_shard(struct train_state *ts, size_t begin, size_t end);
+// train_apply_update's clipping, AdamW and EMA over [shard_begin, shard_end) with a global
+// gradient norm computed elsewhere (over the workers' block sums); step += 1. Only that range
+// of params changes.
+void train_apply_update_with_norm(struct train_state *ts, double grad_norm);

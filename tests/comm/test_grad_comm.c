@@ -12,6 +12,9 @@
 // hierarchical must equal flat within the sum of their bounds. Hierarchical runs on this one
 // host (its three stages degenerate: one leader) and split as CATLIP_TEST_HOSTS=K hosts
 // (worker w on host w mod K), so the reduce / leaders' allreduce / broadcast path runs for real.
+// The sharded optimizer's reduce-scatter (grad_sync_options.shard_bounds, fp32 and the bf16
+// ring) is held to the same bounds on each rank's slice, with the same determinism, and at
+// P=2 its fp32 sums equal the fp32 allreduce's bits (a sum of two terms has one order).
 //
 //   mpirun -n P test_grad_comm                          the checks; exit 0 when all pass
 //   mpirun -n P test_grad_comm --bench FLOATS REPEATS   time one reduction of FLOATS (median)
@@ -23,6 +26,7 @@
 
 #include "core/check.h"
 #include "worker/grad_sync.h"
+#include "worker/optim_shard.h"
 
 static int rank_, size_, failures;
 
@@ -175,6 +179,51 @@ static float *run_checked(const struct variant *v, enum grad_allreduce allreduce
     return g;
 }
 
+// The sharded optimizer's reduce-scatter: this rank's slice (optim_shard_bounds) within the
+// bound of the exact sum, the same bits on a second step, and at P=2 (fp32) the allreduce's
+// bits (flat: the fp32 flat allreduce's result).
+static void run_sharded(const struct variant *v, int overlap, const double *exact,
+                        const double *abs_sum, size_t n, const float *flat) {
+    size_t *bounds = xmalloc((size_t)(size_ + 1) * sizeof *bounds);
+    optim_shard_bounds(n, size_, bounds);
+    struct grad_sync_options o = grad_sync_default_options();
+    o.bucket_floats = 7919;
+    o.overlap = overlap;
+    o.wire = v->wire;
+    o.allreduce = GRAD_ALLREDUCE_FLAT;
+    o.shard_bounds = bounds;
+    float *g = xmalloc(n * sizeof *g);
+    for (size_t i = 0; i < n; i++) g[i] = gradient(rank_, i);
+    struct grad_sync s;
+    grad_sync_init_options(&s, MPI_COMM_WORLD, g, &o, NULL);
+    char what[256], desc[160], line[512];
+    snprintf(what, sizeof what, "P=%d n=%zu %s, overlap %d", size_, n,
+             grad_sync_describe(&s, desc, sizeof desc), overlap);
+    sync_step(&s, g, n);
+    const size_t b = bounds[rank_], e = bounds[rank_ + 1];
+    int within = 1, same_as_flat = 1;
+    for (size_t i = b; i < e; i++) {
+        if (fabs((double)g[i] - exact[i]) > error_bound(v->wire, abs_sum[i])) within = 0;
+        if (memcmp(&g[i], &flat[i], sizeof *g)) same_as_flat = 0;
+    }
+    snprintf(line, sizeof line, "%s: each rank's slice within the bound of the fp64 sum", what);
+    check(within, line);
+    if (size_ == 2 && v->wire == GRAD_WIRE_FP32) {
+        snprintf(line, sizeof line, "%s: the slice holds the fp32 allreduce's bits", what);
+        check(same_as_flat, line);
+    }
+    float *first = xmalloc((e - b + 1) * sizeof *first);
+    memcpy(first, g + b, (e - b) * sizeof *g);
+    for (size_t i = 0; i < n; i++) g[i] = gradient(rank_, i);
+    sync_step(&s, g, n);
+    snprintf(line, sizeof line, "%s: a second step gives the same bits", what);
+    check(memcmp(first, g + b, (e - b) * sizeof *g) == 0, line);
+    free(first);
+    grad_sync_free(&s);
+    free(g);
+    free(bounds);
+}
+
 // Every variant on n gradients: n = 100003 gives many buckets; n = 3 one bucket smaller than
 // the ring's rank count (empty chunks).
 static void run_checks(size_t n) {
@@ -191,6 +240,8 @@ static void run_checks(size_t n) {
         for (int overlap = 1; overlap >= 0; overlap--) {
             float *flat =
                 run_checked(&variants[v], GRAD_ALLREDUCE_FLAT, overlap, 0, exact, abs_sum, n);
+            if (variants[v].method == BF16_ALLREDUCE_RING)
+                run_sharded(&variants[v], overlap, exact, abs_sum, n, flat);
             for (int h = 0; h < 3; h++) {
                 int k = hosts_splits[h];
                 if (k >= size_ + 1) continue;
