@@ -150,8 +150,14 @@ def test_kill(catlip, tmp):
     total = 400
     extra = [f"train.steps={total}", "checkpoint.every_steps=5", "checkpoint.keep=2",
              "model.num_classes=4000"]  # a bigger head: checkpoints take long enough to hit
-    want = reference_digest(catlip, tmp, 2, extra, "kill_ref")
-    d = os.path.join(tmp, "kill")
+    kill_and_compare(catlip, tmp, "kill", extra)
+
+
+def kill_and_compare(catlip, tmp, name, extra):
+    """2 workers SIGKILLed 6 times (half of them during checkpoint writes), resumed each time:
+    the run must end bit-identical to an uninterrupted one (shard_test.py's kill test too)."""
+    want = reference_digest(catlip, tmp, 2, extra, name + "_ref")
+    d = os.path.join(tmp, name)
     kills, during_write, final, _ = kill_until_done(catlip, 2, d, extra, random.Random(11), 6,
                                                      (1.0, 3.0), wait_for_write=True)
     check(kills >= 5, f"killed with SIGKILL {kills} times ({during_write} during a checkpoint write)")
