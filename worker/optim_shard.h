@@ -12,7 +12,8 @@
 // gradients, sharded and unsharded weights are the same bits.
 //
 // Checkpoints stay complete: at checkpoint time the moment and EMA slices are gathered to
-// worker 0 (which streams them as today); resuming loads the full state and keeps the slice,
+// worker 0 (which streams them as today); resuming reads the full weights and this worker's
+// slice of the moments and EMA (checkpoint_stream_tensors_range: no full copy is ever held),
 // so a checkpoint moves freely between sharded and unsharded runs and worker counts. Every
 // wait goes through the heartbeat (worker/heartbeat.h).
 #pragma once

@@ -1,5 +1,6 @@
 #include "worker/worker.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -219,7 +220,9 @@ static int init_fresh_weights(struct worker *w) {
         memcpy(w->ts.params + l->head_b, bias, (size_t)classes * sizeof(float));
         free(weight), free(bias);
     }
-    if (w->ts.ema) memcpy(w->ts.ema, w->ts.params, l->total * sizeof(float));
+    if (w->ts.ema)
+        memcpy(w->ts.ema, w->ts.params + w->ts.shard_begin,
+               (w->ts.shard_end - w->ts.shard_begin) * sizeof(float));
     return 0;
 }
 
@@ -264,14 +267,23 @@ static int worker_setup(struct worker *w) {
     struct optim_settings os;
     optim_settings_from_run(&os, cfg, run->total_steps);
     // Activations are sized by the micro-batch, not the slice (train.micro_batch).
-    train_state_create(&w->ts, &run->model, &os,
-                       batch_source_micro_size(w->local_batch, cfg->train.micro_batch), w->pool,
-                       (uint64_t)cfg->seed);
+    // Sharded (train.shard_optimizer), the moments and EMA of this worker's slice only, from
+    // the start: a full copy is never held, not even to resume.
+    size_t state_begin = 0, state_end = SIZE_MAX;
+    if (w->sharded) {
+        state_begin = w->shard.bounds[run->worker_index];
+        state_end = w->shard.bounds[run->worker_index + 1];
+    }
+    train_state_create_shard(&w->ts, &run->model, &os,
+                             batch_source_micro_size(w->local_batch, cfg->train.micro_batch),
+                             w->pool, (uint64_t)cfg->seed, state_begin, state_end);
     if (run->resume_path[0]) {
         // Rank 0 already verified the file and checked its header against this model and
-        // vocabulary: one streaming pass here (still checked, by the end of the pass).
+        // vocabulary: one streaming pass here (still checked, by the end of the pass). Any
+        // checkpoint, sharded or not, of any worker count: it is always complete.
         float *buffers[4] = {w->ts.params, w->ts.adam_m, w->ts.adam_v, w->ts.ema};
-        if (checkpoint_stream_tensors(run->resume_path, &w->ts.model.layout, buffers) != 0)
+        if (checkpoint_stream_tensors_range(run->resume_path, &w->ts.model.layout, buffers,
+                                            w->ts.shard_begin, w->ts.shard_end) != 0)
             return -1;
         w->ts.step = run->start_step;
     } else if (init_fresh_weights(w) != 0) {
@@ -457,20 +469,26 @@ static uint64_t weights_digest(const struct train_state *ts) {
     return digest;
 }
 
-// train.shard_optimizer: this worker's slice of the moments and EMA is all it keeps from here
-// on (the full state was loaded or initialised by worker_setup).
-static void start_sharding(struct worker *w) {
+// train.shard_optimizer with several workers: the slices, known before the training state is
+// created (they depend only on the model's size and the worker count).
+static void plan_sharding(struct worker *w) {
     const struct run *run = w->run;
-    size_t unsharded = optim_shard_state_bytes(&w->ts);
-    optim_shard_init(&w->shard, run->workers, w->ts.model.layout.total, &w->heartbeat);
-    const size_t *b = w->shard.bounds;
-    train_state_shard(&w->ts, b[run->worker_index], b[run->worker_index + 1]);
+    if (!run->cfg.train.shard_optimizer || run->nworkers < 2) return;
+    struct vit_layout layout;
+    vit_layout_init(&layout, &run->model);
+    optim_shard_init(&w->shard, run->workers, layout.total, &w->heartbeat);
+    vit_layout_free(&layout);
     w->sharded = 1;
+}
+
+static void log_sharding(const struct worker *w) {
+    const struct run *run = w->run;
+    const size_t *b = w->shard.bounds, total = w->ts.model.layout.total;
     log_info("worker %d: sharded optimizer: parameters %zu..%zu of %zu, optimizer state %.2f "
              "MiB (%.2f MiB unsharded)",
-             run->worker_index, b[run->worker_index], b[run->worker_index + 1],
-             w->ts.model.layout.total, optim_shard_state_bytes(&w->ts) / 1048576.0,
-             unsharded / 1048576.0);
+             run->worker_index, b[run->worker_index], b[run->worker_index + 1], total,
+             optim_shard_state_bytes(&w->ts) / 1048576.0,
+             (w->ts.ema ? 3 : 2) * total * sizeof(float) / 1048576.0);
 }
 
 int worker_run(struct run *run, struct link *link) {
@@ -492,6 +510,7 @@ int worker_run(struct run *run, struct link *link) {
     // agree on it (the others would wait for it in the first allreduce), and the coordinator
     // hears the status.
     int status = 0;
+    plan_sharding(&w);
     if (worker_setup(&w) != 0) {
         catlip_error_print();
         status = 2;
@@ -505,8 +524,8 @@ int worker_run(struct run *run, struct link *link) {
         int parsed = grad_wire_parse(cfg->train.grad_comm, &o.wire) == 0 &&
                      grad_allreduce_parse(cfg->train.allreduce, &o.allreduce) == 0;
         CATLIP_ASSERT(parsed);  // config_validate accepted the names
-        if (cfg->train.shard_optimizer) {
-            start_sharding(&w);
+        if (w.sharded) {
+            log_sharding(&w);
             o.shard_bounds = w.shard.bounds;
         }
         grad_sync_init_options(&w.sync, run->workers, w.ts.grads, &o, &w.heartbeat);

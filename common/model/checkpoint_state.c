@@ -49,25 +49,46 @@ Catlip__CheckpointHeader *checkpoint_header_copy(const Catlip__CheckpointHeader 
 
 typedef int (*reader_open_fn)(struct ckpt_reader **out, const char *path);
 
+static int read_tensors(struct ckpt_reader *r, const char *path, const struct vit_layout *l,
+                        float *buffers[4], size_t state_begin, size_t state_end);
+
 static int load_tensors(reader_open_fn open, const char *path, const struct vit_layout *l,
-                        float *buffers[4]) {
+                        float *buffers[4], size_t state_begin, size_t state_end) {
     struct ckpt_reader *r;
     if (open(&r, path) != 0) return -1;
-    int rc = checkpoint_read_tensors(r, path, l, buffers);
+    int rc = read_tensors(r, path, l, buffers, state_begin, state_end);
     ckpt_reader_close(r);
     return rc;
 }
 
 int checkpoint_load_tensors(const char *path, const struct vit_layout *l, float *buffers[4]) {
-    return load_tensors(ckpt_reader_open, path, l, buffers);
+    return load_tensors(ckpt_reader_open, path, l, buffers, 0, l->total);
 }
 
 int checkpoint_stream_tensors(const char *path, const struct vit_layout *l, float *buffers[4]) {
-    return load_tensors(ckpt_reader_open_streaming, path, l, buffers);
+    return load_tensors(ckpt_reader_open_streaming, path, l, buffers, 0, l->total);
+}
+
+int checkpoint_stream_tensors_range(const char *path, const struct vit_layout *l,
+                                    float *buffers[4], size_t state_begin, size_t state_end) {
+    return load_tensors(ckpt_reader_open_streaming, path, l, buffers, state_begin, state_end);
 }
 
 int checkpoint_read_tensors(struct ckpt_reader *r, const char *path, const struct vit_layout *l,
                             float *buffers[4]) {
+    return read_tensors(r, path, l, buffers, 0, l->total);
+}
+
+// Copies a chunk of n floats at flat offset `at` into buf, which holds [begin, end) of the
+// flat buffer (the part of the chunk inside it).
+static void copy_range(float *buf, size_t begin, size_t end, size_t at, const void *data,
+                       size_t n) {
+    size_t lo = at > begin ? at : begin, hi = at + n < end ? at + n : end;
+    if (hi > lo) memcpy(buf + (lo - begin), (const float *)data + (lo - at), (hi - lo) * sizeof(float));
+}
+
+static int read_tensors(struct ckpt_reader *r, const char *path, const struct vit_layout *l,
+                        float *buffers[4], size_t state_begin, size_t state_end) {
     size_t *filled = xcalloc((size_t)l->ntensors * 4, sizeof *filled);
     const Catlip__TensorChunk *c;
     int rc;
@@ -86,7 +107,11 @@ int checkpoint_read_tensors(struct ckpt_reader *r, const char *path, const struc
                                   c->name);
             break;
         }
-        memcpy(buffers[c->kind] + t->offset + c->offset, c->data.data, c->data.len);
+        if (c->kind == CATLIP__TENSOR_CHUNK__KIND__PARAM)
+            memcpy(buffers[c->kind] + t->offset + c->offset, c->data.data, c->data.len);
+        else
+            copy_range(buffers[c->kind], state_begin, state_end, t->offset + c->offset,
+                       c->data.data, n);
         filled[(size_t)(t - l->tensors) * 4 + c->kind] += n;
     }
     static const char *kind_names[] = {"weights", "AdamW first moment", "AdamW second moment",

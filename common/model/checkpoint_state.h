@@ -24,6 +24,12 @@ int checkpoint_stream_tensors(const char *path, const struct vit_layout *layout,
 // reader stays open.
 int checkpoint_read_tensors(struct ckpt_reader *r, const char *path,
                             const struct vit_layout *layout, float *buffers[4]);
+// checkpoint_stream_tensors for a sharded optimizer (train.shard_optimizer): the weights
+// (PARAM) whole, the moments and EMA only for [state_begin, state_end) of the flat buffer,
+// into buffers that hold just that range (from their index 0). Every record is still read
+// and checked for completeness.
+int checkpoint_stream_tensors_range(const char *path, const struct vit_layout *layout,
+                                    float *buffers[4], size_t state_begin, size_t state_end);
 
 // Opens and verifies a checkpoint and returns a copy of its header (free it with
 // catlip__checkpoint_header__free_unpacked(h, NULL)), or NULL with catlip_error().

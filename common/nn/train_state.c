@@ -1,6 +1,7 @@
 #include "nn/train_state.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/check.h"
@@ -9,22 +10,32 @@
 void train_state_create(struct train_state *ts, const struct vit_config *config,
                         const struct optim_settings *optim, int max_batch, struct pool *pool,
                         uint64_t seed) {
+    train_state_create_shard(ts, config, optim, max_batch, pool, seed, 0, SIZE_MAX);
+}
+
+void train_state_create_shard(struct train_state *ts, const struct vit_config *config,
+                              const struct optim_settings *optim, int max_batch,
+                              struct pool *pool, uint64_t seed, size_t state_begin,
+                              size_t state_end) {
     memset(ts, 0, sizeof *ts);
     vit_layout_init(&ts->model.layout, config);
     ts->model.pool = pool;
     ts->model.k = kernels_active();
     ts->optim = *optim;
-    size_t bytes = ts->model.layout.total * sizeof(float);
+    const size_t total = ts->model.layout.total;
+    if (state_end > total) state_end = total;
+    CATLIP_ASSERT(state_begin <= state_end);
+    size_t bytes = total * sizeof(float), state_bytes = (state_end - state_begin) * sizeof(float);
     ts->params = xaligned_alloc(bytes);
     ts->grads = xaligned_alloc(bytes);
-    ts->adam_m = xaligned_alloc(bytes);
-    ts->adam_v = xaligned_alloc(bytes);
-    ts->ema = optim->ema > 0 ? xaligned_alloc(bytes) : NULL;
-    ts->shard_begin = 0;
-    ts->shard_end = ts->model.layout.total;
-    ts->norm_blocks = xmalloc(optim_norm_blocks(ts->model.layout.total) * sizeof(double));
+    ts->adam_m = xaligned_alloc(state_bytes);
+    ts->adam_v = xaligned_alloc(state_bytes);
+    ts->ema = optim->ema > 0 ? xaligned_alloc(state_bytes) : NULL;
+    ts->shard_begin = state_begin;
+    ts->shard_end = state_end;
+    ts->norm_blocks = xmalloc(optim_norm_blocks(total) * sizeof(double));
     vit_init_params(&ts->model.layout, ts->params, seed);
-    if (ts->ema) memcpy(ts->ema, ts->params, bytes);
+    if (ts->ema) memcpy(ts->ema, ts->params + state_begin, state_bytes);
     vit_acts_create(&ts->acts, config, max_batch, pool_size(pool));
     if (config->clip) {
         ts->text.layout = *ts->model.layout.text;  // shares its tables; freed with the layout
@@ -135,22 +146,4 @@ void train_apply_update_with_norm(struct train_state *ts, double norm) {
     ts->last_grad_norm = norm;
     ts->last_lr = lr;
     ts->step++;
-}
-
-// A copy of [begin, end) of an old state buffer (indexed from ts->shard_begin), which it frees.
-static float *keep_range(const struct train_state *ts, float *old, size_t begin, size_t end) {
-    if (!old) return NULL;
-    float *kept = xaligned_alloc((end > begin ? end - begin : 1) * sizeof(float));
-    memcpy(kept, old + (begin - ts->shard_begin), (end - begin) * sizeof(float));
-    free(old);
-    return kept;
-}
-
-void train_state_shard(struct train_state *ts, size_t begin, size_t end) {
-    CATLIP_ASSERT(ts->shard_begin <= begin && begin <= end && end <= ts->shard_end);
-    ts->adam_m = keep_range(ts, ts->adam_m, begin, end);
-    ts->adam_v = keep_range(ts, ts->adam_v, begin, end);
-    ts->ema = keep_range(ts, ts->ema, begin, end);
-    ts->shard_begin = begin;
-    ts->shard_end = end;
 }

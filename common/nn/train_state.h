@@ -34,6 +34,14 @@ struct train_state {
 void train_state_create(struct train_state *ts, const struct vit_config *config,
                         const struct optim_settings *optim, int max_batch, struct pool *pool,
                         uint64_t seed);
+// The same for the sharded optimizer (ZeRO stage 1, train.shard_optimizer): the moments and
+// the EMA hold only [state_begin, state_end) of the flat buffer (EMA = that range of the
+// initial parameters); parameters and gradients stay whole. train_state_create is
+// [0, layout.total).
+void train_state_create_shard(struct train_state *ts, const struct vit_config *config,
+                              const struct optim_settings *optim, int max_batch,
+                              struct pool *pool, uint64_t seed, size_t state_begin,
+                              size_t state_end);
 void train_state_free(struct train_state *ts);
 
 // Zeroes gradients, runs forward, loss and backward on a local batch of B images.
@@ -74,10 +82,6 @@ void train_clip_backward(struct train_state *ts, int B, vit_grads_ready_fn on_re
 // [0, ln 100], as OpenCLIP does after each step.
 void train_apply_update(struct train_state *ts);
 
-// The sharded optimizer (ZeRO stage 1, train.shard_optimizer): keeps the moments and the EMA
-// of [begin, end) only (the values already there: call it after loading or initialising the
-// full state). Parameters and gradients stay whole.
-void train_state_shard(struct train_state *ts, size_t begin, size_t end);
 // train_apply_update's clipping, AdamW and EMA over [shard_begin, shard_end) with a global
 // gradient norm computed elsewhere (over the workers' block sums); step += 1. Only that range
 // of params changes.
