@@ -21,8 +21,8 @@ struct grad_bucket {
     float *scratch;         // (end - begin) at the leader: that member's gradients
     size_t scratch_cap;     // scratch and bf16's buffers are kept from step to step
     struct bf16_allreduce bf16;
-    size_t *shard_bounds;   // (workers+1) sharded: the slices' parts of the bucket, from 0
-    int *shard_counts;      // (workers) the same as MPI counts
+    size_t *shard_bounds;  // (workers+1) sharded: the slices' parts of the bucket, from 0
+    int *shard_counts;     // (workers) the same as MPI counts
 };
 
 struct grad_sync_options grad_sync_default_options(void) {
@@ -147,11 +147,12 @@ const char *grad_sync_describe(const struct grad_sync *s, char *buf, size_t cap)
     const char *wire = s->wire == GRAD_WIRE_FP32               ? "fp32"
                        : s->bf16_method == BF16_ALLREDUCE_RING ? "bf16 ring"
                                                                : "bf16 MPI_Op";
-    const char *kind = s->hierarchical ? "hierarchical"
+    const char *kind = s->hierarchical   ? "hierarchical"
                        : s->shard_bounds ? "flat reduce-scatter (sharded optimizer)"
                                          : "flat";
-    snprintf(buf, cap, "%s, %s (%d host%s, up to %d worker%s per host), %s", wire, kind, s->hosts, s->hosts == 1 ? "" : "s",
-             s->max_workers_per_host, s->max_workers_per_host == 1 ? "" : "s",
+    snprintf(buf, cap, "%s, %s (%d host%s, up to %d worker%s per host), %s", wire, kind, s->hosts,
+             s->hosts == 1 ? "" : "s", s->max_workers_per_host,
+             s->max_workers_per_host == 1 ? "" : "s",
              s->overlap ? "overlapped with backward" : "after backward");
     return buf;
 }
@@ -234,8 +235,8 @@ static void stage_start(struct grad_sync *s, struct grad_bucket *b, int index) {
             } else if (s->shard_bounds) {
                 // In place: this worker's part arrives at the start of the bucket (moved to
                 // its place when done, stage_test).
-                check_mpi(MPI_Ireduce_scatter(MPI_IN_PLACE, x, b->shard_counts, MPI_FLOAT,
-                                              MPI_SUM, c, &b->requests[0]),
+                check_mpi(MPI_Ireduce_scatter(MPI_IN_PLACE, x, b->shard_counts, MPI_FLOAT, MPI_SUM,
+                                              c, &b->requests[0]),
                           "MPI_Ireduce_scatter");
                 b->nrequests = 1;
             } else if (s->wire == GRAD_WIRE_BF16) {

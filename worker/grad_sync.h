@@ -60,7 +60,7 @@ struct grad_sync {
     int overlap;  // 0: one blocking reduction per bucket after backward
     enum grad_wire wire;
     enum bf16_allreduce_method bf16_method;
-    int hierarchical;  // the allreduce chosen (auto resolved)
+    int hierarchical;            // the allreduce chosen (auto resolved)
     const size_t *shard_bounds;  // reduce-scatter to these slices; NULL: allreduce
     int rank, size;              // in comm
     int hosts, max_workers_per_host;

@@ -8,7 +8,8 @@
 void optim_shard_bounds(size_t total, int workers, size_t *bounds) {
     bounds[0] = 0;
     for (int k = 1; k < workers; k++) {
-        size_t even = (size_t)((unsigned long long)total * (unsigned long long)k / (unsigned)workers);
+        size_t even =
+            (size_t)((unsigned long long)total * (unsigned long long)k / (unsigned)workers);
         bounds[k] = even / OPTIM_NORM_BLOCK * OPTIM_NORM_BLOCK;
     }
     bounds[workers] = total;
@@ -63,15 +64,13 @@ size_t optim_shard_state_bytes(const struct train_state *ts) {
 }
 
 // A collective started on the workers' communicator, waited for with heartbeats.
-static void wait_collective(struct optim_shard *o, int rc, MPI_Request *request,
-                            const char *what) {
+static void wait_collective(struct optim_shard *o, int rc, MPI_Request *request, const char *what) {
     check_mpi(rc, what);
     check_mpi(heartbeat_waitall(o->heartbeat, 1, request), what);
 }
 
 void optim_shard_step(struct optim_shard *o, struct train_state *ts) {
-    CATLIP_ASSERT(ts->shard_begin == o->bounds[o->rank] &&
-                  ts->shard_end == o->bounds[o->rank + 1]);
+    CATLIP_ASSERT(ts->shard_begin == o->bounds[o->rank] && ts->shard_end == o->bounds[o->rank + 1]);
     double t0 = time_now();
     // This worker's blocks of the norm, then everyone's, folded in block order.
     const int me = o->rank;
@@ -80,11 +79,11 @@ void optim_shard_step(struct optim_shard *o, struct train_state *ts) {
                         ts->norm_blocks + o->block_displs[me]);
     double t1 = time_now();
     MPI_Request request;
-    wait_collective(o,
-                    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, ts->norm_blocks,
-                                    o->block_counts, o->block_displs, MPI_DOUBLE, o->comm,
-                                    &request),
-                    &request, "allgathering the gradient norm's block sums");
+    wait_collective(
+        o,
+        MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, ts->norm_blocks, o->block_counts,
+                        o->block_displs, MPI_DOUBLE, o->comm, &request),
+        &request, "allgathering the gradient norm's block sums");
     double t2 = time_now();
     train_apply_update_with_norm(ts, optim_norm_fold(ts->norm_blocks, optim_norm_blocks(o->total)));
     double t3 = time_now();

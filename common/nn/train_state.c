@@ -14,9 +14,8 @@ void train_state_create(struct train_state *ts, const struct vit_config *config,
 }
 
 void train_state_create_shard(struct train_state *ts, const struct vit_config *config,
-                              const struct optim_settings *optim, int max_batch,
-                              struct pool *pool, uint64_t seed, size_t state_begin,
-                              size_t state_end) {
+                              const struct optim_settings *optim, int max_batch, struct pool *pool,
+                              uint64_t seed, size_t state_begin, size_t state_end) {
     memset(ts, 0, sizeof *ts);
     vit_layout_init(&ts->model.layout, config);
     ts->model.pool = pool;
