@@ -473,7 +473,11 @@ static uint64_t weights_digest(const struct train_state *ts) {
 // created (they depend only on the model's size and the worker count).
 static void plan_sharding(struct worker *w) {
     const struct run *run = w->run;
-    if (!run->cfg.train.shard_optimizer || run->nworkers < 2) return;
+    if (!run->cfg.train.shard_optimizer) return;
+    if (run->nworkers < 2) {
+        log_info("train.shard_optimizer: one worker, nothing to shard");
+        return;
+    }
     struct vit_layout layout;
     vit_layout_init(&layout, &run->model);
     optim_shard_init(&w->shard, run->workers, layout.total, &w->heartbeat);
