@@ -3,7 +3,7 @@
 same numbers as the unsharded optimizer, repeats bit for bit, survives SIGKILL, and its
 checkpoints move between sharded and unsharded runs and worker counts.
 
-  shard_test.py --catlip build/catlip equivalence|kill|resume
+  shard_test.py --catlip build/catlip equivalence|kill|resume|clip
 
 What is promised (worker/optim_shard.h, README): at 2 workers sharded equals unsharded bit for
 bit (each gradient is a sum of two terms, which has one result in any order; the gradient
@@ -153,6 +153,23 @@ def test_resume(catlip, tmp):
     full = losses(d3)
     check(all(again[s] == full[s] for s in again) and again,
           "sharded 3 workers resumed on 3: the uninterrupted run's losses, bit for bit")
+
+
+def test_clip(catlip, tmp):
+    # model.objective clip: the same reduce-scatter and slices over both towers' parameters.
+    import clip_test
+    data, _ = clip_test.make_data(catlip, tmp)
+    steps = data + ["train.steps=10", "checkpoint.every_steps=0"]
+    got = {}
+    for name, extra in (("clip_plain", []), ("clip_sharded", SHARD)):
+        d = os.path.join(tmp, name)
+        rc, log = rt.run(catlip, 2, d, steps + extra)
+        dg = digests(log)
+        check(rc == 0 and len({x[2] for x in dg}) == 1 and len(dg) == 2,
+              f"{name}: 2 workers complete with identical weights")
+        got[name] = (losses(d) if rc == 0 else None, dg[0][2] if dg else None)
+    check(got["clip_sharded"] == got["clip_plain"] and got["clip_plain"][0],
+          "CLIP sharded at 2 workers: the unsharded losses and weights, bit for bit")
 
 
 if __name__ == "__main__":

@@ -20,4 +20,4 @@ integration_tests(comm_test.py comm_ 300 bf16 hierarchical)
 # model.objective clip end to end (tiny towers on captioned shards).
 integration_tests(clip_test.py clip_ 600 learns workers kill elastic errors)
 # The sharded optimizer (train.shard_optimizer).
-integration_tests(shard_test.py shard_ 600 equivalence kill resume)
+integration_tests(shard_test.py shard_ 600 equivalence kill resume clip)
