@@ -158,14 +158,13 @@ int main(int argc, char **argv) {
                 diff = fmax(diff, fabs(x - y));
                 top = fmax(top, fabs(y));
             }
-        // As a bf16 step feeds them (nn/vit.c): B is bf16 in every linear-layer product (the
-        // weight forward and in dinp, the stored input in dweight) except the head's dweight;
-        // A is bf16 in the forward products of the blocks (their stored inputs); the rest,
-        // attention included, is fp32 rounded while packed.
-        int linear = strncmp(s.what, "att", 3) != 0 && strncmp(s.what, "square", 6) != 0;
-        int b_bf16 = linear && strncmp(s.what, "bwd head dW", 11) != 0;
-        int a_bf16 =
-            linear && strncmp(s.what, "fwd", 3) == 0 && strncmp(s.what, "fwd head", 8) != 0;
+        // As a bf16 step feeds them (nn/vit.c): every operand of the blocks' linear layers and of
+        // attention is already bf16 (weights rounded once per step, stored inputs, dout and
+        // q, k, v, P, dS, dy rounded by the pass that produces them); in the head, only the
+        // weight is (its input lnf and dout dlogits are fp32, rounded while packed).
+        int head = strstr(s.what, "head") != NULL, square = strncmp(s.what, "square", 6) == 0;
+        int a_bf16 = !head && !square;
+        int b_bf16 = !square && strncmp(s.what, "bwd head dW", 11) != 0;
         uint16_t *ah = xaligned_alloc(na * sizeof(uint16_t)),
                  *bh = xaligned_alloc(nb * sizeof(uint16_t));
         bf16_from_floats(ah, a, na);

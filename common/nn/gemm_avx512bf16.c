@@ -196,19 +196,21 @@ static void pack_a(int trans_a, uint32_t *dst, const struct operand *A, long ic,
     }
     // Aᵀ: row k of A holds op(A)[.][k] across; two rows make one pair per element. A 16-dword
     // store spills into pair p + 1 of the same sliver (written next); the last pair's is masked.
-    for (int p = 0; p < kp; p++) {
-        long k = pc + 2L * p;
-        for (int s = 0; s < tiles; s++) {
-            int start, rows;
-            tile_rows(mc, tiles, s, &start, &rows);
+    // Sliver by sliver, so the stores stream through one sliver at a time (pair by pair over all
+    // slivers, each pair's stores went to `tiles` lines kp * MR dwords apart and stalled).
+    for (int s = 0; s < tiles; s++) {
+        int start, rows;
+        tile_rows(mc, tiles, s, &start, &rows);
+        uint32_t *d = dst + (long)s * MR * kp;
+        for (int p = 0; p < kp; p++) {
+            long k = pc + 2L * p;
             prefetch_row(A, k + 16, ic + start);
             prefetch_row(A, k + 17, ic + start);
             __m512i v = pair_rows(A, k, kend, ic + start, rows);
-            uint32_t *d = dst + (long)s * MR * kp + (long)p * MR;
             if (p < kp - 1)
-                _mm512_storeu_si512(d, v);
+                _mm512_storeu_si512(d + (long)p * MR, v);
             else
-                _mm512_mask_storeu_epi32(d, mask_first16(rows), v);
+                _mm512_mask_storeu_epi32(d + (long)p * MR, mask_first16(rows), v);
         }
     }
 }
