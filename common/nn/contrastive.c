@@ -78,7 +78,7 @@ static double direction(struct pool *pool, const struct kernels *k, float *dq_al
                         double *dscale, float *scratch, const float *q_all, const float *k_all,
                         int N, int D, int begin, int rows, float scale) {
     const float *q = q_all + (size_t)begin * D;
-    matmul_forward(pool, k, scratch, q, NULL, k_all, NULL, NULL, NULL, rows, D, N);
+    matmul_forward(pool, k, scratch, NULL, q, NULL, k_all, NULL, NULL, NULL, rows, D, N);
     struct rows_task t = {.k = k, .g = scratch, .N = N, .begin = begin, .rows = rows,
                           .scale = scale, .inv_2n = 0.5f / (float)N};
     CATLIP_ASSERT(pool_size(pool) <= 64);
@@ -88,8 +88,8 @@ static double direction(struct pool *pool, const struct kernels *k, float *dq_al
         loss += t.loss[i];
         *dscale += t.dscale[i];
     }
-    matmul_backward(pool, dq_all + (size_t)begin * D, dk_all, NULL, scratch, q, NULL, k_all, NULL,
-                    rows, D, N, 1);
+    matmul_backward(pool, dq_all + (size_t)begin * D, dk_all, NULL, scratch, NULL, q, NULL, k_all,
+                    NULL, rows, D, N, 1);
     return loss;
 }
 

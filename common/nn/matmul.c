@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "core/check.h"
+#include "nn/bf16.h"
 #include "nn/gemm.h"
 
 static float *ones_buffer;
@@ -22,6 +23,7 @@ const float *matmul_ones(long rows) {
 struct forward_task {
     const struct kernels *k;
     float *out;
+    uint16_t *out_bf16;
     const float *inp, *weight, *bias, *residual;
     const uint16_t *weight_bf16, *inp_bf16;
     long N;
@@ -48,6 +50,7 @@ static void forward_worker(void *arg, int ith, int nth) {
             float *row = t->out + r * t->OC + begin;
             if (t->bias) t->k->add_bias(row, t->bias + begin, 1, n);
             if (t->residual) t->k->add(row, row, t->residual + r * t->OC + begin, n);
+            if (t->out_bf16) bf16_from_floats(t->out_bf16 + r * t->OC + begin, row, (size_t)n);
         }
     } else {
         pool_split(t->N, ith, nth, &begin, &end);
@@ -65,14 +68,16 @@ static void forward_worker(void *arg, int ith, int nth) {
                  0.0f, out, t->OC);
         if (t->bias) t->k->add_bias(out, t->bias, n, t->OC);
         if (t->residual) t->k->add(out, out, t->residual + begin * t->OC, n * t->OC);
+        if (t->out_bf16) bf16_from_floats(t->out_bf16 + begin * t->OC, out, (size_t)n * t->OC);
     }
 }
 
-void matmul_forward(struct pool *pool, const struct kernels *k, float *out, const float *inp,
-                    const uint16_t *inp_bf16, const float *weight, const uint16_t *weight_bf16,
-                    const float *bias, const float *residual, long N, int IC, int OC) {
-    struct forward_task t = {k,           out,      inp, weight, bias, residual,
-                             weight_bf16, inp_bf16, N,   IC,     OC,   0};
+void matmul_forward(struct pool *pool, const struct kernels *k, float *out, uint16_t *out_bf16,
+                    const float *inp, const uint16_t *inp_bf16, const float *weight,
+                    const uint16_t *weight_bf16, const float *bias, const float *residual, long N,
+                    int IC, int OC) {
+    struct forward_task t = {k,        out,         out_bf16, inp, weight, bias, residual,
+                             weight_bf16, inp_bf16, N,        IC,  OC,     0};
     // Few rows and many columns (the head: B x V): give each thread a slice of the weight.
     t.split_columns = N < 64L * pool_size(pool) && OC >= 64 * pool_size(pool);
     pool_run(pool, forward_worker, &t);
@@ -81,7 +86,7 @@ void matmul_forward(struct pool *pool, const struct kernels *k, float *out, cons
 struct backward_task {
     float *dinp, *dweight, *dbias;
     const float *dout, *inp, *weight, *ones;
-    const uint16_t *weight_bf16, *inp_bf16;
+    const uint16_t *weight_bf16, *inp_bf16, *dout_bf16;
     long N;
     int IC, OC, accumulate_dinp;
 };
@@ -94,9 +99,11 @@ static void backward_worker(void *arg, int ith, int nth) {
         pool_split(t->N, ith, nth, &begin, &end);
         float beta = t->accumulate_dinp ? 1.0f : 0.0f;
         if (end > begin && t->weight_bf16)
-            gemm_bf16(0, 0, (int)(end - begin), t->IC, t->OC, 1.0f, t->dout + begin * t->OC,
-                      GEMM_F32, t->OC, t->weight_bf16, GEMM_BF16, t->IC, beta,
-                      t->dinp + begin * t->IC, t->IC);
+            gemm_bf16(0, 0, (int)(end - begin), t->IC, t->OC, 1.0f,
+                      t->dout_bf16 ? (const void *)(t->dout_bf16 + begin * t->OC)
+                                   : (const void *)(t->dout + begin * t->OC),
+                      t->dout_bf16 ? GEMM_BF16 : GEMM_F32, t->OC, t->weight_bf16, GEMM_BF16, t->IC,
+                      beta, t->dinp + begin * t->IC, t->IC);
         else if (end > begin)
             gemm(0, 0, (int)(end - begin), t->IC, t->OC, 1.0f, t->dout + begin * t->OC, t->OC,
                  t->weight, t->IC, beta, t->dinp + begin * t->IC, t->IC);
@@ -106,7 +113,10 @@ static void backward_worker(void *arg, int ith, int nth) {
     int n = (int)(end - begin);
     if (n <= 0) return;
     if (t->weight_bf16)
-        gemm_bf16(1, 0, n, t->IC, (int)t->N, 1.0f, t->dout + begin, GEMM_F32, t->OC,
+        gemm_bf16(1, 0, n, t->IC, (int)t->N, 1.0f,
+                  t->dout_bf16 ? (const void *)(t->dout_bf16 + begin)
+                               : (const void *)(t->dout + begin),
+                  t->dout_bf16 ? GEMM_BF16 : GEMM_F32, t->OC,
                   t->inp_bf16 ? (const void *)t->inp_bf16 : (const void *)t->inp,
                   t->inp_bf16 ? GEMM_BF16 : GEMM_F32, t->IC, 1.0f, t->dweight + begin * t->IC,
                   t->IC);
@@ -119,11 +129,14 @@ static void backward_worker(void *arg, int ith, int nth) {
 }
 
 void matmul_backward(struct pool *pool, float *dinp, float *dweight, float *dbias,
-                     const float *dout, const float *inp, const uint16_t *inp_bf16,
-                     const float *weight, const uint16_t *weight_bf16, long N, int IC, int OC,
-                     int accumulate_dinp) {
-    struct backward_task t = {dinp,        dweight,  dbias, dout, inp, weight,         NULL,
-                              weight_bf16, inp_bf16, N,     IC,   OC,  accumulate_dinp};
+                     const float *dout, const uint16_t *dout_bf16, const float *inp,
+                     const uint16_t *inp_bf16, const float *weight, const uint16_t *weight_bf16,
+                     long N, int IC, int OC, int accumulate_dinp) {
+    CATLIP_ASSERT(dout_bf16 == NULL || weight_bf16 != NULL);
+    struct backward_task t = {.dinp = dinp, .dweight = dweight, .dbias = dbias, .dout = dout,
+                              .inp = inp, .weight = weight, .weight_bf16 = weight_bf16,
+                              .inp_bf16 = inp_bf16, .dout_bf16 = dout_bf16, .N = N, .IC = IC,
+                              .OC = OC, .accumulate_dinp = accumulate_dinp};
     if (dbias) t.ones = matmul_ones(N);
     pool_run(pool, backward_worker, &t);
 }

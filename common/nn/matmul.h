@@ -13,10 +13,12 @@
 #include "core/pool.h"
 #include "nn/kernels.h"
 
-// out = inp · Wᵀ + bias (+ residual when not NULL). Splits rows, or output columns when
-// there are few rows (the head: B rows, V columns).
+// out = inp · Wᵀ + bias (+ residual when not NULL), and out rounded to bf16 into out_bf16 when
+// that is not NULL (by the thread that wrote the rows, while they are in cache). Splits rows, or
+// output columns when there are few rows (the head: B rows, V columns).
 void matmul_forward(struct pool *pool, const struct kernels *k,
                     float *out,                   // (N, OC)
+                    uint16_t *out_bf16,           // (N, OC) or NULL
                     const float *inp,             // (N, IC)
                     const uint16_t *inp_bf16,     // (N, IC) bf16, read instead of inp; or NULL
                     const float *weight,          // (OC, IC)
@@ -28,11 +30,14 @@ void matmul_forward(struct pool *pool, const struct kernels *k,
 // Backward of out = inp · Wᵀ + bias:
 //   dinp  = dout · W     (overwritten, or += when accumulate_dinp; skipped when dinp is NULL)
 //   dweight += doutᵀ · inp
-//   dbias   += column sums of dout (when dbias is not NULL)
+//   dbias   += column sums of dout (when dbias is not NULL; a caller whose pass that produces
+//              dout sums it there passes NULL)
+// dout_bf16 (bf16 only): dout already rounded, read by both products instead of dout.
 void matmul_backward(struct pool *pool, float *dinp,  // (N, IC) or NULL
                      float *dweight,                  // (OC, IC)
                      float *dbias,                    // (OC) or NULL
                      const float *dout,               // (N, OC)
+                     const uint16_t *dout_bf16,       // (N, OC) bf16, or NULL
                      const float *inp,                // (N, IC)
                      const uint16_t *inp_bf16,        // (N, IC) bf16 (read instead), or NULL
                      const float *weight,             // (OC, IC)

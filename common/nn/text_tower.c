@@ -156,7 +156,7 @@ static void acts_carve(struct text_acts *a, const struct text_config *c, int B, 
         a->lnf_mean = carve_floats(&cv, (size_t)B);
         a->lnf_rstd = carve_floats(&cv, (size_t)B);
         a->features = carve_floats(&cv, (size_t)B * (size_t)c->embed_dim);
-        transformer_scratch_carve(&cv, &a->scratch, &s, B, nthreads);
+        transformer_scratch_carve(&cv, &a->scratch, &s, B, nthreads, bf16);
         a->dpooled = carve_floats(&cv, (size_t)B * C);
     }
     for (int l = 0; bf16 && l < c->depth; l++)
@@ -281,7 +281,7 @@ void text_forward(const struct text_model *m, struct text_acts *a, const float *
     }
     transformer_layernorm_forward(&e, a->lnf, NULL, a->lnf_mean, a->lnf_rstd, a->pooled,
                                   params + L->ln_final_w, params + L->ln_final_b, B, C);
-    matmul_forward(m->pool, m->k, a->features, a->lnf, NULL, params + L->projection,
+    matmul_forward(m->pool, m->k, a->features, NULL, a->lnf, NULL, params + L->projection,
                    transformer_weight_bf16(&e, L->projection), NULL, NULL, B, C, c->embed_dim);
 }
 
@@ -296,7 +296,7 @@ void text_backward(const struct text_model *m, struct text_acts *a, const float 
     struct transformer_scratch *sc = &a->scratch;
 
     // features = lnf · Pᵀ
-    matmul_backward(m->pool, a->dpooled, grads + L->projection, NULL, dfeatures, a->lnf, NULL,
+    matmul_backward(m->pool, a->dpooled, grads + L->projection, NULL, dfeatures, NULL, a->lnf, NULL,
                     params + L->projection, transformer_weight_bf16(&e, L->projection), B, C, c->embed_dim, 0);
     // lnf = LayerNorm(pooled)
     transformer_layernorm_backward(&e, sc->ln_partials, a->dpooled, grads + L->ln_final_w,

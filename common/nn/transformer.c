@@ -44,7 +44,10 @@ void transformer_block_acts_carve(struct carver *cv, struct transformer_block_ac
         b->ln1 = carve_floats(cv, BT * C);
     b->ln1_mean = carve_floats(cv, BT);
     b->ln1_rstd = carve_floats(cv, BT);
-    b->qkv = carve_floats(cv, BT * 3 * C);
+    if (bf16)
+        b->qkv_bf16 = carve_bf16(cv, BT * 3 * C);
+    else
+        b->qkv = carve_floats(cv, BT * 3 * C);
     b->att = carve_floats(cv, (size_t)B * (size_t)s->heads * T * T);
     if (bf16) {
         b->atty_bf16 = carve_bf16(cv, BT * C);
@@ -64,21 +67,38 @@ void transformer_block_acts_carve(struct carver *cv, struct transformer_block_ac
     b->out = carve_floats(cv, BT * C);
 }
 
+// bf16's per-thread attention scratch, in bf16 elements: one head's P and dS (T rows of
+// attn_bf16_ld(T)) and dy (T, head_dim).
+static size_t attn_bf16_ld(int T) {
+    return ((size_t)T + 31) & ~(size_t)31;  // rows start 64-byte aligned
+}
+
+static size_t attn_bf16_scratch(const struct transformer_shape *s) {
+    return 2 * (size_t)s->tokens * attn_bf16_ld(s->tokens) + (size_t)s->tokens * s->head_dim;
+}
+
 void transformer_scratch_carve(struct carver *cv, struct transformer_scratch *sc,
-                               const struct transformer_shape *s, int B, int nthreads) {
+                               const struct transformer_shape *s, int B, int nthreads, int bf16) {
     const size_t C = (size_t)s->dim, T = (size_t)s->tokens, BT = (size_t)B * T;
+    const size_t Hd = (size_t)s->mlp_hidden, widest = Hd > 3 * C ? Hd : 3 * C;
     sc->dres = carve_floats(cv, BT * C);
     sc->dtmp = carve_floats(cv, BT * C);
     sc->dqkv = carve_floats(cv, BT * 3 * C);
     sc->dhidden = carve_floats(cv, BT * (size_t)s->mlp_hidden);
     sc->dscores = carve_floats(cv, (size_t)nthreads * T * T);
     sc->ln_partials = carve_floats(cv, (size_t)nthreads * 2 * C);
+    sc->dbias_partials = carve_floats(cv, (size_t)nthreads * widest);
+    sc->dout_bf16 = bf16 ? carve_bf16(cv, BT * widest) : NULL;
+    sc->attn_bf16 = bf16 ? carve_bf16(cv, (size_t)nthreads * attn_bf16_scratch(s)) : NULL;
     sc->nthreads = nthreads;
 }
 
 void transformer_block_acts_share_scratch(struct transformer_block_acts *b,
                                           const struct transformer_scratch *sc) {
     b->ln1 = b->atty = b->ln2 = b->fch_gelu = sc->dhidden;
+    b->qkv = sc->dqkv;  // apart from ln1's scratch: ln1_bf16 is the qkv matmul's input
+    b->attn_bf16 = sc->attn_bf16;
+    b->attn_threads = sc->nthreads;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -181,6 +201,7 @@ enum elementwise_op {
     ELEMENTWISE_GELU,           // out = gelu(a)
     ELEMENTWISE_GELU_BACKWARD,  // out = gelu'(a) * b   (a: GELU input, b: dout)
     ELEMENTWISE_ADD,            // out = a + b
+    ELEMENTWISE_NONE,           // out as it is (elementwise_dout: only rounded and summed)
 };
 
 struct elementwise_task {
@@ -190,7 +211,24 @@ struct elementwise_task {
     long n;
     enum elementwise_op op;
     uint16_t *out_bf16;  // also out rounded to bf16, or NULL
+    // elementwise_dout: n = rows * cols, and each thread's column sums of out (cols floats)
+    long rows;
+    int cols;
+    float *partials;
 };
+
+// out[begin, end) = op(a, b), then rounded into out_bf16 when that is not NULL.
+static void elementwise_range(const struct elementwise_task *t, long begin, long end) {
+    switch (t->op) {
+    case ELEMENTWISE_GELU: t->k->gelu_forward(t->out + begin, t->a + begin, end - begin); break;
+    case ELEMENTWISE_GELU_BACKWARD:
+        t->k->gelu_backward(t->out + begin, t->a + begin, t->b + begin, end - begin);
+        break;
+    case ELEMENTWISE_ADD: t->k->add(t->out + begin, t->a + begin, t->b + begin, end - begin); break;
+    case ELEMENTWISE_NONE: break;
+    }
+    if (t->out_bf16) bf16_from_floats(t->out_bf16 + begin, t->out + begin, (size_t)(end - begin));
+}
 
 static void elementwise_worker(void *arg, int ith, int nth) {
     struct elementwise_task *t = arg;
@@ -200,26 +238,62 @@ static void elementwise_worker(void *arg, int ith, int nth) {
     pool_split(blocks, ith, nth, &b, &e);
     b *= 16;
     e = e * 16 < t->n ? e * 16 : t->n;
-    if (e <= b) return;
-    switch (t->op) {
-    case ELEMENTWISE_GELU: t->k->gelu_forward(t->out + b, t->a + b, e - b); break;
-    case ELEMENTWISE_GELU_BACKWARD: t->k->gelu_backward(t->out + b, t->a + b, t->b + b, e - b); break;
-    case ELEMENTWISE_ADD: t->k->add(t->out + b, t->a + b, t->b + b, e - b); break;
-    }
-    if (t->out_bf16) bf16_from_floats(t->out_bf16 + b, t->out + b, (size_t)(e - b));
+    if (e > b) elementwise_range(t, b, e);
 }
 
 // out = op(a, b), and out rounded to bf16 into out_bf16 when that is not NULL.
 static void elementwise_rounded(const struct transformer_exec *x, enum elementwise_op op,
                                 float *out, uint16_t *out_bf16, const float *a, const float *b,
                                 long n) {
-    struct elementwise_task t = {x->k, out, a, b, n, op, out_bf16};
+    struct elementwise_task t = {.k = x->k, .out = out, .a = a, .b = b, .n = n, .op = op,
+                                 .out_bf16 = out_bf16};
     pool_run(x->pool, elementwise_worker, &t);
 }
 
 static void elementwise(const struct transformer_exec *x, enum elementwise_op op, float *out,
                         const float *a, const float *b, long n) {
     elementwise_rounded(x, op, out, NULL, a, b, n);
+}
+
+static void elementwise_dout_worker(void *arg, int ith, int nth) {
+    struct elementwise_task *t = arg;
+    long b, e;
+    pool_split(t->rows, ith, nth, &b, &e);
+    float *sums = t->partials + (size_t)ith * t->cols;
+    memset(sums, 0, (size_t)t->cols * sizeof *sums);
+    // ~16 KB of fp32 rows at a time, so that rounding and summing read them from L1
+    const long chunk = t->cols < 4096 ? 4096 / t->cols : 1;
+    for (long r = b; r < e; r += chunk) {
+        long n = e - r < chunk ? e - r : chunk;
+        elementwise_range(t, r * t->cols, (r + n) * t->cols);
+        t->k->bias_backward(sums, t->out + r * t->cols, n, t->cols);
+    }
+}
+
+// dbias += the threads' column sums (partials), in thread order: fixed for a thread count.
+static void dbias_from_partials(const struct transformer_exec *x, const float *partials,
+                                float *dbias, int cols) {
+    for (int i = 0; i < pool_size(x->pool); i++) {
+        const float *sums = partials + (size_t)i * cols;
+        for (int c = 0; c < cols; c++) dbias[c] += sums[c];
+    }
+}
+
+// A linear layer's dout (rows, cols), finished in one pass: out = op(a, b), and each chunk of
+// rows, while in cache, rounded into sc->dout_bf16 (bf16: what both backward products read,
+// so neither converts it) and summed into dbias (so matmul_backward does not read dout again
+// for it). Returns the bf16 dout, or NULL in fp32.
+static const uint16_t *elementwise_dout(const struct transformer_exec *x,
+                                        struct transformer_scratch *sc, enum elementwise_op op,
+                                        float *dbias, float *out, const float *a, const float *b,
+                                        long rows, int cols) {
+    struct elementwise_task t = {.k = x->k, .out = out, .a = a, .b = b, .n = rows * cols,
+                                 .op = op, .out_bf16 = sc->dout_bf16, .rows = rows,
+                                 .cols = cols, .partials = sc->dbias_partials};
+    CATLIP_ASSERT(pool_size(x->pool) <= sc->nthreads);
+    pool_run(x->pool, elementwise_dout_worker, &t);
+    dbias_from_partials(x, sc->dbias_partials, dbias, cols);
+    return sc->dout_bf16;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -232,44 +306,111 @@ struct attention_task {
     int B;
     float *qkv, *att, *atty;           // forward
     float *dqkv, *datty, *dscores;     // backward
-    int bf16;                          // products in bf16 (VIT_BF16)
+    // bf16: q, k, v as bf16 (qkv unused), per-thread bf16 scratch, and atty also rounded into
+    // atty_bf16; every product then takes bf16 operands that were rounded once, where they
+    // were produced, instead of in each product's packing.
+    const uint16_t *qkv_bf16;
+    uint16_t *scratch_bf16, *atty_bf16;
+    // backward: each thread's column sums of dqkv (3C, the qkv bias gradient), and bf16's
+    // dqkv rounded for the qkv matmul's backward products (or NULL)
+    float *dbias_partials;
+    uint16_t *dqkv_bf16;
 };
 
-// The attention products: fp32 operands, in bf16 (rounded while packed) when bf16.
-static void attention_gemm(int bf16, int trans_a, int trans_b, int M, int N, int K, float alpha,
-                           const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-    if (bf16)
-        gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, GEMM_F32, lda, B, GEMM_F32, ldb, 0.0f, C,
-                  ldc);
-    else
-        gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc);
+// Row i of one head's scores (T values) → softmax in place (causal: over keys 0..i, the rest
+// exact zeros, so P·v and the softmax backward, which multiplies by P, see no masked key).
+static void softmax_row(const struct attention_task *t, float *p, int i) {
+    const int T = t->s->tokens;
+    if (t->s->causal) {
+        t->k->softmax_forward(p, p, 1, i + 1);
+        memset(p + i + 1, 0, (size_t)(T - 1 - i) * sizeof *p);
+    } else {
+        t->k->softmax_forward(p, p, 1, T);
+    }
+}
+
+// rows x cols fp32 (row stride ld) rounded to bf16 (row stride ld_bf16).
+static void round_rows(uint16_t *dst, long ld_bf16, const float *src, long ld, int rows,
+                       int cols) {
+    for (int r = 0; r < rows; r++) bf16_from_floats(dst + r * ld_bf16, src + r * ld, (size_t)cols);
 }
 
 static void attention_forward_worker(void *arg, int ith, int nth) {
     struct attention_task *t = arg;
     const int T = t->s->tokens, C = t->s->dim, H = t->s->heads, hd = t->s->head_dim;
     const float scale = 1.0f / sqrtf((float)hd);
+    const long ldp = (long)attn_bf16_ld(T);
     long b0, e0;
     pool_split((long)t->B * H, ith, nth, &b0, &e0);
     for (long bh = b0; bh < e0; bh++) {
         long b = bh / H, h = bh % H;
+        float *p = t->att + bh * T * T;           // (T, T)
+        float *y = t->atty + b * T * C + h * hd;  // (T, hd), row stride C
+        if (t->qkv_bf16) {
+            const uint16_t *q = t->qkv_bf16 + b * T * 3 * C + h * hd;  // (T, hd), row stride 3C
+            const uint16_t *key = q + C, *v = q + 2 * C;
+            uint16_t *pb = t->scratch_bf16 + (size_t)ith * attn_bf16_scratch(t->s);  // (T, ldp)
+            gemm_bf16(0, 1, T, T, hd, scale, q, GEMM_BF16, 3 * C, key, GEMM_BF16, 3 * C, 0.0f, p,
+                      T);
+            // softmax in fp32 (as autocast keeps it), each row rounded while in L1
+            for (int i = 0; i < T; i++) {
+                softmax_row(t, p + (long)i * T, i);
+                bf16_from_floats(pb + i * ldp, p + (long)i * T, (size_t)T);
+            }
+            gemm_bf16(0, 0, T, hd, T, 1.0f, pb, GEMM_BF16, (int)ldp, v, GEMM_BF16, 3 * C, 0.0f, y,
+                      C);
+            // proj's input, rounded while this head's columns are in cache
+            round_rows(t->atty_bf16 + b * T * C + h * hd, C, y, C, T, hd);
+            continue;
+        }
         const float *q = t->qkv + b * T * 3 * C + h * hd;  // (T, hd), row stride 3C
         const float *key = q + C;
         const float *v = q + 2 * C;
-        float *p = t->att + bh * T * T;  // (T, T)
-        attention_gemm(t->bf16, 0, 1, T, T, hd, scale, q, 3 * C, key, 3 * C, p, T);
-        if (t->s->causal) {
-            // Row i over keys 0..i; the rest exact zeros, so P·v and the softmax backward
-            // (which multiplies by P) see no masked key.
-            for (int i = 0; i < T; i++) {
-                t->k->softmax_forward(p + (long)i * T, p + (long)i * T, 1, i + 1);
-                memset(p + (long)i * T + i + 1, 0, (size_t)(T - 1 - i) * sizeof *p);
-            }
-        } else {
-            t->k->softmax_forward(p, p, T, T);
-        }
-        attention_gemm(t->bf16, 0, 0, T, hd, T, 1.0f, p, T, v, 3 * C, t->atty + b * T * C + h * hd,
-                       C);
+        gemm(0, 1, T, T, hd, scale, q, 3 * C, key, 3 * C, 0.0f, p, T);
+        for (int i = 0; i < T; i++) softmax_row(t, p + (long)i * T, i);
+        gemm(0, 0, T, hd, T, 1.0f, p, T, v, 3 * C, 0.0f, y, C);
+    }
+}
+
+// bf16's backward of one (sequence, head): as below, on bf16 q, k, v; dy rounded once for its
+// two products, dS and P rounded by the softmax backward's row loop (softmax itself in fp32).
+static void attention_backward_head_bf16(const struct attention_task *t, int ith, long b, long h,
+                                         float *ds) {
+    const int T = t->s->tokens, C = t->s->dim, hd = t->s->head_dim;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const long ldp = (long)attn_bf16_ld(T), H = t->s->heads;
+    const uint16_t *q = t->qkv_bf16 + b * T * 3 * C + h * hd;  // (T, hd), row stride 3C
+    const uint16_t *key = q + C, *v = q + 2 * C;
+    float *dq = t->dqkv + b * T * 3 * C + h * hd, *dk = dq + C, *dv = dq + 2 * C;
+    const float *p = t->att + (b * H + h) * T * T;
+    uint16_t *pb = t->scratch_bf16 + (size_t)ith * attn_bf16_scratch(t->s);  // (T, ldp)
+    uint16_t *dsb = pb + T * ldp;                                            // (T, ldp)
+    uint16_t *dyb = dsb + T * ldp;                                           // (T, hd)
+    round_rows(dyb, hd, t->datty + b * T * C + h * hd, C, T, hd);
+    gemm_bf16(0, 1, T, T, hd, 1.0f, dyb, GEMM_BF16, hd, v, GEMM_BF16, 3 * C, 0.0f, ds, T);
+    for (int r = 0; r < T; r++) {
+        t->k->softmax_backward(ds + (long)r * T, p + (long)r * T, ds + (long)r * T, 1, T, scale);
+        bf16_from_floats(dsb + r * ldp, ds + (long)r * T, (size_t)T);
+        bf16_from_floats(pb + r * ldp, p + (long)r * T, (size_t)T);
+    }
+    gemm_bf16(1, 0, T, hd, T, 1.0f, pb, GEMM_BF16, (int)ldp, dyb, GEMM_BF16, hd, 0.0f, dv, 3 * C);
+    gemm_bf16(0, 0, T, hd, T, 1.0f, dsb, GEMM_BF16, (int)ldp, key, GEMM_BF16, 3 * C, 0.0f, dq,
+              3 * C);
+    gemm_bf16(1, 0, T, hd, T, 1.0f, dsb, GEMM_BF16, (int)ldp, q, GEMM_BF16, 3 * C, 0.0f, dk,
+              3 * C);
+}
+
+// One head's dq, dk, dv just written (T rows of hd at row stride 3C, still in cache): their
+// column sums into this thread's sums (3C) for the qkv bias, so that its matmul_backward reads
+// dqkv only for the products, and (bf16) their bf16 copies, the products' operand.
+static void attention_dqkv_finish(const struct attention_task *t, float *sums, long b, long h) {
+    const int T = t->s->tokens, C = t->s->dim, hd = t->s->head_dim;
+    for (int part = 0; part < 3; part++) {  // q, k, v
+        const long column = part * C + h * hd;
+        const float *d = t->dqkv + b * T * 3 * C + column;
+        for (int r = 0; r < T; r++)
+            t->k->add(sums + column, sums + column, d + (long)r * 3 * C, hd);
+        if (t->dqkv_bf16) round_rows(t->dqkv_bf16 + b * T * 3 * C + column, 3 * C, d, 3 * C, T, hd);
     }
 }
 
@@ -278,22 +419,30 @@ static void attention_backward_worker(void *arg, int ith, int nth) {
     const int T = t->s->tokens, C = t->s->dim, H = t->s->heads, hd = t->s->head_dim;
     const float scale = 1.0f / sqrtf((float)hd);
     float *ds = t->dscores + (size_t)ith * T * T;  // (T, T) this thread's scratch
+    float *sums = t->dbias_partials + (size_t)ith * 3 * C;
+    memset(sums, 0, 3 * (size_t)C * sizeof *sums);
     long b0, e0;
     pool_split((long)t->B * H, ith, nth, &b0, &e0);
     for (long bh = b0; bh < e0; bh++) {
         long b = bh / H, h = bh % H;
+        if (t->qkv_bf16) {
+            attention_backward_head_bf16(t, ith, b, h, ds);
+            attention_dqkv_finish(t, sums, b, h);
+            continue;
+        }
         const float *q = t->qkv + b * T * 3 * C + h * hd;
         const float *key = q + C, *v = q + 2 * C;
         float *dq = t->dqkv + b * T * 3 * C + h * hd, *dk = dq + C, *dv = dq + 2 * C;
         const float *p = t->att + bh * T * T;
         const float *dy = t->datty + b * T * C + h * hd;  // (T, hd), row stride C
         // y = P·v  →  dP = dy·vᵀ, dv = Pᵀ·dy
-        attention_gemm(t->bf16, 0, 1, T, T, hd, 1.0f, dy, C, v, 3 * C, ds, T);
-        attention_gemm(t->bf16, 1, 0, T, hd, T, 1.0f, p, T, dy, C, dv, 3 * C);
+        gemm(0, 1, T, T, hd, 1.0f, dy, C, v, 3 * C, 0.0f, ds, T);
+        gemm(1, 0, T, hd, T, 1.0f, p, T, dy, C, 0.0f, dv, 3 * C);
         // P = softmax(S), S = scale·q·kᵀ  →  dS·scale, then dq = dS·k, dk = dSᵀ·q
         t->k->softmax_backward(ds, p, ds, T, T, scale);
-        attention_gemm(t->bf16, 0, 0, T, hd, T, 1.0f, ds, T, key, 3 * C, dq, 3 * C);
-        attention_gemm(t->bf16, 1, 0, T, hd, T, 1.0f, ds, T, q, 3 * C, dk, 3 * C);
+        gemm(0, 0, T, hd, T, 1.0f, ds, T, key, 3 * C, 0.0f, dq, 3 * C);
+        gemm(1, 0, T, hd, T, 1.0f, ds, T, q, 3 * C, 0.0f, dk, 3 * C);
+        attention_dqkv_finish(t, sums, b, h);
     }
 }
 
@@ -304,29 +453,32 @@ void transformer_block_forward(const struct transformer_exec *e, const struct tr
                                struct transformer_block_acts *ba, const float *params,
                                const struct transformer_block_offsets *o, const float *x, int B) {
     const long BT = (long)B * s->tokens;
-    const int C = s->dim, bf16 = e->weights_bf16 != NULL;
+    const int C = s->dim;
     // x + attn(norm1(x))
     transformer_layernorm_forward(e, ba->ln1, ba->ln1_bf16, ba->ln1_mean, ba->ln1_rstd, x,
                                   params + o->norm1_w, params + o->norm1_b, BT, C);
-    matmul_forward(e->pool, e->k, ba->qkv, ba->ln1, ba->ln1_bf16, params + o->qkv_w,
+    matmul_forward(e->pool, e->k, ba->qkv, ba->qkv_bf16, ba->ln1, ba->ln1_bf16, params + o->qkv_w,
                    transformer_weight_bf16(e, o->qkv_w), params + o->qkv_b, NULL, BT, C, 3 * C);
     struct attention_task at = {.k = e->k, .s = s, .B = B, .qkv = ba->qkv, .att = ba->att,
-                                .atty = ba->atty, .bf16 = bf16};
+                                .atty = ba->atty, .qkv_bf16 = ba->qkv_bf16,
+                                .scratch_bf16 = ba->attn_bf16, .atty_bf16 = ba->atty_bf16};
+    CATLIP_ASSERT(ba->qkv_bf16 == NULL || pool_size(e->pool) <= ba->attn_threads);
     pool_run(e->pool, attention_forward_worker, &at);
-    if (bf16) transformer_round_bf16(e->pool, ba->atty_bf16, ba->atty, (size_t)BT * C);
-    matmul_forward(e->pool, e->k, ba->res2, ba->atty, ba->atty_bf16, params + o->proj_w,
+    matmul_forward(e->pool, e->k, ba->res2, NULL, ba->atty, ba->atty_bf16, params + o->proj_w,
                    transformer_weight_bf16(e, o->proj_w), params + o->proj_b, x, BT, C, C);
     // res2 + mlp(norm2(res2))
     transformer_layernorm_forward(e, ba->ln2, ba->ln2_bf16, ba->ln2_mean, ba->ln2_rstd, ba->res2,
                                   params + o->norm2_w, params + o->norm2_b, BT, C);
-    matmul_forward(e->pool, e->k, ba->fch, ba->ln2, ba->ln2_bf16, params + o->fc1_w,
+    matmul_forward(e->pool, e->k, ba->fch, NULL, ba->ln2, ba->ln2_bf16, params + o->fc1_w,
                    transformer_weight_bf16(e, o->fc1_w), params + o->fc1_b, NULL, BT, C, s->mlp_hidden);
     elementwise_rounded(e, ELEMENTWISE_GELU, ba->fch_gelu, ba->fch_gelu_bf16, ba->fch, NULL,
                         BT * s->mlp_hidden);
-    matmul_forward(e->pool, e->k, ba->out, ba->fch_gelu, ba->fch_gelu_bf16, params + o->fc2_w,
+    matmul_forward(e->pool, e->k, ba->out, NULL, ba->fch_gelu, ba->fch_gelu_bf16, params + o->fc2_w,
                    transformer_weight_bf16(e, o->fc2_w), params + o->fc2_b, ba->res2, BT, s->mlp_hidden, C);
 }
 
+// Each linear layer's dout is rounded (bf16) and summed for its bias by the pass that finishes
+// it (elementwise_dout; the attention backward for qkv), not per product and by a second read.
 void transformer_block_backward(const struct transformer_exec *e, const struct transformer_shape *s,
                                 const struct transformer_block_acts *ba,
                                 struct transformer_scratch *sc, const float *params, float *grads,
@@ -334,19 +486,26 @@ void transformer_block_backward(const struct transformer_exec *e, const struct t
     const long BT = (long)B * s->tokens;
     const int C = s->dim, Hd = s->mlp_hidden;
     // out = res2 + fc2(gelu(fc1(ln2))): dres carries d out and, after the residual, d res2
-    matmul_backward(e->pool, sc->dhidden, grads + o->fc2_w, grads + o->fc2_b, sc->dres,
-                    ba->fch_gelu, ba->fch_gelu_bf16, params + o->fc2_w, transformer_weight_bf16(e, o->fc2_w),
-                    BT, Hd, C, 0);
-    elementwise(e, ELEMENTWISE_GELU_BACKWARD, sc->dhidden, ba->fch, sc->dhidden, BT * Hd);
-    matmul_backward(e->pool, sc->dtmp, grads + o->fc1_w, grads + o->fc1_b, sc->dhidden, ba->ln2,
-                    ba->ln2_bf16, params + o->fc1_w, transformer_weight_bf16(e, o->fc1_w), BT, C, Hd, 0);
+    const uint16_t *dres_bf16 =
+        elementwise_dout(e, sc, ELEMENTWISE_NONE, grads + o->fc2_b, sc->dres, NULL, NULL, BT, C);
+    matmul_backward(e->pool, sc->dhidden, grads + o->fc2_w, NULL, sc->dres, dres_bf16,
+                    ba->fch_gelu, ba->fch_gelu_bf16, params + o->fc2_w,
+                    transformer_weight_bf16(e, o->fc2_w), BT, Hd, C, 0);
+    const uint16_t *dhidden_bf16 = elementwise_dout(e, sc, ELEMENTWISE_GELU_BACKWARD,
+                                                    grads + o->fc1_b, sc->dhidden, ba->fch,
+                                                    sc->dhidden, BT, Hd);
+    matmul_backward(e->pool, sc->dtmp, grads + o->fc1_w, NULL, sc->dhidden, dhidden_bf16, ba->ln2,
+                    ba->ln2_bf16, params + o->fc1_w, transformer_weight_bf16(e, o->fc1_w), BT, C,
+                    Hd, 0);
     transformer_layernorm_backward(e, sc->ln_partials, sc->dtmp, grads + o->norm2_w,
                                    grads + o->norm2_b, sc->dtmp, ba->res2, params + o->norm2_w,
                                    ba->ln2_mean, ba->ln2_rstd, BT, C);
-    elementwise(e, ELEMENTWISE_ADD, sc->dres, sc->dres, sc->dtmp, BT * C);
+    dres_bf16 = elementwise_dout(e, sc, ELEMENTWISE_ADD, grads + o->proj_b, sc->dres, sc->dres,
+                                 sc->dtmp, BT, C);
     // res2 = x + proj(attention(ln1(x)))
-    matmul_backward(e->pool, sc->dtmp, grads + o->proj_w, grads + o->proj_b, sc->dres, ba->atty,
-                    ba->atty_bf16, params + o->proj_w, transformer_weight_bf16(e, o->proj_w), BT, C, C, 0);
+    matmul_backward(e->pool, sc->dtmp, grads + o->proj_w, NULL, sc->dres, dres_bf16, ba->atty,
+                    ba->atty_bf16, params + o->proj_w, transformer_weight_bf16(e, o->proj_w), BT,
+                    C, C, 0);
     struct attention_task at = {.k = e->k,
                                 .s = s,
                                 .B = B,
@@ -355,11 +514,16 @@ void transformer_block_backward(const struct transformer_exec *e, const struct t
                                 .dqkv = sc->dqkv,
                                 .datty = sc->dtmp,
                                 .dscores = sc->dscores,
-                                .bf16 = e->weights_bf16 != NULL};
+                                .qkv_bf16 = ba->qkv_bf16,
+                                .scratch_bf16 = sc->attn_bf16,
+                                .dbias_partials = sc->dbias_partials,
+                                .dqkv_bf16 = sc->dout_bf16};
     CATLIP_ASSERT(pool_size(e->pool) <= sc->nthreads);
     pool_run(e->pool, attention_backward_worker, &at);
-    matmul_backward(e->pool, sc->dtmp, grads + o->qkv_w, grads + o->qkv_b, sc->dqkv, ba->ln1,
-                    ba->ln1_bf16, params + o->qkv_w, transformer_weight_bf16(e, o->qkv_w), BT, C, 3 * C, 0);
+    dbias_from_partials(e, sc->dbias_partials, grads + o->qkv_b, 3 * C);
+    matmul_backward(e->pool, sc->dtmp, grads + o->qkv_w, NULL, sc->dqkv, sc->dout_bf16, ba->ln1,
+                    ba->ln1_bf16, params + o->qkv_w, transformer_weight_bf16(e, o->qkv_w), BT, C,
+                    3 * C, 0);
     transformer_layernorm_backward(e, sc->ln_partials, sc->dtmp, grads + o->norm1_w,
                                    grads + o->norm1_b, sc->dtmp, x, params + o->norm1_w,
                                    ba->ln1_mean, ba->ln1_rstd, BT, C);

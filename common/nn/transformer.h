@@ -38,7 +38,7 @@ struct transformer_block_offsets {
 struct transformer_block_acts {
     float *ln1;                   // (B, T, C)  norm1 output
     float *ln1_mean, *ln1_rstd;   // (B, T)
-    float *qkv;                   // (B, T, 3C)
+    float *qkv;                   // (B, T, 3C); bf16: forward scratch only (see qkv_bf16)
     float *att;                   // (B, H, T, T) attention probabilities
     float *atty;                  // (B, T, C)  heads concatenated, before proj
     float *res2;                  // (B, T, C)  x + proj(atty): input of norm2
@@ -52,6 +52,13 @@ struct transformer_block_acts {
     // (transformer_block_acts_share_scratch) that is valid only during the forward.
     uint16_t *ln1_bf16, *atty_bf16, *ln2_bf16;  // (B, T, C)
     uint16_t *fch_gelu_bf16;                    // (B, T, hidden)
+    // bf16: q, k, v stored only as bf16, rounded where the qkv matmul writes them: every
+    // attention product (forward and backward) reads them, none reads fp32 q, k or v.
+    uint16_t *qkv_bf16;                         // (B, T, 3C)
+    // bf16: the scratch's per-thread attention buffers (for attn_threads threads), which the
+    // forward's P·v reads P from
+    uint16_t *attn_bf16;
+    int attn_threads;
 };
 
 // Gradient scratch shared by the blocks of one tower (reused block after block).
@@ -62,6 +69,10 @@ struct transformer_scratch {
     float *dhidden;      // (B, T, hidden); in bf16 also the forward's fp32 scratch
     float *dscores;      // (nthreads, T, T) per-thread attention scratch
     float *ln_partials;  // (nthreads, 2C) per-thread LayerNorm dweight/dbias
+    float *dbias_partials;  // (nthreads, max(hidden, 3C)) per-thread linear dbias sums
+    // bf16 only: a linear layer's dout rounded, (B, T, max(hidden, 3C)); per thread, one
+    // head's P and dS (T rows of T rounded up to 32) and dy (T, head_dim) as bf16
+    uint16_t *dout_bf16, *attn_bf16;
     int nthreads;        // the most pool threads these were sized for
 };
 
@@ -92,13 +103,15 @@ float *carve_floats(struct carver *cv, size_t count);
 void carver_allocate(struct carver *cv, float **memory, size_t *floats);
 uint16_t *carve_bf16(struct carver *cv, size_t count);
 
-// Carves one block's activations for B sequences (bf16: the four matmul inputs as bf16 only).
+// Carves one block's activations for B sequences (bf16: the four matmul inputs and q, k, v as
+// bf16 only).
 void transformer_block_acts_carve(struct carver *cv, struct transformer_block_acts *acts,
                                   const struct transformer_shape *s, int B, int bf16);
-// Carves the scratch for B sequences and nthreads threads.
+// Carves the scratch for B sequences and nthreads threads (bf16: with its bf16 parts).
 void transformer_scratch_carve(struct carver *cv, struct transformer_scratch *scratch,
-                               const struct transformer_shape *s, int B, int nthreads);
-// bf16 only, after carving: points the fp32 ln1/atty/ln2/fch_gelu at the scratch's dhidden.
+                               const struct transformer_shape *s, int B, int nthreads, int bf16);
+// bf16 only, after carving: points the fp32 ln1/atty/ln2/fch_gelu at the scratch's dhidden
+// and qkv at its dqkv.
 void transformer_block_acts_share_scratch(struct transformer_block_acts *acts,
                                           const struct transformer_scratch *scratch);
 

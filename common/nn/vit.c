@@ -39,7 +39,7 @@ static void acts_carve(struct vit_acts *a, const struct vit_config *c, int B, in
         a->lnf_mean = carve_floats(&cv, (size_t)B);
         a->lnf_rstd = carve_floats(&cv, (size_t)B);
         a->logits = carve_floats(&cv, (size_t)B * V);
-        transformer_scratch_carve(&cv, &a->scratch, &s, B, nthreads);
+        transformer_scratch_carve(&cv, &a->scratch, &s, B, nthreads, bf16);
         a->dlogits = carve_floats(&cv, (size_t)B * V);
         a->dpooled = carve_floats(&cv, (size_t)B * C);
     }
@@ -187,7 +187,7 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
                             .params_cls = params + L->cls_token,
                             .patch_bias = params + L->patch_b, .pe = a->scratch.dres, .x0 = a->x0};
     pool_run(m->pool, unfold_worker, &et);
-    matmul_forward(m->pool, m->k, a->scratch.dres, a->patches, NULL, params + L->patch_w,
+    matmul_forward(m->pool, m->k, a->scratch.dres, NULL, a->patches, NULL, params + L->patch_w,
                    weight_bf16(m, a, L->patch_w), NULL, NULL, (long)B * c->num_patches, K, C);
     pool_run(m->pool, assemble_worker, &et);
 
@@ -203,7 +203,7 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
         memcpy(a->cls + (size_t)b * C, x + (size_t)b * c->tokens * C, (size_t)C * sizeof(float));
     transformer_layernorm_forward(&e, a->lnf, NULL, a->lnf_mean, a->lnf_rstd, a->cls,
                                   params + L->norm_w, params + L->norm_b, B, C);
-    matmul_forward(m->pool, m->k, a->logits, a->lnf, NULL, params + L->head_w,
+    matmul_forward(m->pool, m->k, a->logits, NULL, a->lnf, NULL, params + L->head_w,
                    weight_bf16(m, a, L->head_w), c->clip ? NULL : params + L->head_b, NULL, B, C,
                    c->num_classes);
 }
@@ -309,9 +309,8 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
 
     // logits = lnf·Wᵀ + b
     matmul_backward(m->pool, head_only ? NULL : a->dpooled, grads + L->head_w,
-                    c->clip ? NULL : grads + L->head_b,
-                    a->dlogits, a->lnf, NULL, params + L->head_w, weight_bf16(m, a, L->head_w), B,
-                    C, c->num_classes, 0);
+                    c->clip ? NULL : grads + L->head_b, a->dlogits, NULL, a->lnf, NULL,
+                    params + L->head_w, weight_bf16(m, a, L->head_w), B, C, c->num_classes, 0);
     if (head_only) {
         // Nothing below the head trains: report every range final (all other gradients
         // stay zero) so that reductions see the same buckets as in full training.
@@ -346,8 +345,8 @@ void vit_backward(const struct vit_model *m, struct vit_acts *a, const float *pa
     struct embed_task et = {.c = c, .B = B, .dres = sc->dres, .dpos = grads + L->pos_embed,
                             .dcls = grads + L->cls_token, .dpatch = sc->dtmp};
     pool_run(m->pool, embed_backward_worker, &et);
-    matmul_backward(m->pool, NULL, grads + L->patch_w, grads + L->patch_b, sc->dtmp, a->patches,
-                    NULL, params + L->patch_w, weight_bf16(m, a, L->patch_w),
+    matmul_backward(m->pool, NULL, grads + L->patch_w, grads + L->patch_b, sc->dtmp, NULL,
+                    a->patches, NULL, params + L->patch_w, weight_bf16(m, a, L->patch_w),
                     (long)B * c->num_patches, 3 * c->patch_size * c->patch_size, C, 0);
     if (on_ready) on_ready(ready_ctx, 0, L->blocks[0].begin);
 }
