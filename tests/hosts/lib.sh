@@ -85,7 +85,7 @@ trap 'exit 1' INT TERM
 # A small model on synthetic data: the tests check the runtime across hosts, not the math.
 cat >"$T/run.yaml" <<'EOF'
 seed: 3
-model: {name: vit_tiny, image_size: 32, patch_size: 16, dim: 48, depth: 2, heads: 3, num_classes: 400}
+model: {name: vit_tiny, image_size: 64, patch_size: 16, dim: 48, depth: 2, heads: 3, num_classes: 400}
 data: {train: synthetic}
 train: {steps: 40, global_batch: 12, threads: 1, worker_timeout: 15}
 optim: {lr: 0.002, warmup_steps: 3, weight_decay: 0.05}

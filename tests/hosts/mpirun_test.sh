@@ -44,24 +44,6 @@ t0=$(date +%s)
 "$bed" exec node1 "${mpi[@]}" --host node1:2,node2:1,node3:1 -n 4 "${train[@]}" \
     --set "run_dir=$T/three" >"$T/three.log" 2>&1 &
 job=$!
-wait_steps "$T/three" 3 60
-pids=$(run_pids "$T/three")
-placement=
-for p in $pids; do placement+="$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p'):$(host_of "$p") "; done
-placement=$(tr ' ' '\n' <<<"$placement" | grep . | sort -n | paste -sd' ')
-check "$([ "$placement" = "0:node1 1:node1 2:node2 3:node3" ]; echo $?)" \
-    "three hosts: ranks placed rank:host = $placement"
-spid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$T/three/status.json" 2>/dev/null)
-check "$([ -n "$spid" ] && [ "$(host_of "$spid")" = node1 ]; echo $?)" \
-    "three hosts: the status server (status.json pid ${spid:-?}) runs on node1"
-w2=$(pids_on node2 $pids)
-conns=$("$bed" exec node2 ss -Htnp state established 2>/dev/null | grep "pid=${w2:-none}," |
-        awk '{print $4}' | sed 's/:[0-9]*$//' | sort -u | paste -sd' ')
-check "$([ -n "$w2" ] && grep -q 10.77.31.11 <<<"$conns" && grep -q 10.77.31.13 <<<"$conns"; echo $?)" \
-    "three hosts: node2's worker has TCP connections to node1 and node3 ($conns)"
-maps=$(cat "/proc/${w2:-none}/maps" 2>/dev/null)
-check "$(grep -q mca_btl_tcp <<<"$maps" && ! grep -q -E 'btl_vader|vader_segment|btl_sm' <<<"$maps"; echo $?)" \
-    "three hosts: the TCP transport loaded, no shared-memory transport (vader) mapped"
 wait "$job"
 check $? "three hosts: exit status 0"
 say "three-host run: $(($(date +%s) - t0)) s"
@@ -81,6 +63,25 @@ check "$([ "$dg" = "$(digests "$T/one.log")" ]; echo $?)" \
 job=$!
 wait_steps "$T/killed" 5 60
 check $? "killed run: training under way"
+# Placement and transports, looked at while this run is alive (it trains until node3 dies;
+# the 40-step runs above can end before a look at their processes is done).
+pids=$(run_pids "$T/killed")
+placement=
+for p in $pids; do placement+="$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p'):$(host_of "$p") "; done
+placement=$(tr ' ' '\n' <<<"$placement" | grep . | sort -n | paste -sd' ')
+check "$([ "$placement" = "0:node1 1:node1 2:node2 3:node3" ]; echo $?)" \
+    "three hosts (the run killed below): ranks placed rank:host = $placement"
+spid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$T/killed/status.json" 2>/dev/null)
+check "$([ -n "$spid" ] && [ "$(host_of "$spid")" = node1 ]; echo $?)" \
+    "three hosts (the run killed below): the status server (status.json pid ${spid:-?}) runs on node1"
+w2=$(pids_on node2 $pids)
+conns=$("$bed" exec node2 ss -Htnp state established 2>/dev/null | grep "pid=${w2:-none}," |
+        awk '{print $4}' | sed 's/:[0-9]*$//' | sort -u | paste -sd' ')
+check "$([ -n "$w2" ] && grep -q 10.77.31.11 <<<"$conns" && grep -q 10.77.31.13 <<<"$conns"; echo $?)" \
+    "three hosts (the run killed below): node2's worker has TCP connections to node1 and node3 ($conns)"
+maps=$(cat "/proc/${w2:-none}/maps" 2>/dev/null)
+check "$(grep -q mca_btl_tcp <<<"$maps" && ! grep -q -E 'btl_vader|vader_segment|btl_sm' <<<"$maps"; echo $?)" \
+    "three hosts (the run killed below): the TCP transport loaded, no shared-memory transport (vader) mapped"
 t0=$(date +%s)
 "$bed" kill node3
 # mpirun sees its daemon on node3 go; it must end the job, not wait for the worker timeout.
