@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/bench_args.h"
 #include "cli/commands.h"
 #include "core/check.h"
 #include "core/config.h"
@@ -146,29 +147,19 @@ int cmd_bench_allreduce(int argc, char **argv) {
                                    {"iters", 1, 0, 'n'},      {"no-sweep", 0, 0, 'N'},
                                    {"grad-comm", 1, 0, 'W'},  {"allreduce", 1, 0, 'A'},
                                    {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
-    char assignment[512];
-#define SET(fmt, ...)                                              \
-    do {                                                           \
-        snprintf(assignment, sizeof assignment, fmt, __VA_ARGS__); \
-        if (config_set(&cfg, assignment) != 0) goto bad;           \
-    } while (0)
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        int taken = bench_args_take(&cfg, c, optarg);
+        if (taken < 0) goto bad;
+        if (taken) continue;
         switch (c) {
-        case 'c':
-            if (config_load_file(&cfg, optarg) != 0) goto bad;
+        case 'B': if (bench_args_set(&cfg, "train.bucket_mb", optarg) != 0) goto bad;
             break;
-        case 'S':
-            if (config_set(&cfg, optarg) != 0) goto bad;
+        case 'W': if (bench_args_set(&cfg, "train.grad_comm", optarg) != 0) goto bad;
             break;
-        case 'm': SET("model.name=%s", optarg); break;
-        case 'i': SET("model.image_size=%s", optarg); break;
-        case 'p': SET("model.patch_size=%s", optarg); break;
-        case 'v': SET("model.num_classes=%s", optarg); break;
-        case 'B': SET("train.bucket_mb=%s", optarg); break;
-        case 'W': SET("train.grad_comm=%s", optarg); break;
-        case 'A': SET("train.allreduce=%s", optarg); break;
+        case 'A': if (bench_args_set(&cfg, "train.allreduce", optarg) != 0) goto bad;
+            break;
         case 'f': {
             char *end;
             floats = strtoll(optarg, &end, 10);
@@ -188,7 +179,6 @@ int cmd_bench_allreduce(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
-#undef SET
     if (optind != argc) {
         usage(stderr);
         catlip_die("bench allreduce: unexpected argument '%s'", argv[optind]);

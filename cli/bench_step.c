@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/bench_args.h"
 #include "cli/commands.h"
 #include "core/check.h"
 #include "core/config.h"
@@ -152,37 +153,27 @@ int cmd_bench_step(int argc, char **argv) {
                                    {"micro-batch", 1, 0, 'M'},
                                    {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     int c;
-    char assignment[512];
-#define SET(fmt, ...)                                                  \
-    do {                                                               \
-        snprintf(assignment, sizeof assignment, fmt, __VA_ARGS__);     \
-        if (config_set(&cfg, assignment) != 0) goto bad;               \
-    } while (0)
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        int taken = bench_args_take(&cfg, c, optarg);
+        if (taken < 0) goto bad;
+        if (taken) continue;
         switch (c) {
-        case 'c':
-            if (config_load_file(&cfg, optarg) != 0) goto bad;
+        case 'b': if (bench_args_set(&cfg, "train.global_batch", optarg) != 0) goto bad;
             break;
-        case 'S':
-            if (config_set(&cfg, optarg) != 0) goto bad;
+        case 't': if (bench_args_set(&cfg, "train.threads", optarg) != 0) goto bad;
             break;
-        case 'm': SET("model.name=%s", optarg); break;
-        case 'i': SET("model.image_size=%s", optarg); break;
-        case 'p': SET("model.patch_size=%s", optarg); break;
-        case 'b': SET("train.global_batch=%s", optarg); break;
-        case 'v': SET("model.num_classes=%s", optarg); break;
-        case 't': SET("train.threads=%s", optarg); break;
         case 'n': steps = atoi(optarg); break;
         case 'w': warmup = atoi(optarg); break;
-        case 'P': SET("train.precision=%s", optarg); break;
-        case 'M': SET("train.micro_batch=%s", optarg); break;
+        case 'P': if (bench_args_set(&cfg, "train.precision", optarg) != 0) goto bad;
+            break;
+        case 'M': if (bench_args_set(&cfg, "train.micro_batch", optarg) != 0) goto bad;
+            break;
         case 'R': profile = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-#undef SET
     if (steps < 1 || warmup < 0) catlip_die("--steps must be at least 1 and --warmup at least 0");
     if (config_validate(&cfg) != 0) goto bad;
     struct vit_config vc;
