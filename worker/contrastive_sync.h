@@ -20,12 +20,11 @@
 // gradient allreduce is, so a lost worker shows as the only silent one; an MPI error is fatal
 // (catlip_die), as it is there.
 //
-// For the worker's step (not wired yet, issue 16): the loss is a mean over the N rows actually
-// gathered, so skipped samples need no G / used rescaling of these gradients (the CatLIP path's
-// batch_mean rescale must not be applied on top). The loss is not a sum over micro-batches:
-// with train.micro_batch the step must first compute every micro-batch's embeddings (no
-// activations kept), call this once, then redo each micro-batch's forward and backward from
-// its rows of dimage / dtext (GradCache, Gao et al. 2021).
+// In the worker's step: the loss is a mean over the N rows actually gathered, so skipped
+// samples need no G / used rescaling of these gradients (the CatLIP path's batch_mean rescale
+// must not be applied on top). The loss is not a sum over micro-batches: with
+// train.micro_batch the step computes every micro-batch's embeddings first, calls this once,
+// then redoes each micro-batch's forward and backward from its rows (worker/grad_cache.h).
 #pragma once
 #include <mpi.h>
 

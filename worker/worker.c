@@ -17,6 +17,7 @@
 #include "worker/batch_source.h"
 #include "train/link.h"
 #include "worker/contrastive_sync.h"
+#include "worker/grad_cache.h"
 #include "worker/grad_sync.h"
 #include "worker/optim_shard.h"
 
@@ -30,6 +31,7 @@ struct worker {
     struct grad_sync sync;
     struct contrastive_sync contrastive;  // model.objective clip: the loss across workers
     int clip;
+    struct grad_cache cache;  // clip with train.micro_batch: the step's two passes
     int sharded;                 // train.shard_optimizer with more than one worker
     struct optim_shard shard;    // its slices (worker/optim_shard.h)
     float *gathered;             // worker 0, sharded, while checkpointing: one full state buffer
@@ -358,37 +360,90 @@ static double accumulate_step(struct worker *w, int64_t step, int *rows, double 
     return loss;
 }
 
-// model.objective clip: both towers on this worker's slice, the contrastive loss over the
-// global batch (worker/contrastive_sync.h: it gives each embedding its whole-batch gradient, and
-// the loss is already a mean over the rows gathered, so no G / used rescale), then both
-// backwards, the gradient allreduce (summing every worker's share) overlapped with them.
-// Returns the whole batch's loss (the same on every worker); rows: samples this worker used.
-static double clip_step(struct worker *w, int64_t step, int *rows, double *data_s) {
-    const struct run *run = w->run;
+// The whole batch's contrastive loss of the embeddings (rows, E) of this worker's slice:
+// d loss / d each into dimage, dtext, this worker's share of the log-scale's gradient into the
+// step's gradients. Returns the loss (the same on every worker).
+static double clip_loss(struct worker *w, int64_t step, float *dimage, float *dtext,
+                        const float *image, const float *text, int rows) {
     const struct vit_layout *L = &w->ts.model.layout;
-    double t = time_now();
-    struct local_batch batch;
-    if (batch_source_next(w->data, step, 0, &batch) != 0) catlip_die("%s", catlip_error());
-    *data_s = time_now() - t;
-    train_zero_grads(&w->ts);
-    train_clip_forward(&w->ts, batch.images, batch.ids, batch.count);
-    double loss =
-        contrastive_sync_step(&w->contrastive, w->pool, w->ts.model.k, w->ts.acts.dlogits,
-                              w->ts.dtext, w->ts.grads + L->logit_scale, w->ts.acts.logits,
-                              w->ts.text_acts.features, batch.count, w->ts.params[L->logit_scale]);
-    int used = batch.count;  // the rows gathered over all workers
+    double loss = contrastive_sync_step(&w->contrastive, w->pool, w->ts.model.k, dimage, dtext,
+                                        w->ts.grads + L->logit_scale, image, text, rows,
+                                        w->ts.params[L->logit_scale]);
+    int used = rows;  // the rows gathered over all workers
     if (w->contrastive.comm != MPI_COMM_NULL)
         for (int i = used = 0; i < w->contrastive.size; i++) used += w->contrastive.rows[i];
     if (used == 0)
         catlip_die("step %lld: every sample of the global batch was skipped", (long long)step);
-    if (run->nworkers > 1) {
+    return loss;
+}
+
+// Both towers' backward from the embeddings' gradients in acts.dlogits and dtext; the last one
+// of a step starts the gradient allreduce and overlaps it.
+static void clip_backward(struct worker *w, int rows, int last) {
+    if (last && w->run->nworkers > 1) {
         grad_sync_begin(&w->sync);
-        train_clip_backward(&w->ts, batch.count, grad_sync_ready, &w->sync);
+        train_clip_backward(&w->ts, rows, grad_sync_ready, &w->sync);
         grad_sync_finish(&w->sync);
     } else {
-        train_clip_backward(&w->ts, batch.count, NULL, NULL);
+        train_clip_backward(&w->ts, rows, NULL, NULL);
     }
-    *rows = batch.count;
+}
+
+// model.objective clip: both towers on this worker's slice, the contrastive loss over the
+// global batch (worker/contrastive_sync.h: it gives each embedding its whole-batch gradient, and
+// the loss is already a mean over the rows gathered, so no G / used rescale), then both
+// backwards, the gradient allreduce (summing every worker's share) overlapped with them.
+// With train.micro_batch, in GradCache's two passes (worker/grad_cache.h).
+// Returns the whole batch's loss (the same on every worker); rows: samples this worker used.
+static double clip_step(struct worker *w, int64_t step, int *rows, double *data_s) {
+    const int micros = batch_source_micros(w->data);
+    const int E = w->ts.model.layout.config.num_classes;
+    train_zero_grads(&w->ts);
+    if (micros == 1) {
+        double t = time_now();
+        struct local_batch batch;
+        if (batch_source_next(w->data, step, 0, &batch) != 0) catlip_die("%s", catlip_error());
+        *data_s = time_now() - t;
+        train_clip_forward(&w->ts, batch.images, batch.ids, batch.count);
+        double loss = clip_loss(w, step, w->ts.acts.dlogits, w->ts.dtext, w->ts.acts.logits,
+                                w->ts.text_acts.features, batch.count);
+        clip_backward(w, batch.count, 1);
+        *rows = batch.count;
+        return loss;
+    }
+    struct grad_cache *c = &w->cache;
+    grad_cache_reset(c);
+    *data_s = 0.0;
+    for (int m = 0; m < micros; m++) {
+        double t = time_now();
+        struct local_batch batch;
+        if (batch_source_next(w->data, step, m, &batch) != 0) catlip_die("%s", catlip_error());
+        *data_s += time_now() - t;
+        if (batch.count > 0) train_clip_forward(&w->ts, batch.images, batch.ids, batch.count);
+        grad_cache_keep(c, batch.images, batch.ids, w->ts.acts.logits, w->ts.text_acts.features,
+                        batch.count);
+        heartbeat_beat(&w->heartbeat);  // a long step is not a lost worker
+    }
+    double loss = clip_loss(w, step, c->dimage, c->dtext, c->image_emb, c->text_emb, c->rows);
+    // Backward from the last micro-batch, whose activations pass 1 left in place, down to the
+    // first, each after its second forward; the first's backward overlaps the allreduce.
+    // Micro-batches whose samples were all skipped take no backward, unless every one was
+    // (then micro-batch 0 runs an empty one, as an unsplit step would, for the allreduce).
+    const size_t D = (size_t)E;
+    int last = 0;
+    while (last < micros - 1 && c->micro_begin[last + 1] == c->micro_begin[last]) last++;
+    for (int m = micros - 1; m >= last; m--) {
+        const int begin = c->micro_begin[m], n = c->micro_begin[m + 1] - begin;
+        if (n == 0 && m != last) continue;
+        if (m != micros - 1 && n > 0)
+            train_clip_forward(&w->ts, c->images + (size_t)begin * c->image_floats,
+                               c->ids + (size_t)begin * c->context, n);
+        memcpy(w->ts.acts.dlogits, c->dimage + begin * D, n * D * sizeof(float));
+        memcpy(w->ts.dtext, c->dtext + begin * D, n * D * sizeof(float));
+        clip_backward(w, n, m == last);
+        heartbeat_beat(&w->heartbeat);
+    }
+    *rows = c->rows;
     return loss;
 }
 
@@ -542,6 +597,10 @@ int worker_run(struct run *run, struct link *link) {
     if (status == 0 && w.clip)
         contrastive_sync_init(&w.contrastive, run->workers, w.local_batch,
                               run->model.num_classes, &w.heartbeat);
+    if (status == 0 && w.clip && batch_source_micros(w.data) > 1)
+        grad_cache_init(&w.cache, w.local_batch,
+                        3 * run->model.image_size * run->model.image_size,
+                        w.ts.text_acts.config.context, run->model.num_classes);
     w.samples = run->start_step * w.local_batch;
 
     for (int64_t step = run->start_step; status == 0 && step < run->total_steps; step++) {
@@ -580,6 +639,7 @@ int worker_run(struct run *run, struct link *link) {
     link_send_status(w.link, run->worker_index, status);
     if (status == 0 && run->nworkers > 1) grad_sync_free(&w.sync);
     if (status == 0 && w.clip) contrastive_sync_free(&w.contrastive);
+    if (w.cache.max_rows) grad_cache_free(&w.cache);
     if (w.sharded) optim_shard_free(&w.shard);
     free(w.pack_buffer);
     if (w.data) batch_source_destroy(w.data);

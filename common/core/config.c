@@ -362,10 +362,6 @@ int config_validate(const struct config *cfg) {
         if (!cfg->data.tokenizer[0])
             return catlip_error_set("model.objective: clip needs data.tokenizer (a word table from "
                                     "catlip tokenizer build)");
-        if (cfg->train.micro_batch > 0)
-            return catlip_error_set("train.micro_batch is not supported with model.objective: clip "
-                                    "yet (the loss spans the whole batch: a split step needs "
-                                    "GradCache's two passes); set it to 0");
         if (cfg->model.init_from[0] || strcmp(cfg->model.head_init, "random") ||
             cfg->train.freeze_backbone)
             return catlip_error_set("model.objective: clip trains from scratch (model.init_from, "

@@ -18,6 +18,6 @@ integration_tests(bench_test.py bench_ 300 allreduce step_micro)
 # Gradient communication (train.grad_comm, train.allreduce).
 integration_tests(comm_test.py comm_ 300 bf16 hierarchical)
 # model.objective clip end to end (tiny towers on captioned shards).
-integration_tests(clip_test.py clip_ 600 learns workers kill elastic errors)
+integration_tests(clip_test.py clip_ 600 learns workers kill elastic accum errors)
 # The sharded optimizer (train.shard_optimizer).
 integration_tests(shard_test.py shard_ 600 equivalence kill resume clip)
