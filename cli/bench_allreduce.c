@@ -38,6 +38,7 @@ static void usage(FILE *out) {
             "  --bucket-mb MB      train.bucket_mb (default 4)\n"
             "  --grad-comm W       train.grad_comm: fp32 (default) or bf16 on the wire\n"
             "  --allreduce A       train.allreduce: auto (default), flat or hierarchical\n"
+            "  --collectives C     train.collectives: ring (default, our own) or mpi (Open MPI's)\n"
             "  --iters N           timed repetitions of the gradient allreduce (default 10)\n"
             "  --no-sweep          skip the size sweep\n"
             "Run it with the ranks a training job's workers would have (one per worker; the\n"
@@ -45,6 +46,7 @@ static void usage(FILE *out) {
             "The last line is machine-readable:\n"
             "  result: ranks=N hosts=N grad_floats=N buckets=N grad_ms_median=F\n"
             "          grad_busbw_mbps=F latency_us=F grad_comm=S hierarchical=0|1\n"
+            "          collectives=S\n"
             "Bandwidths count the fp32 gradient's bytes whatever travels (bf16 moves half).\n");
 }
 
@@ -146,7 +148,8 @@ int cmd_bench_allreduce(int argc, char **argv) {
                                    {"floats", 1, 0, 'f'},     {"bucket-mb", 1, 0, 'B'},
                                    {"iters", 1, 0, 'n'},      {"no-sweep", 0, 0, 'N'},
                                    {"grad-comm", 1, 0, 'W'},  {"allreduce", 1, 0, 'A'},
-                                   {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
+                                   {"collectives", 1, 0, 'R'}, {"help", 0, 0, 'h'},
+                                   {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -159,6 +162,8 @@ int cmd_bench_allreduce(int argc, char **argv) {
         case 'W': if (bench_args_set(&cfg, "train.grad_comm", optarg) != 0) goto bad;
             break;
         case 'A': if (bench_args_set(&cfg, "train.allreduce", optarg) != 0) goto bad;
+            break;
+        case 'R': if (bench_args_set(&cfg, "train.collectives", optarg) != 0) goto bad;
             break;
         case 'f': {
             char *end;
@@ -245,8 +250,9 @@ int cmd_bench_allreduce(int argc, char **argv) {
     options.bucket_floats = bucket_floats;
     options.overlap = 1;
     if (grad_wire_parse(cfg.train.grad_comm, &options.wire) != 0 ||
-        grad_allreduce_parse(cfg.train.allreduce, &options.allreduce) != 0)
-        catlip_die("unknown train.grad_comm or train.allreduce");  // config_validate checked them
+        grad_allreduce_parse(cfg.train.allreduce, &options.allreduce) != 0 ||
+        grad_collectives_parse(cfg.train.collectives, &options.collectives) != 0)
+        catlip_die("unknown train.grad_comm, train.allreduce or train.collectives");  // validated
     grad_sync_init_options(&sync, MPI_COMM_WORLD, grads, &options, NULL);
     char how[256];
     grad_sync_describe(&sync, how, sizeof how);
@@ -265,7 +271,7 @@ int cmd_bench_allreduce(int argc, char **argv) {
     // The last repetition's sums, checked on every rank: a job whose MPI corrupts or drops
     // data stops here, not hours into training.
     size_t wrong = 0, first_wrong = 0;
-    // fp32: a few roundings of 2^-24; bf16 on the wire: worker/bf16_allreduce.h's bound for
+    // fp32: a few roundings of 2^-24; bf16 on the wire: worker/ring_allreduce.h's bound for
     // non-negative terms, gamma_P = P d / (1 - P d) with d = (1 + 2^-8)(1 + 2^-24) - 1,
     // doubled for a hierarchical reduction (two stages).
     double d = (1.0 + ldexp(1.0, -8)) * (1.0 + ldexp(1.0, -24)) - 1.0;
@@ -304,9 +310,9 @@ int cmd_bench_allreduce(int argc, char **argv) {
                "           moves per rank at the gradient's bus bandwidth\n",
                latency * 1e6, ring, busbw / 1e6);
         printf("result: ranks=%d hosts=%d grad_floats=%zu buckets=%d grad_ms_median=%.3f "
-               "grad_busbw_mbps=%.2f latency_us=%.2f grad_comm=%s hierarchical=%d\n",
+               "grad_busbw_mbps=%.2f latency_us=%.2f grad_comm=%s hierarchical=%d collectives=%s\n",
                size, hosts, total, buckets, grad_t * 1e3, busbw / 1e6, latency * 1e6,
-               cfg.train.grad_comm, sync.hierarchical);
+               cfg.train.grad_comm, sync.hierarchical, cfg.train.collectives);
         fflush(stdout);
     }
     free(t);

@@ -19,8 +19,8 @@ struct grad_bucket {
     MPI_Request *requests;  // (max(1, host size - 1))
     int member;             // STAGE_REDUCE at the leader: the host rank being received
     float *scratch;         // (end - begin) at the leader: that member's gradients
-    size_t scratch_cap;     // scratch and bf16's buffers are kept from step to step
-    struct bf16_allreduce bf16;
+    size_t scratch_cap;     // scratch and the ring's buffers are kept from step to step
+    struct ring_allreduce ring;
     size_t *shard_bounds;  // (workers+1) sharded: the slices' parts of the bucket, from 0
     int *shard_counts;     // (workers) the same as MPI counts
 };
@@ -30,7 +30,7 @@ struct grad_sync_options grad_sync_default_options(void) {
                                   .overlap = 1,
                                   .wire = GRAD_WIRE_FP32,
                                   .allreduce = GRAD_ALLREDUCE_AUTO,
-                                  .bf16_method = BF16_ALLREDUCE_RING};
+                                  .collectives = GRAD_COLLECTIVES_RING};
     return o;
 }
 
@@ -56,8 +56,29 @@ int grad_allreduce_parse(const char *name, enum grad_allreduce *out) {
     return 0;
 }
 
+int grad_collectives_parse(const char *name, enum grad_collectives *out) {
+    if (!strcmp(name, "ring"))
+        *out = GRAD_COLLECTIVES_RING;
+    else if (!strcmp(name, "mpi"))
+        *out = GRAD_COLLECTIVES_MPI;
+    else
+        return -1;
+    return 0;
+}
+
 static void check_mpi(int rc, const char *what) {
     if (rc != MPI_SUCCESS) catlip_die("gradient allreduce: %s failed (MPI error %d)", what, rc);
+}
+
+// Our ring carries this sync's reductions: train.collectives ring, and bf16's reduce-scatter
+// (which has no MPI_Op way).
+static int uses_ring(const struct grad_sync *s) {
+    return s->collectives == GRAD_COLLECTIVES_RING ||
+           (s->wire == GRAD_WIRE_BF16 && s->shard_bounds);
+}
+
+static enum ring_payload payload(const struct grad_sync *s) {
+    return s->wire == GRAD_WIRE_BF16 ? RING_BF16 : RING_FP32;
 }
 
 // This worker's host group: the workers sharing its memory, or with CATLIP_TEST_HOSTS=K the
@@ -98,12 +119,12 @@ void grad_sync_init_options(struct grad_sync *s, MPI_Comm comm, float *grads,
     s->bucket_floats = o->bucket_floats > 0 ? o->bucket_floats : 1;
     s->overlap = o->overlap;
     s->wire = o->wire;
-    s->bf16_method = o->bf16_method;
+    s->collectives = o->collectives;
     s->shard_bounds = o->shard_bounds;
     s->flat_comm = s->host_reduce = s->host_bcast = s->leaders = MPI_COMM_NULL;
     s->bf16_op = MPI_OP_NULL;
-    if (s->wire == GRAD_WIRE_BF16 && s->bf16_method == BF16_ALLREDUCE_MPI_OP)
-        s->bf16_op = bf16_allreduce_sum_op();
+    if (s->wire == GRAD_WIRE_BF16 && s->collectives == GRAD_COLLECTIVES_MPI)
+        s->bf16_op = ring_bf16_sum_op();
 
     // Hosts, found even for flat (auto needs them; the description reports them).
     int rank;
@@ -136,17 +157,17 @@ void grad_sync_init_options(struct grad_sync *s, MPI_Comm comm, float *grads,
                   "MPI_Comm_split");
     } else {
         MPI_Comm_free(&host);
-        if (s->wire == GRAD_WIRE_BF16)
+        if (uses_ring(s) || s->wire == GRAD_WIRE_BF16)
             check_mpi(MPI_Comm_dup(comm, &s->flat_comm), "MPI_Comm_dup");
         else
-            s->flat_comm = comm;  // as before the options: the workers' communicator
+            s->flat_comm = comm;  // libnbc's collectives: the workers' communicator
     }
 }
 
 const char *grad_sync_describe(const struct grad_sync *s, char *buf, size_t cap) {
-    const char *wire = s->wire == GRAD_WIRE_FP32               ? "fp32"
-                       : s->bf16_method == BF16_ALLREDUCE_RING ? "bf16 ring"
-                                                               : "bf16 MPI_Op";
+    const char *wire = s->wire == GRAD_WIRE_FP32 ? (uses_ring(s) ? "fp32 ring" : "fp32 MPI")
+                       : uses_ring(s)            ? "bf16 ring"
+                                                 : "bf16 MPI_Op";
     const char *kind = s->hierarchical   ? "hierarchical"
                        : s->shard_bounds ? "flat reduce-scatter (sharded optimizer)"
                                          : "flat";
@@ -165,7 +186,7 @@ void grad_sync_free(struct grad_sync *s) {
     for (int i = 0; i < s->cap; i++) {
         free(s->buckets[i].requests);
         free(s->buckets[i].scratch);
-        bf16_allreduce_free(&s->buckets[i].bf16);
+        ring_allreduce_free(&s->buckets[i].ring);
         free(s->buckets[i].shard_bounds);
         free(s->buckets[i].shard_counts);
     }
@@ -230,8 +251,8 @@ static void stage_start(struct grad_sync *s, struct grad_bucket *b, int index) {
             break;
         case STAGE_ALLREDUCE: {
             MPI_Comm c = s->hierarchical ? s->leaders : s->flat_comm;
-            if (s->shard_bounds && s->wire == GRAD_WIRE_BF16) {
-                bf16_reduce_scatter_start(&b->bf16, c, tag, x, n, b->shard_bounds);
+            if (uses_ring(s) && s->shard_bounds) {
+                ring_reduce_scatter_start(&b->ring, payload(s), c, tag, x, n, b->shard_bounds);
             } else if (s->shard_bounds) {
                 // In place: this worker's part arrives at the start of the bucket (moved to
                 // its place when done, stage_test).
@@ -239,8 +260,10 @@ static void stage_start(struct grad_sync *s, struct grad_bucket *b, int index) {
                                               c, &b->requests[0]),
                           "MPI_Ireduce_scatter");
                 b->nrequests = 1;
-            } else if (s->wire == GRAD_WIRE_BF16) {
-                bf16_allreduce_start(&b->bf16, s->bf16_method, c, tag, s->bf16_op, x, n);
+            } else if (uses_ring(s) || s->wire == GRAD_WIRE_BF16) {
+                ring_allreduce_start(&b->ring, payload(s),
+                                     uses_ring(s) ? RING_METHOD_RING : RING_METHOD_MPI_OP, c, tag,
+                                     s->bf16_op, x, n);
             } else {
                 check_mpi(
                     MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, c, &b->requests[0]),
@@ -268,8 +291,8 @@ static void stage_start(struct grad_sync *s, struct grad_bucket *b, int index) {
 }
 
 static int stage_test(struct grad_sync *s, struct grad_bucket *b, int index) {
-    if (b->stage == STAGE_ALLREDUCE && s->wire == GRAD_WIRE_BF16)
-        return bf16_allreduce_test(&b->bf16);
+    if (b->stage == STAGE_ALLREDUCE && (uses_ring(s) || s->wire == GRAD_WIRE_BF16))
+        return ring_allreduce_test(&b->ring);
     for (;;) {
         int done = 0;
         check_mpi(MPI_Testall(b->nrequests, b->requests, &done, MPI_STATUSES_IGNORE),

@@ -581,7 +581,8 @@ int worker_run(struct run *run, struct link *link) {
         o.bucket_floats = (size_t)(cfg->train.bucket_mb * 1048576.0 / sizeof(float));
         o.overlap = cfg->train.overlap;
         int parsed = grad_wire_parse(cfg->train.grad_comm, &o.wire) == 0 &&
-                     grad_allreduce_parse(cfg->train.allreduce, &o.allreduce) == 0;
+                     grad_allreduce_parse(cfg->train.allreduce, &o.allreduce) == 0 &&
+                     grad_collectives_parse(cfg->train.collectives, &o.collectives) == 0;
         CATLIP_ASSERT(parsed);  // config_validate accepted the names
         if (w.sharded) {
             log_sharding(&w);

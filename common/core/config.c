@@ -79,6 +79,7 @@ static const struct key_spec keys[] = {
     {"train.overlap", KEY_BOOL, NUM(train.overlap), 0, 0, "true", "overlap gradient allreduce with backward"},
     {"train.grad_comm", KEY_STRING, STR(train.grad_comm), 0, 0, "fp32", "fp32 | bf16: gradients travel as bf16 (half the bytes), summed in fp32 at every hop"},
     {"train.allreduce", KEY_STRING, STR(train.allreduce), 0, 0, "auto", "auto | flat | hierarchical (within each host first, then one leader per host); auto: hierarchical when there are several hosts and one runs several workers"},
+    {"train.collectives", KEY_STRING, STR(train.collectives), 0, 0, "ring", "ring | mpi: how gradients are summed across workers: our own ring (reduce-scatter + allgather, fixed summation order) or Open MPI's non-blocking collectives (MPI_Iallreduce, MPI_Ireduce_scatter)"},
     {"train.shard_optimizer", KEY_BOOL, NUM(train.shard_optimizer), 0, 0, "false", "ZeRO stage 1: gradients reduce-scattered, each worker keeps AdamW moments and EMA for its 1/N of the parameters and updates only those, then the weights are allgathered (flat allreduce only)"},
     {"train.worker_timeout", KEY_FLOAT, NUM(train.worker_timeout), 1, 1e7, "900", "seconds a worker may go without progress before the job is aborted (before its first message, while it starts up: at least 300)"},
     {"train.freeze_backbone", KEY_BOOL, NUM(train.freeze_backbone), 0, 0, "false", "linear probe: train only the head"},
@@ -339,6 +340,9 @@ int config_validate(const struct config *cfg) {
         strcmp(cfg->train.allreduce, "hierarchical"))
         return catlip_error_set("train.allreduce must be auto, flat or hierarchical, got '%s'",
                                 cfg->train.allreduce);
+    if (strcmp(cfg->train.collectives, "ring") && strcmp(cfg->train.collectives, "mpi"))
+        return catlip_error_set("train.collectives must be ring or mpi, got '%s'",
+                                cfg->train.collectives);
     if (cfg->train.shard_optimizer && !strcmp(cfg->train.allreduce, "hierarchical"))
         return catlip_error_set("train.shard_optimizer: true needs train.allreduce flat or auto, "
                                 "not hierarchical");

@@ -61,6 +61,7 @@ struct config {
         bool overlap;             // start bucket allreduces during backward
         char grad_comm[8];        // fp32 | bf16 (gradients on the wire; sums in fp32)
         char allreduce[16];       // auto | flat | hierarchical (within hosts first)
+        char collectives[8];      // ring | mpi (our ring or Open MPI's non-blocking collectives)
         bool shard_optimizer;     // ZeRO stage 1: moments and EMA of 1/N per worker
         double worker_timeout;    // seconds without progress before the job is aborted
         bool freeze_backbone;     // linear probe: only the head trains

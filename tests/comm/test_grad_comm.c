@@ -1,11 +1,11 @@
-// Gradient communication (worker/grad_sync.h, worker/bf16_allreduce.h) under mpirun -n P:
+// Gradient communication (worker/grad_sync.h, worker/ring_allreduce.h) under mpirun -n P:
 // random gradients, different on every rank, summed through grad_sync in buckets (reported
-// back to front in uneven ranges, as backward does) for every wire (fp32, bf16 ring, bf16
-// MPI_Op) x allreduce (flat, hierarchical) x overlap, and checked against an fp64 sum that
-// every rank computes from every rank's inputs:
-//   fp32: |result - exact| <= gamma_P(2^-24) * sum|g|   (any order of P-1 fp32 adds)
+// back to front in uneven ranges, as backward does) for every wire and way (fp32 ring, fp32
+// MPI = libnbc, bf16 ring, bf16 MPI_Op) x allreduce (flat, hierarchical) x overlap, and
+// checked against an fp64 sum that every rank computes from every rank's inputs:
+//   fp32: |result - exact| <= gamma_{P-1}(2^-24) * sum|g|   (any order of P-1 fp32 adds)
 //   bf16: |result - exact| <= gamma_P(d) * sum|g| + P * 2^-126, d = (1+2^-8)(1+2^-24) - 1
-//         (bf16_allreduce.h: each term is rounded at most P times, to bf16 after an fp32 add;
+//         (ring_allreduce.h: each term is rounded at most P times, to bf16 after an fp32 add;
 //         the last term covers denormals, flushed to zero by the conversion)
 // where gamma_k(d) = k d / (1 - k d). Every rank must end with the same bits, a rerun with
 // the same inputs must give the same bits, a flat bf16 result must be bf16 values, and
@@ -13,8 +13,10 @@
 // host (its three stages degenerate: one leader) and split as CATLIP_TEST_HOSTS=K hosts
 // (worker w on host w mod K), so the reduce / leaders' allreduce / broadcast path runs for real.
 // The sharded optimizer's reduce-scatter (grad_sync_options.shard_bounds, fp32 and the bf16
-// ring) is held to the same bounds on each rank's slice, with the same determinism, and at
-// P=2 its fp32 sums equal the fp32 allreduce's bits (a sum of two terms has one order).
+// ring, fp32 ring and MPI_Ireduce_scatter) is held to the same bounds on each rank's slice,
+// with the same determinism, and at P=2 its fp32 sums equal the fp32 allreduce's bits (a sum of
+// two terms has one order). The fp32 ring alone (ring_allreduce_start, no buckets) must give
+// exactly the summation order ring_allreduce.h states, computed here in fp32.
 //
 //   mpirun -n P test_grad_comm                          the checks; exit 0 when all pass
 //   mpirun -n P test_grad_comm --bench FLOATS REPEATS   time one reduction of FLOATS (median)
@@ -27,6 +29,7 @@
 #include "core/check.h"
 #include "worker/grad_sync.h"
 #include "worker/optim_shard.h"
+#include "worker/ring_allreduce.h"
 
 static int rank_, size_, failures;
 
@@ -62,7 +65,7 @@ static double gamma_k(int k, double d) {
 
 // The bound on |result - exact sum| of one gradient whose inputs' magnitudes sum to abs_sum.
 static double error_bound(enum grad_wire wire, double abs_sum) {
-    if (wire == GRAD_WIRE_FP32) return gamma_k(size_, ldexp(1, -24)) * abs_sum;
+    if (wire == GRAD_WIRE_FP32) return gamma_k(size_ - 1, ldexp(1, -24)) * abs_sum;
     const double d = (1 + ldexp(1, -8)) * (1 + ldexp(1, -24)) - 1;
     return gamma_k(size_, d) * abs_sum + size_ * ldexp(1, -126);
 }
@@ -100,13 +103,14 @@ static double sync_step(struct grad_sync *s, float *grads, size_t n) {
 struct variant {
     const char *name;
     enum grad_wire wire;
-    enum bf16_allreduce_method method;
+    enum grad_collectives collectives;
 };
 
 static const struct variant variants[] = {
-    {"fp32", GRAD_WIRE_FP32, BF16_ALLREDUCE_RING},
-    {"bf16 ring", GRAD_WIRE_BF16, BF16_ALLREDUCE_RING},
-    {"bf16 MPI_Op", GRAD_WIRE_BF16, BF16_ALLREDUCE_MPI_OP},
+    {"fp32 ring", GRAD_WIRE_FP32, GRAD_COLLECTIVES_RING},
+    {"fp32 MPI", GRAD_WIRE_FP32, GRAD_COLLECTIVES_MPI},
+    {"bf16 ring", GRAD_WIRE_BF16, GRAD_COLLECTIVES_RING},
+    {"bf16 MPI_Op", GRAD_WIRE_BF16, GRAD_COLLECTIVES_MPI},
 };
 
 static void set_hosts(int k) {
@@ -126,7 +130,7 @@ static float *run_checked(const struct variant *v, enum grad_allreduce allreduce
     o.bucket_floats = 7919;  // many buckets in flight, none aligned to the ring's chunks
     o.overlap = overlap;
     o.wire = v->wire;
-    o.bf16_method = v->method;
+    o.collectives = v->collectives;
     o.allreduce = allreduce;
     float *g = xmalloc(n * sizeof *g);
     for (size_t i = 0; i < n; i++) g[i] = gradient(rank_, i);
@@ -190,6 +194,7 @@ static void run_sharded(const struct variant *v, int overlap, const double *exac
     o.bucket_floats = 7919;
     o.overlap = overlap;
     o.wire = v->wire;
+    o.collectives = v->collectives;
     o.allreduce = GRAD_ALLREDUCE_FLAT;
     o.shard_bounds = bounds;
     float *g = xmalloc(n * sizeof *g);
@@ -240,7 +245,8 @@ static void run_checks(size_t n) {
         for (int overlap = 1; overlap >= 0; overlap--) {
             float *flat =
                 run_checked(&variants[v], GRAD_ALLREDUCE_FLAT, overlap, 0, exact, abs_sum, n);
-            if (variants[v].method == BF16_ALLREDUCE_RING)
+            // bf16's reduce-scatter is the ring whatever the collectives: run it once.
+            if (variants[v].wire == GRAD_WIRE_FP32 || variants[v].collectives == GRAD_COLLECTIVES_RING)
                 run_sharded(&variants[v], overlap, exact, abs_sum, n, flat);
             for (int h = 0; h < 3; h++) {
                 int k = hosts_splits[h];
@@ -266,6 +272,51 @@ static void run_checks(size_t n) {
     }
     free(exact);
     free(abs_sum);
+}
+
+// The fp32 ring on its own: chunk c of the n values ([n c / P, n (c+1) / P)) is summed
+// ((g_c + g_{c+1}) + g_{c+2}) + ... + g_{c-1} (ring_allreduce.h), the same bits on every rank;
+// the reduce-scatter's slice of rank r is its chunk r+1, summed from rank r+1's term.
+static void check_ring_order(size_t n) {
+    MPI_Comm comm;
+    MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+    size_t *bounds = xmalloc((size_t)(size_ + 1) * sizeof *bounds);
+    optim_shard_bounds(n, size_, bounds);
+    for (int scatter = 0; scatter <= 1; scatter++) {
+        float *x = xmalloc(n * sizeof *x);
+        for (size_t i = 0; i < n; i++) x[i] = gradient(rank_, i);
+        struct ring_allreduce a;
+        memset(&a, 0, sizeof a);
+        if (scatter)
+            ring_reduce_scatter_start(&a, RING_FP32, comm, 1, x, n, bounds);
+        else
+            ring_allreduce_start(&a, RING_FP32, RING_METHOD_RING, comm, 1, MPI_OP_NULL, x, n);
+        while (!ring_allreduce_test(&a)) {
+        }
+        const size_t b = scatter ? bounds[rank_] : 0, e = scatter ? bounds[rank_ + 1] : n;
+        int same = 1;
+        for (size_t i = b; i < e; i++) {
+            int first = (rank_ + 1) % size_;
+            if (!scatter)
+                for (first = 0; n * (size_t)(first + 1) / (size_t)size_ <= i;) first++;
+            float sum = gradient(first, i);
+            for (int j = 1; j < size_; j++) sum = gradient((first + j) % size_, i) + sum;
+            if (memcmp(&sum, &x[i], sizeof sum)) same = 0;
+        }
+        char line[160];
+        snprintf(line, sizeof line, "P=%d n=%zu fp32 ring %s: the stated summation order's bits",
+                 size_, n, scatter ? "reduce-scatter" : "allreduce");
+        check(same, line);
+        if (!scatter) {
+            snprintf(line, sizeof line, "P=%d n=%zu fp32 ring allreduce: every rank holds the "
+                     "same bits", size_, n);
+            check(same_everywhere(x, n), line);
+        }
+        ring_allreduce_free(&a);
+        free(x);
+    }
+    free(bounds);
+    MPI_Comm_free(&comm);
 }
 
 // auto: flat on one host; hierarchical when split into hosts with several workers each.
@@ -306,7 +357,7 @@ static void run_bench(size_t n, int repeats) {
     for (int c = 0; c < CONFIGS; c++) {
         struct grad_sync_options o = grad_sync_default_options();
         o.wire = variants[c / 2].wire;
-        o.bf16_method = variants[c / 2].method;
+        o.collectives = variants[c / 2].collectives;
         o.allreduce = c % 2 ? GRAD_ALLREDUCE_HIERARCHICAL : GRAD_ALLREDUCE_FLAT;
         g[c] = xmalloc(n * sizeof *g[c]);
         grad_sync_init_options(&s[c], MPI_COMM_WORLD, g[c], &o, NULL);
@@ -355,6 +406,8 @@ int main(int argc, char **argv) {
     } else {
         run_checks(100003);
         run_checks(3);
+        check_ring_order(100003);
+        check_ring_order(3);
         check_auto();
         if (rank_ == 0) printf("%d failure(s)\n", failures);
     }

@@ -81,12 +81,14 @@ def test_allreduce(catlip):
     rt.check(re.search(r"^ +\d+ +[\d.]+", out, re.M) is None, "--no-sweep prints no sweep")
 
     # The training job's communication settings: bf16 on the wire (sums checked against
-    # bf16_allreduce.h's bound at 3 ranks), hierarchical (one host: leader, then back).
+    # ring_allreduce.h's bound at 3 ranks), hierarchical (one host: leader, then back), Open
+    # MPI's collectives instead of our ring.
     for args, comm, hier, what in [(["--grad-comm", "bf16"], "bf16", "0", "bf16 ring, flat"),
                                    (["--allreduce", "hierarchical"], "fp32", "1",
-                                    "fp32, hierarchical"),
+                                    "fp32 ring, hierarchical"),
                                    (["--grad-comm", "bf16", "--allreduce", "hierarchical"],
-                                    "bf16", "1", "bf16 ring, hierarchical")]:
+                                    "bf16", "1", "bf16 ring, hierarchical"),
+                                   (["--collectives", "mpi"], "fp32", "0", "fp32 MPI, flat")]:
         rc, out = bench(3, ["--floats", "100003", "--bucket-mb", "0.1", "--no-sweep", "--iters",
                             "2"] + args)
         r = result_line(out)

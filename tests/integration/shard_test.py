@@ -8,8 +8,10 @@ checkpoints move between sharded and unsharded runs and worker counts.
 What is promised (worker/optim_shard.h, README): at 2 workers sharded equals unsharded bit for
 bit (each gradient is a sum of two terms, which has one result in any order; the gradient
 norm's block sums are folded in the same order; AdamW and EMA are elementwise). At 3 or more
-workers the reduce-scatter (MPI_Ireduce_scatter) may add the terms in another order than
-MPI_Iallreduce: losses within 1e-6 relative (Open MPI 4.1 here gives the same bits, reported).
+workers the reduce-scatter adds the terms in another order than the allreduce (our ring,
+train.collectives ring: each sum starts at the rank after the slice's owner, where the
+allreduce's even chunks start theirs at the chunk's index; the slices are not the chunks):
+losses within 1e-6 relative, reported.
 
 The runs and helpers are runtime_test.py's and comm_test.py's (small model, synthetic data).
 """
@@ -39,7 +41,7 @@ def test_equivalence(catlip, tmp):
         plain, plain_digest, _ = ct.trained(catlip, tmp, f"plain_{workers}w", workers, [])
         name = f"sharded_{workers}w"
         sharded, digest, log = ct.trained(catlip, tmp, name, workers, SHARD)
-        check("fp32, flat reduce-scatter (sharded optimizer)" in log, f"{name}: logs the reduce-scatter")
+        check("fp32 ring, flat reduce-scatter (sharded optimizer)" in log, f"{name}: logs the reduce-scatter")
         check(log.count("sharded optimizer: parameters") == workers,
               f"{name}: every worker reports its slice")
         w = ct.worst_rel(sharded, plain)

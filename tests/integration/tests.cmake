@@ -15,8 +15,8 @@ integration_tests(runtime_test.py "" 600 workers kill signals elastic errors sha
 integration_tests(accum_test.py accum_ 300 equivalence resume skips memory timeout)
 # The benchmark commands' behaviour (bench allreduce under mpirun, bench step --micro-batch).
 integration_tests(bench_test.py bench_ 300 allreduce step_micro)
-# Gradient communication (train.grad_comm, train.allreduce).
-integration_tests(comm_test.py comm_ 300 bf16 hierarchical)
+# Gradient communication (train.grad_comm, train.allreduce, train.collectives).
+integration_tests(comm_test.py comm_ 300 bf16 hierarchical collectives)
 # model.objective clip end to end (tiny towers on captioned shards).
 integration_tests(clip_test.py clip_ 600 learns workers kill elastic accum errors)
 # The sharded optimizer (train.shard_optimizer).

@@ -32,6 +32,7 @@ static void defaults_are_the_reference_recipe(void **state) {
     assert_true(c.data.mean[0] == 0.485 && c.data.std[2] == 0.225);
     assert_string_equal(c.train.grad_comm, "fp32");
     assert_string_equal(c.train.allreduce, "auto");
+    assert_string_equal(c.train.collectives, "ring");
     assert_int_equal(config_validate(&c), 0);
 }
 
@@ -105,6 +106,7 @@ static void bad_values_are_one_line_errors(void **state) {
     expect_error("train:\n  grad_comm: int8\n", 0, "train.grad_comm");
     expect_error("train.allreduce=tree", 1,
                  "train.allreduce must be auto, flat or hierarchical, got 'tree'");
+    expect_error("train.collectives=nccl", 1, "train.collectives must be ring or mpi, got 'nccl'");
     struct config c;
     config_defaults(&c);
     assert_int_equal(config_load_file(&c, "/nonexistent/run.yaml"), -1);
