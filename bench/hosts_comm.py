@@ -3,20 +3,22 @@
 
 On the multi-host test bed (tests/hosts/bed.sh: three hosts as network namespaces, Open MPI
 over TCP between them, every link tbf-limited), for each link rate:
-  - `catlip bench allreduce` with one rank per host, fp32 and bf16 on the wire: vit_tiny/16/224's
-    gradient (24,320 classes, 40.9 MB) reduced through the workers' own bucketed path,
-    nothing overlapping;
+  - `catlip bench allreduce` with one rank per host, fp32 through our ring (train.collectives
+    ring, the default), fp32 through Open MPI's MPI_Iallreduce (libnbc: "fp32-mpi") and bf16
+    (our ring) on the wire: vit_tiny/16/224's gradient (24,320 classes, 40.9 MB) reduced
+    through the workers' own bucketed path, nothing overlapping, every sum checked;
   - `catlip train`, vit_tiny/224, synthetic data, one compute thread per worker, in variants:
       fp32 / fp32-no-overlap / bf16: 3 workers (one per host; the coordinator beside worker 0),
           32 images per worker (global batch 96), the allreduce overlapped with backward
           (train.overlap=true) or after it;
       2/host flat / 2/host hier / 2/host hier bf16: 6 workers (two per host), 16 images per
           worker (global batch 96), train.allreduce flat or hierarchical;
-      shard: 3 workers with train.shard_optimizer=true (where the build has it);
+      shard / shard-bf16: 3 workers with train.shard_optimizer=true;
+      every fp32 variant X also as X-mpi: the same with train.collectives=mpi (libnbc);
     reporting step time and the share of it the workers spent blocked on gradient
     communication (the coordinator's per-worker summary, each worker's first step left out):
     the exposed communication.
-Medians over --runs runs. The three hosts share this machine's cores, so compute per step is
+Medians over --runs runs; the variants take turns within each run (A/B interleaved). The three hosts share this machine's cores, so compute per step is
 slower than on three real hosts, and ranks that busy-wait compete with the compute: read the
 exposed shares as this bed's, not a farm's (bench/scaling_model.py models a farm).
 
@@ -53,6 +55,11 @@ VARIANTS = {
     "shard": (1, 32, ["train.shard_optimizer=true"]),
     "shard-bf16": (1, 32, ["train.shard_optimizer=true", "train.grad_comm=bf16"]),
 }
+for _name in ("fp32", "fp32-no-overlap", "2/host-flat", "2/host-hier", "shard"):
+    _w, _i, _s = VARIANTS[_name]
+    VARIANTS[_name + "-mpi"] = (_w, _i, _s + ["train.collectives=mpi"])
+# bench allreduce runs: name -> (train.grad_comm, train.collectives)
+WIRES = {"fp32": ("fp32", "ring"), "fp32-mpi": ("fp32", "mpi"), "bf16": ("bf16", "ring")}
 
 
 def bed(*args, check=True, timeout=1800):
@@ -68,15 +75,17 @@ def mpirun(hosts, n, args):
             ENV["CATLIP_BED"] + "/rsh", "--host", hosts, "-n", str(n)] + args
 
 
-def bench_allreduce(catlip, grad_comm):
+def bench_allreduce(catlip, wire):
+    grad_comm, collectives = WIRES[wire]
     out = bed("exec", "node1", *mpirun("node1:1,node2:1,node3:1", 3,
                                        [catlip, "bench", "allreduce", "--no-sweep", "--iters",
-                                        "5", "--grad-comm", grad_comm]))
+                                        "5", "--grad-comm", grad_comm, "--collectives",
+                                        collectives]))
     m = re.search(r"^result: (.*)$", out, re.M)
     if not m:
         sys.exit("bench allreduce failed:\n" + out[-3000:])
     r = dict(kv.split("=") for kv in m.group(1).split())
-    return {k: float(v) for k, v in r.items() if k != "grad_comm"}
+    return {k: float(v) for k, v in r.items() if k not in ("grad_comm", "collectives")}
 
 
 def train(catlip, steps, variant, tmp):
@@ -136,20 +145,29 @@ def main():
         for rate in rates:
             bed("rate", rate)
             row = {"rate": rate, "allreduce": {}, "train": {}}
-            for wire in ("fp32", "bf16"):
-                ar = [bench_allreduce(catlip, wire) for _ in range(a.runs)]
-                row["allreduce"][wire] = {k: statistics.median(r[k] for r in ar)
-                                          for k in ar[0]}
+            ar = {wire: [] for wire in WIRES}
+            for _ in range(a.runs):
+                for wire in WIRES:
+                    ar[wire].append(bench_allreduce(catlip, wire))
+            for wire, got in ar.items():
+                row["allreduce"][wire] = {k: statistics.median(r[k] for r in got)
+                                          for k in got[0]}
+            got = {v: [] for v in variants}
+            for _ in range(a.runs):
+                for v in variants:
+                    x = train(catlip, a.steps, v, tmp)
+                    if x:
+                        got[v].append(x)
             for v in variants:
-                got = [x for x in (train(catlip, a.steps, v, tmp) for _ in range(a.runs)) if x]
-                if got:
-                    row["train"][v] = [statistics.median(s for s, _ in got),
-                                       statistics.median(e for _, e in got)]
+                if got[v]:
+                    row["train"][v] = [statistics.median(s for s, _ in got[v]),
+                                       statistics.median(e for _, e in got[v])]
             rows.append(row)
-            f32, b16 = row["allreduce"]["fp32"], row["allreduce"]["bf16"]
-            print(f"{rate}: allreduce fp32 {f32['grad_ms_median']:.0f} ms ({f32['grad_busbw_mbps']:.0f}"
-                  f" MB/s bus, latency {f32['latency_us']:.0f} us), bf16 "
-                  f"{b16['grad_ms_median']:.0f} ms; " +
+            f32, mpi, b16 = (row["allreduce"][w] for w in ("fp32", "fp32-mpi", "bf16"))
+            print(f"{rate}: allreduce fp32 ring {f32['grad_ms_median']:.0f} ms "
+                  f"({f32['grad_busbw_mbps']:.0f} MB/s bus, latency {f32['latency_us']:.0f} us), "
+                  f"fp32 mpi {mpi['grad_ms_median']:.0f} ms ({mpi['grad_busbw_mbps']:.0f} MB/s), "
+                  f"bf16 {b16['grad_ms_median']:.0f} ms; " +
                   "; ".join(f"{v} {s:.2f} s/step {100 * e:.1f}% exposed"
                             for v, (s, e) in row["train"].items()), flush=True)
     finally:
@@ -160,14 +178,17 @@ def main():
         with open(a.json, "w") as f:
             json.dump({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "hosts": 3,
                        "model": "vit_tiny", "steps": a.steps, "runs": a.runs,
-                       "variants": {v: VARIANTS[v] for v in variants}, "rows": rows}, f,
+                       "variants": {v: VARIANTS[v] for v in variants}, "wires": WIRES,
+                       "rows": rows}, f,
                       indent=1)
     print()
-    print("| link | allreduce fp32 (40.9 MB, 3 hosts) | bus bandwidth | latency | allreduce bf16 |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| link | fp32 ring (40.9 MB, 3 hosts) | bus bandwidth | fp32 mpi (libnbc) | bus "
+          "bandwidth | latency | bf16 ring |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        f32, b16 = r["allreduce"]["fp32"], r["allreduce"]["bf16"]
+        f32, mpi, b16 = (r["allreduce"][w] for w in ("fp32", "fp32-mpi", "bf16"))
         print(f"| {r['rate']} | {f32['grad_ms_median']:.0f} ms | {f32['grad_busbw_mbps']:.0f} MB/s "
+              f"| {mpi['grad_ms_median']:.0f} ms | {mpi['grad_busbw_mbps']:.0f} MB/s "
               f"| {f32['latency_us']:.0f} us | {b16['grad_ms_median']:.0f} ms |")
     print()
     print("| link | variant | workers | step | exposed communication |")

@@ -59,15 +59,23 @@ def bits(rate):
 
 # ---- measure -----------------------------------------------------------------------------
 
+class BenchStepFailed(Exception):
+    pass
+
+
 def bench_step(catlip, model, batch, threads, precision):
     cmd = [catlip, "bench", "step", "--model", model, "--batch", str(batch), "--threads",
            str(threads), "--steps", "3", "--warmup", "1", "--precision", precision, "--profile"]
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = p.stdout
     res = re.search(r"^result: (.*)$", out, re.M)
     params = re.search(r"(\d+) parameters", out)
     gf = re.search(r"\(([\d.]+) GFLOP/step\)", out)
     if not (res and params and gf):
-        raise SystemExit("bench step failed:\n" + out[-2000:])
+        # A negative code is the signal that ended it (-9: the kernel's OOM killer, or a
+        # timeout's kill); say which model, so that one failure does not hide the others.
+        raise BenchStepFailed(f"bench step {model} {precision} (batch {batch}, {threads} "
+                              f"thread(s)) failed, exit {p.returncode}:\n" + out[-1500:])
     r = dict(kv.split("=", 1) for kv in res.group(1).split())
     # Optimizer: AdamW + EMA and the gradient norm regions of the profile (ms per step).
     opt_ms = sum(float(m.group(1)) for m in
@@ -80,44 +88,61 @@ def bench_step(catlip, model, batch, threads, precision):
 
 def cmd_measure(a):
     catlip = os.path.abspath(a.catlip)
-    c = {"machine": subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"],
-                                   stdout=subprocess.PIPE, text=True).stdout.strip(),
-         "models": {}}
-    for model, batch in MODELS.items():
-        for precision in ("fp32", "bf16"):
-            m = bench_step(catlip, model, batch, 1, precision)
-            c["models"].setdefault(model, {"params": m["params"],
-                                           "gflop_per_image": m["gflop_per_image"]})
-            c["models"][model][f"s_per_image_{precision}"] = m["s_per_image"]
-            c["models"][model]["optimizer_s_per_param"] = m["optimizer_s"] / m["params"]
-            print(f"{model} {precision}: {m['s_per_image']:.3f} s/image on one core, optimizer "
-                  f"{m['optimizer_s'] * 1e3:.1f} ms ({m['params']} parameters)", flush=True)
-    one = bench_step(catlip, "vit_tiny", 32, 1, "fp32")
-    two = bench_step(catlip, "vit_tiny", 32, 2, "fp32")
-    c["thread_efficiency"] = one["s_per_image"] / two["s_per_image"] / 2
-    print(f"second core: {one['s_per_image'] / two['s_per_image']:.2f}x "
-          f"(efficiency {c['thread_efficiency']:.2f})")
     old = {}
     if os.path.exists(a.out):
         with open(a.out) as f:
             old = json.load(f)
+    c = {"machine": subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"],
+                                   stdout=subprocess.PIPE, text=True).stdout.strip(),
+         "models": dict(old.get("models", {}))}
+    failed = []
+    for model in a.models.split(","):
+        if model not in MODELS:
+            raise SystemExit(f"unknown model {model!r} (known: {', '.join(MODELS)})")
+    for model in a.models.split(","):
+        batch = MODELS[model]
+        got = {}
+        try:
+            for precision in ("fp32", "bf16"):
+                m = bench_step(catlip, model, batch, 1, precision)
+                got.setdefault("params", m["params"])
+                got.setdefault("gflop_per_image", m["gflop_per_image"])
+                got[f"s_per_image_{precision}"] = m["s_per_image"]
+                got["optimizer_s_per_param"] = m["optimizer_s"] / m["params"]
+                print(f"{model} {precision}: {m['s_per_image']:.3f} s/image on one core, "
+                      f"optimizer {m['optimizer_s'] * 1e3:.1f} ms ({m['params']} parameters)",
+                      flush=True)
+            c["models"][model] = got
+        except BenchStepFailed as e:
+            failed.append(model)
+            print(f"{e}\n{model}: kept the previous constants" if model in c["models"]
+                  else f"{e}\n{model}: no constants", flush=True)
+    if not a.no_threads:
+        one = bench_step(catlip, "vit_tiny", 32, 1, "fp32")
+        two = bench_step(catlip, "vit_tiny", 32, 2, "fp32")
+        c["thread_efficiency"] = one["s_per_image"] / two["s_per_image"] / 2
+        print(f"second core: {one['s_per_image'] / two['s_per_image']:.2f}x "
+              f"(efficiency {c['thread_efficiency']:.2f})")
+    else:
+        c["thread_efficiency"] = old["thread_efficiency"]
     c["network"] = old.get("network", {})  # from `validate --bed` (bench/hosts_comm.py)
     with open(a.out, "w") as f:
         json.dump(c, f, indent=1)
-    print(f"wrote {a.out}")
+    print(f"wrote {a.out}" + (f" ({', '.join(failed)} failed)" if failed else ""))
+    if failed:
+        sys.exit(1)
 
 
 # ---- the model ---------------------------------------------------------------------------
 
 def predict(c, model, hosts, workers_per_host, cores, link_bps, global_batch, micro_batch,
             grad_comm="fp32", allreduce="auto", shard=False, overlap=True, precision="fp32",
-            bucket_mb=4.0, latency_s=None, mpi_eff=None, shm_bw=None, cpu_share=1.0):
+            bucket_mb=4.0, latency_s=None, mpi_eff=None, shm_bw=None, cpu_share=1.0,
+            collectives="ring", overlap_eff=None, skew_s=0.0):
     m = c["models"][model]
     net = c.get("network", {})
     a = latency_s if latency_s is not None else net.get("hop_latency_s", 30e-6)
-    # Link efficiency per algorithm: libnbc's fp32 allreduce and our bf16 ring differ ~3x.
-    key = "ring_efficiency" if grad_comm == "bf16" else "mpi_efficiency"
-    eff = mpi_eff if mpi_eff is not None else net.get(key, net.get("mpi_efficiency", 0.8))
+    eff = mpi_eff if mpi_eff is not None else link_efficiency(net, grad_comm, collectives)
     shm = shm_bw if shm_bw is not None else net.get("shm_bytes_per_s", 2e9)
     H, W = hosts, workers_per_host
     N = H * W
@@ -143,10 +168,17 @@ def predict(c, model, hosts, workers_per_host, cores, link_bps, global_batch, mi
         comm = ring(N, S, shm)
     else:
         comm = ring(N, S, L)
-    window = 2 / 3 * micro * t_img if overlap else 0.0
+    # Communication progresses only while a worker is inside MPI: in backward at each layer's
+    # grad_sync_ready, so only a share f of the window hides it (measured on the bed, per
+    # algorithm: libnbc needs a test for each of its many rounds, our ring one per step).
+    f = overlap_eff if overlap_eff is not None else overlap_efficiency(net, grad_comm, collectives)
+    window = f * 2 / 3 * micro * t_img if overlap else 0.0
     exposed = max(comm - window, comm * min(1.0, bucket_mb * 1048576 / (4 * P)))
     if not overlap:
         exposed = comm
+    # skew_s: waiting for the slowest worker's backward (the bed's workers take turns on shared
+    # cores; 0 on a farm of equal hosts).
+    exposed += skew_s
     t_param = m["optimizer_s_per_param"] / (cpw * e) if cpw > 1 else m["optimizer_s_per_param"] / cpw
     if shard and N > 1:
         opt = P * t_param / N + (N - 1) / N * 4 * P / (L if H > 1 else shm)
@@ -159,11 +191,29 @@ def predict(c, model, hosts, workers_per_host, cores, link_bps, global_batch, mi
             "efficiency": ideal / step, "allreduce": allreduce, "micro_batch": micro}
 
 
+def link_efficiency(net, grad_comm, collectives="ring"):
+    """The share of the link rate an allreduce reaches, per algorithm: our ring (fp32 or bf16
+    payload) or Open MPI's libnbc (fp32 MPI_Iallreduce; bf16 with collectives mpi is its MPI_Op,
+    not modelled apart)."""
+    if grad_comm == "bf16":
+        return net.get("ring_efficiency", 0.8)
+    if collectives == "mpi":
+        return net.get("mpi_efficiency", 0.3)
+    return net.get("ring_fp32_efficiency", net.get("ring_efficiency", 0.8))
+
+
+def overlap_efficiency(net, grad_comm, collectives="ring"):
+    """The share of backward during which a bucket's reduction advances (bed-calibrated)."""
+    if grad_comm == "fp32" and collectives == "mpi":
+        return net.get("overlap_efficiency_mpi", 1.0)
+    return net.get("overlap_efficiency_ring", net.get("overlap_efficiency", 1.0))
+
+
 def cmd_predict(a):
     c = load(a.constants)
     p = predict(c, a.model, a.hosts, a.workers_per_host, a.cores, bits(a.link), a.global_batch,
                 a.micro_batch, a.grad_comm, a.allreduce, a.shard, not a.no_overlap, a.precision,
-                a.bucket_mb)
+                a.bucket_mb, collectives=a.collectives)
     for k, v in p.items():
         print(f"{k:14s} {v:.4g}" if isinstance(v, float) else f"{k:14s} {v}")
 
@@ -177,16 +227,20 @@ def load(path):
 
 # ---- validate ----------------------------------------------------------------------------
 
-def cmd_validate(a):
-    """Bed measurements (bench/hosts_comm.py --json): 3 hosts, vit_tiny/224, every variant the
-    file holds, all ranks on this machine's cores. The network constants come from the bed's
-    fp32 `bench allreduce` at 1 Gbit/s (or the first limited rate) alone; every training step
-    is then a prediction."""
-    c = load(a.constants)
+def merged_bed(paths):
+    """bench/hosts_comm.py --json files merged: rows of the same rate joined. Files from before
+    the fp32 ring (no "wires" key) measured fp32 through libnbc: their "fp32" is "fp32-mpi"."""
     bed = None
-    for path in a.bed:  # several runs: rows of the same rate merged
+    for path in paths:
         with open(path) as f:
             b = json.load(f)
+        if "wires" not in b:
+            for row in b["rows"]:
+                if "fp32" in row["allreduce"]:
+                    row["allreduce"]["fp32-mpi"] = row["allreduce"].pop("fp32")
+            for name, (w, i, settings) in list(b["variants"].items()):
+                if "train.grad_comm=bf16" not in settings:
+                    b["variants"][name] = [w, i, settings + ["train.collectives=mpi"]]
         if bed is None:
             bed = b
             continue
@@ -195,68 +249,126 @@ def cmd_validate(a):
             same = next((r for r in bed["rows"] if r["rate"] == row["rate"]), None)
             if same:
                 same["train"].update(row["train"])
+                for k, v in row["allreduce"].items():
+                    same["allreduce"].setdefault(k, v)
             else:
                 bed["rows"].append(row)
+    return bed
+
+
+def wire_of(settings):
+    """The `bench allreduce` run that matches a variant's settings: fp32 (our ring), fp32-mpi
+    (libnbc) or bf16 (our ring)."""
+    kv = dict(x.split("=", 1) for x in settings)
+    if kv.get("train.grad_comm", "fp32") == "bf16":
+        return "bf16"
+    return "fp32-mpi" if kv.get("train.collectives", "ring") == "mpi" else "fp32"
+
+
+def cmd_validate(a):
+    """Bed measurements (bench/hosts_comm.py --json): 3 hosts, vit_tiny/224, every variant the
+    files hold, all ranks on this machine's cores. The network constants come from the bed's
+    `bench allreduce` runs at 1 Gbit/s (or the first limited rate) alone: per algorithm (fp32
+    ring, fp32 libnbc, bf16 ring) the share of the link rate it reaches. Two training steps
+    calibrate what the bed's shared cores do, and are left out of the errors: the unlimited
+    fp32 step without overlap (nothing hides: the CPU factor of compute) and the 1 Gbit/s fp32
+    overlapped step (the share of backward that hides communication). Every other step is a
+    prediction."""
+    c = load(a.constants)
+    bed = merged_bed(a.bed)
     ncores = os.cpu_count()
     N = bed["hosts"]
     limited = [r for r in bed["rows"] if r["rate"] != "unlimited"]
     ref = next((r for r in limited if r["rate"] == "1gbit"), limited[0])
-    f32 = ref["allreduce"]["fp32"]
-    S = 4 * f32["grad_floats"]
-    k = f32["buckets"]
-    hop = f32["latency_us"] * 1e-6 / (2 * math.ceil(math.log2(N)))  # recursive doubling
-    bw = 2 * (N - 1) / N * S / (f32["grad_ms_median"] * 1e-3 - k * 2 * (N - 1) * hop)
-    c.setdefault("network", {}).update({"hop_latency_s": hop,
-                                        "mpi_efficiency": bw / (bits(ref["rate"]) / 8),
-                                        "calibrated_on": f"bed {ref['rate']} ({bed['date']})"})
-    b16 = ref["allreduce"]["bf16"]
-    c["network"]["ring_efficiency"] = (2 * (N - 1) / N * S / 2 / (b16["grad_ms_median"] * 1e-3)
-                                       / (bits(ref["rate"]) / 8))
-    # The bed's CPU: its hosts share this machine's cores with MPI progress and the kernel's
-    # network stack. One point calibrates it: the unlimited-rate fp32 overlapped step (left
-    # out of the error below), as the factor its compute takes beyond the core share.
-    cal = next((r for r in bed["rows"] if r["rate"] == "unlimited" and "fp32" in r["train"]),
-               None)
-    share = ncores / N
-    cpu_factor = 1.0
-    if cal:
-        m = cal["allreduce"]["fp32"]
-        p0 = predict(c, bed["model"], N, 1, 1,
-                     8 * 2 * (N - 1) / N * S / (m["grad_ms_median"] * 1e-3),
-                     N * bed["variants"]["fp32"][1], 0, latency_s=0.0, mpi_eff=1.0,
-                     cpu_share=share)
-        cpu_factor = (cal["train"]["fp32"][0] - p0["exposed_s"]) / (p0["step_s"] - p0["exposed_s"])
-    c["network"]["bed_cpu_factor"] = cpu_factor
-    print(f"bed CPU: compute {cpu_factor:.2f}x the core-share prediction (calibrated on the "
-          f"unlimited fp32 overlapped step, which is left out of the errors)")
-    print(f"bf16 ring: {c['network']['ring_efficiency']:.2f} of the link rate")
-    print(f"network: hop latency {hop * 1e6:.1f} us, MPI efficiency "
-          f"{c['network']['mpi_efficiency']:.2f} of the link rate (from the {ref['rate']} fp32 "
-          f"allreduce)")
+    any_ar = next(iter(ref["allreduce"].values()))
+    S = 4 * any_ar["grad_floats"]
+    hop = any_ar["latency_us"] * 1e-6 / (2 * math.ceil(math.log2(N)))  # recursive doubling
+    net = c.setdefault("network", {})
+    net.update({"hop_latency_s": hop, "calibrated_on": f"bed {ref['rate']} ({bed['date']})"})
+    rate_bytes = bits(ref["rate"]) / 8
+    for wire, key in (("fp32", "ring_fp32_efficiency"), ("fp32-mpi", "mpi_efficiency"),
+                      ("bf16", "ring_efficiency")):
+        m = ref["allreduce"].get(wire)
+        if not m:
+            continue
+        # Per-step latency included: the bed's one-float allreduce (~2 ms a hop, ranks taking
+        # turns on shared cores) says little about a ring step's.
+        nbytes = S / 2 if wire == "bf16" else S
+        net[key] = 2 * (N - 1) / N * nbytes / (m["grad_ms_median"] * 1e-3) / rate_bytes
+        print(f"{wire}: {net[key]:.2f} of the link rate ({m['grad_ms_median']:.0f} ms for the "
+              f"gradient at {ref['rate']})")
+
+    def point(r, v, cpu_factor, skew_s=0.0, overlap_eff=None):
+        W, per_worker, settings = bed["variants"][v]
+        kv = dict(x.split("=", 1) for x in settings)
+        wire = wire_of(settings)
+        if r["rate"] == "unlimited":
+            # No tbf: the link is what the bed's allreduce of this algorithm got.
+            m = r["allreduce"][wire]
+            nbytes = S / 2 if wire == "bf16" else S
+            link = 8 * 2 * (N - 1) / N * nbytes / (m["grad_ms_median"] * 1e-3)
+            lat, eff = 0.0, 1.0
+        else:
+            link, lat, eff = bits(r["rate"]), 0.0, None  # latency: in the efficiency
+        return predict(c, bed["model"], N, W, W, link, N * W * per_worker, 0,
+                       kv.get("train.grad_comm", "fp32"), kv.get("train.allreduce", "auto"),
+                       kv.get("train.shard_optimizer") == "true",
+                       kv.get("train.overlap", "true") == "true", "fp32",
+                       latency_s=lat, mpi_eff=eff, cpu_share=ncores / (N * W) / cpu_factor,
+                       collectives=kv.get("train.collectives", "ring"), overlap_eff=overlap_eff,
+                       skew_s=skew_s)
+
+    # Calibration, four steps, left out of the errors (measured exposed = the share of the
+    # step the workers spent blocked on gradient communication):
+    # - the bed's CPU (its hosts share this machine's cores with MPI progress and the kernel's
+    #   network stack): the factor the unlimited fp32 no-overlap step's compute (its step less
+    #   its measured exposed time) takes beyond the core-share prediction;
+    # - skew: what the 1 Gbit/s fp32 no-overlap step waits beyond the allreduce `bench
+    #   allreduce` timed (the workers' backwards end at different times);
+    # - overlap, per algorithm: the share f of backward that hides communication, from the
+    #   1 Gbit/s fp32 overlapped steps (ring, and libnbc where measured):
+    #   exposed = max(T - f * window, the last bucket) + skew.
+    cpu_factor, skew, calibration = 1.0, 0.0, set()
+    unl = next((r for r in bed["rows"] if r["rate"] == "unlimited"), None)
+    if unl and "fp32-no-overlap" in unl["train"]:
+        p0 = point(unl, "fp32-no-overlap", 1.0)
+        step, share = unl["train"]["fp32-no-overlap"]
+        cpu_factor = step * (1 - share) / (p0["step_s"] - p0["exposed_s"])
+        calibration.add((unl["rate"], "fp32-no-overlap"))
+    if "fp32-no-overlap" in ref["train"]:
+        p1 = point(ref, "fp32-no-overlap", cpu_factor)
+        step, share = ref["train"]["fp32-no-overlap"]
+        skew = max(0.0, step * share - p1["comm_s"])
+        calibration.add((ref["rate"], "fp32-no-overlap"))
+    net["bed_cpu_factor"], net["bed_skew_s"] = cpu_factor, skew
+    for v, key in (("fp32", "overlap_efficiency_ring"), ("fp32-mpi", "overlap_efficiency_mpi")):
+        if v not in ref["train"]:
+            continue
+        p2 = point(ref, v, cpu_factor, 0.0, 1.0)
+        step, share = ref["train"][v]
+        full = 2 / 3 * p2["compute_s"]  # the window at f = 1 (one micro-batch: all of it)
+        net[key] = min(1.0, max(0.0, (p2["comm_s"] - (share * step - skew)) / full))
+        calibration.add((ref["rate"], v))
+    print(f"bed calibration: compute {cpu_factor:.2f}x the core-share prediction; skew "
+          f"{skew * 1e3:.0f} ms a step; overlap hides communication during "
+          f"{100 * net.get('overlap_efficiency_ring', 1.0):.0f}% of backward with our ring, "
+          f"{100 * net.get('overlap_efficiency_mpi', 1.0):.0f}% with libnbc")
+    net.pop("overlap_efficiency", None)
+
+    def point_cal(r, v):
+        return point(r, v, cpu_factor, skew)
+
     worst = 0.0
     print("| link | variant | measured step | predicted | error | measured exposed | predicted |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in bed["rows"]:
         for v, (meas_step, meas_exp) in r["train"].items():
-            W, per_worker, settings = bed["variants"][v]
-            kv = dict(x.split("=", 1) for x in settings)
-            wire = kv.get("train.grad_comm", "fp32")
-            if r["rate"] == "unlimited":
-                # No tbf: the link is what the bed's allreduce of this wire got.
-                m = r["allreduce"][wire]
-                link, lat, eff = 8 * 2 * (N - 1) / N * S / (m["grad_ms_median"] * 1e-3), 0.0, 1.0
-            else:
-                link, lat, eff = bits(r["rate"]), None, None
-            p = predict(c, bed["model"], N, W, W, link, N * W * per_worker, 0, wire,
-                        kv.get("train.allreduce", "auto"),
-                        kv.get("train.shard_optimizer") == "true",
-                        kv.get("train.overlap", "true") == "true", "fp32",
-                        latency_s=lat, mpi_eff=eff, cpu_share=ncores / (N * W) / cpu_factor)
+            p = point_cal(r, v)
             err = p["step_s"] / meas_step - 1
-            calibration = r["rate"] == "unlimited" and v == "fp32"
-            if not calibration:
+            cal = (r["rate"], v) in calibration
+            if not cal:
                 worst = max(worst, abs(err))
-            print(f"| {r['rate']} | {v}{' (calibration)' if calibration else ''} | "
+            print(f"| {r['rate']} | {v}{' (calibration)' if cal else ''} | "
                   f"{meas_step:.2f} s | {p['step_s']:.2f} s | "
                   f"{100 * err:+.0f}% | {100 * meas_exp:.1f}% | "
                   f"{100 * p['exposed_s'] / p['step_s']:.1f}% |")
@@ -313,6 +425,11 @@ def main():
     m = sub.add_parser("measure")
     m.add_argument("--catlip", required=True)
     m.add_argument("--out", default=DEFAULT_CONSTANTS)
+    m.add_argument("--models", default=",".join(MODELS),
+                   help="comma-separated, of: " + ", ".join(MODELS) + " (others keep their "
+                   "constants)")
+    m.add_argument("--no-threads", action="store_true",
+                   help="keep the stored thread efficiency (skip the 1- and 2-thread runs)")
     p = sub.add_parser("predict")
     p.add_argument("--model", default="vit_base", choices=list(MODELS))
     p.add_argument("--hosts", type=int, default=16)
@@ -327,6 +444,7 @@ def main():
     p.add_argument("--no-overlap", action="store_true")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--bucket-mb", type=float, default=4.0)
+    p.add_argument("--collectives", default="ring", choices=["ring", "mpi"])
     v = sub.add_parser("validate")
     v.add_argument("--bed", required=True, action="append",
                    help="bench/hosts_comm.py --json output (repeat to merge runs)")
