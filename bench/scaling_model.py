@@ -22,11 +22,16 @@ The model (every term a measured constant or stated assumption):
       ring:   T(N) = k * 2 (N - 1) * a + 2 (N - 1) / N * S / L
       flat with W > 1: N = H W ranks in a ring ordered by host (one inter-host hop per host);
       hierarchical: reduce and broadcast inside the host through shared memory
-      (2 S / shm_bw) and the ring among H leaders;
-      L = link rate x the MPI efficiency measured on the bed (bus bandwidth / link rate);
-  overlap: the allreduce runs under the last micro-batch's backward (2/3 of its compute);
-      the last bucket (the embeddings, reported last) never hides:
-      exposed = max(T - window, T * min(1, bucket / 4P));
+      (2 x 4 P / shm_bw: the host stages move fp32) and the ring among H leaders;
+      L = link rate x the algorithm's efficiency measured on the bed (bus bandwidth / link
+      rate at 1 Gbit/s, per-step latency included): our ring (train.collectives ring, fp32 or
+      bf16) or Open MPI's libnbc (collectives mpi);
+  overlap: the allreduce runs under the last micro-batch's backward (2/3 of its compute), but
+      a reduction advances only while its worker is inside MPI (each layer's grad_sync_ready),
+      so only a share f of that window hides it (f per algorithm, measured on the bed); the
+      last bucket (the embeddings, reported last) never hides:
+      exposed = max(T - f window, T * min(1, bucket / 4P)) (+ the bed's skew between workers,
+      0 on a farm);
   optimizer: P * t_param, or with train.shard_optimizer P * t_param / N plus an allgather of
       the new fp32 weights ((N - 1) / N * 4 P / L, after the update: exposed);
   step = compute + exposed + optimizer; scaling efficiency = the step without communication
@@ -163,7 +168,7 @@ def predict(c, model, hosts, workers_per_host, cores, link_bps, global_batch, mi
         return 0.0 if n <= 1 else k * 2 * (n - 1) * a + 2 * (n - 1) / n * nbytes / bw
 
     if allreduce == "hierarchical" and W > 1:
-        comm = 2 * S / shm + ring(H, S, L)
+        comm = 2 * 4 * P / shm + ring(H, S, L)  # the host stages move fp32
     elif H == 1:
         comm = ring(N, S, shm)
     else:
@@ -298,6 +303,14 @@ def cmd_validate(a):
         print(f"{wire}: {net[key]:.2f} of the link rate ({m['grad_ms_median']:.0f} ms for the "
               f"gradient at {ref['rate']})")
 
+    # Within a bed host the workers talk over TCP through the loopback (btl tcp,self), on the
+    # same shared cores: their "shared memory" bandwidth is what the unlimited-rate ring got.
+    unl = next((r for r in bed["rows"] if r["rate"] == "unlimited"), None)
+    shm = None
+    if unl and "fp32" in unl["allreduce"]:
+        shm = unl["allreduce"]["fp32"]["grad_busbw_mbps"] * 1e6
+        print(f"bed hosts' internal bandwidth: {shm / 1e6:.0f} MB/s (the unlimited-rate fp32 ring)")
+
     def point(r, v, cpu_factor, skew_s=0.0, overlap_eff=None):
         W, per_worker, settings = bed["variants"][v]
         kv = dict(x.split("=", 1) for x in settings)
@@ -316,28 +329,23 @@ def cmd_validate(a):
                        kv.get("train.overlap", "true") == "true", "fp32",
                        latency_s=lat, mpi_eff=eff, cpu_share=ncores / (N * W) / cpu_factor,
                        collectives=kv.get("train.collectives", "ring"), overlap_eff=overlap_eff,
-                       skew_s=skew_s)
+                       skew_s=skew_s, shm_bw=shm)
 
-    # Calibration, four steps, left out of the errors (measured exposed = the share of the
-    # step the workers spent blocked on gradient communication):
-    # - the bed's CPU (its hosts share this machine's cores with MPI progress and the kernel's
-    #   network stack): the factor the unlimited fp32 no-overlap step's compute (its step less
-    #   its measured exposed time) takes beyond the core-share prediction;
-    # - skew: what the 1 Gbit/s fp32 no-overlap step waits beyond the allreduce `bench
-    #   allreduce` timed (the workers' backwards end at different times);
+    # Calibration, left out of the errors (measured exposed = the share of the step the
+    # workers spent blocked on gradient communication):
+    # - from the 1 Gbit/s fp32 step without overlap: the bed's CPU (its hosts share this
+    #   machine's cores with MPI progress and the kernel's network stack), the factor its
+    #   compute (the step less its exposed time) takes beyond the core-share prediction; and
+    #   skew, what it waits beyond the allreduce `bench allreduce` timed (the workers'
+    #   backwards end at different times);
     # - overlap, per algorithm: the share f of backward that hides communication, from the
-    #   1 Gbit/s fp32 overlapped steps (ring, and libnbc where measured):
+    #   1 Gbit/s fp32 overlapped steps (our ring, and libnbc where measured):
     #   exposed = max(T - f * window, the last bucket) + skew.
     cpu_factor, skew, calibration = 1.0, 0.0, set()
-    unl = next((r for r in bed["rows"] if r["rate"] == "unlimited"), None)
-    if unl and "fp32-no-overlap" in unl["train"]:
-        p0 = point(unl, "fp32-no-overlap", 1.0)
-        step, share = unl["train"]["fp32-no-overlap"]
-        cpu_factor = step * (1 - share) / (p0["step_s"] - p0["exposed_s"])
-        calibration.add((unl["rate"], "fp32-no-overlap"))
     if "fp32-no-overlap" in ref["train"]:
-        p1 = point(ref, "fp32-no-overlap", cpu_factor)
+        p1 = point(ref, "fp32-no-overlap", 1.0)
         step, share = ref["train"]["fp32-no-overlap"]
+        cpu_factor = step * (1 - share) / (p1["step_s"] - p1["exposed_s"])
         skew = max(0.0, step * share - p1["comm_s"])
         calibration.add((ref["rate"], "fp32-no-overlap"))
     net["bed_cpu_factor"], net["bed_skew_s"] = cpu_factor, skew
