@@ -413,7 +413,10 @@ def cmd_table(a):
     print(f"ViT-B/16 at 224, global batch {a.global_batch}, hosts of {a.cores} cores, "
           f"{a.precision} compute (constants measured on {c['machine']}; link efficiencies "
           f"calibrated on {c.get('network', {}).get('calibrated_on', 'defaults')}; per-hop "
-          f"latency {a.hop_latency_us:g} us assumed, the bed's is inflated by its shared cores)")
+          f"latency {a.hop_latency_us:g} us assumed, the bed's is inflated by its shared cores; "
+          f"train.collectives ring; overlap hides communication during "
+          f"{100 * overlap_efficiency(c.get('network', {}), 'fp32'):.0f}% of backward, as on "
+          f"the bed)")
     print("| hosts | link | step | images/s | scaling efficiency | exposed comm | settings "
           "(workers/host, grad_comm, shard, bucket MiB, micro-batch) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
