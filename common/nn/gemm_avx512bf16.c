@@ -35,6 +35,12 @@
 #define MC (MR * 24)
 #define NC 3072
 _Static_assert(KP % 8 == 0, "blocking must tile");
+// How many rows ahead the across-k packers (two rows per pair, little work per line) fetch:
+// their rows are one line of bf16 each, read once, usually from L3 or memory, so the fetch must
+// run a memory latency ahead.
+#ifndef ACROSS_K_PREFETCH
+#define ACROSS_K_PREFETCH 64
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Per-thread packing buffers (as in gemm_avx512.c), in dwords of two bf16.
@@ -153,17 +159,17 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
 // p0 .. p0 + 15 transposed: dst[(t) * stride + i] = pair t of row i, for t < pt (pairs left).
 // Stores are 16 dwords wide; with stride < 16 each spills into the next pair's slots (written
 // next) and the last one into the slack after the sliver.
+// The rows pf_r0 .. pf_r0 + 15 at k pf_k0 (the chunk the caller packs two calls later) are
+// prefetched: 32 fp32 are two lines, 32 bf16 one.
 static inline void pack_rows_along_k(uint32_t *dst, long stride, const struct operand *x, long r0,
-                                     int n, long k0, long K, int lookahead) {
+                                     int n, long k0, long K, long pf_r0, long pf_k0) {
     __m512 v[16];
     int kt = K - k0 < 32 ? (int)(K - k0) : 32, pt = (kt + 1) / 2;
 #pragma GCC unroll 16
     for (int i = 0; i < 16; i++) {
         v[i] = i < n ? _mm512_castsi512_ps(load_pairs(x, r0 + i, k0, kt)) : _mm512_setzero_ps();
-        // The same k range of the rows `lookahead` further on (packed next): 32 fp32 are two
-        // lines, 32 bf16 one.
-        prefetch_row(x, r0 + lookahead + i, k0);
-        if (!x->h) prefetch_row(x, r0 + lookahead + i, k0 + 16);
+        prefetch_row(x, pf_r0 + i, pf_k0);
+        if (!x->h) prefetch_row(x, pf_r0 + i, pf_k0 + 16);
     }
     transpose16(v);
     for (int t = 0; t < pt; t++) _mm512_storeu_ps((float *)(dst + t * stride), v[t]);
@@ -184,13 +190,19 @@ static void pack_a(int trans_a, uint32_t *dst, const struct operand *A, long ic,
     int tiles = (mc + MR - 1) / MR, kp = (kc + 1) / 2;
     long kend = pc + kc;
     if (!trans_a) {
-        // Rows of A run along k: convert 32 k of 16 rows at a time and transpose.
+        // Rows of A run along k: convert 32 k of 16 rows at a time and transpose, tile by tile
+        // along k; each call prefetches the chunk packed two calls later (the same rows 64 k on,
+        // or the next tile's first chunks), so its loads do not wait on L2 or L3.
         for (int s = 0; s < tiles; s++) {
             int start, rows;
             tile_rows(mc, tiles, s, &start, &rows);
             uint32_t *d = dst + (long)s * MR * kp;
-            for (long k0 = pc; k0 < kend; k0 += 32)
-                pack_rows_along_k(d + (k0 - pc) / 2 * MR, MR, A, ic + start, rows, k0, kend, MR);
+            for (long k0 = pc; k0 < kend; k0 += 32) {
+                long pf_r0 = ic + start, pf_k0 = k0 + 64;
+                if (pf_k0 >= kend) pf_r0 += rows, pf_k0 = pc + (pf_k0 - kend) / 32 * 32;
+                pack_rows_along_k(d + (k0 - pc) / 2 * MR, MR, A, ic + start, rows, k0, kend, pf_r0,
+                                  pf_k0);
+            }
         }
         return;
     }
@@ -204,8 +216,8 @@ static void pack_a(int trans_a, uint32_t *dst, const struct operand *A, long ic,
         uint32_t *d = dst + (long)s * MR * kp;
         for (int p = 0; p < kp; p++) {
             long k = pc + 2L * p;
-            prefetch_row(A, k + 16, ic + start);
-            prefetch_row(A, k + 17, ic + start);
+            prefetch_row(A, k + ACROSS_K_PREFETCH, ic + start);
+            prefetch_row(A, k + ACROSS_K_PREFETCH + 1, ic + start);
             __m512i v = pair_rows(A, k, kend, ic + start, rows);
             if (p < kp - 1)
                 _mm512_storeu_si512(d + (long)p * MR, v);
@@ -226,14 +238,14 @@ static void pack_b_sliver(int trans_b, uint32_t *dst, const struct operand *B, l
         for (int h = 0; h < NV; h++)
             for (long k0 = pc; k0 < kend; k0 += 32)
                 pack_rows_along_k(dst + (k0 - pc) / 2 * NR + 16 * h, NR, B, jc + 16 * h,
-                                  nr - 16 * h, k0, kend, NR);
+                                  nr - 16 * h, k0, kend, jc + 16 * h + NR, k0);
         return;
     }
     for (int p = 0; p < kp; p++) {
         long k = pc + 2L * p;
-        // Rows k + 16 and k + 17, both lines of fp32 (the hardware prefetcher does not follow
+        // Rows ACROSS_K_PREFETCH on, both lines of fp32 (the hardware prefetcher does not follow
         // these strided rows).
-        for (int r = 16; r < 18; r++) {
+        for (int r = ACROSS_K_PREFETCH; r < ACROSS_K_PREFETCH + 2; r++) {
             prefetch_row(B, k + r, jc);
             if (!B->h) prefetch_row(B, k + r, jc + 16);
         }
