@@ -38,6 +38,9 @@ _Static_assert(KP % 8 == 0, "blocking must tile");
 // How many rows ahead the across-k packers (two rows per pair, little work per line) fetch:
 // their rows are one line of bf16 each, read once, usually from L3 or memory, so the fetch must
 // run a memory latency ahead.
+#ifndef ALONG_K_PREFETCH
+#define ALONG_K_PREFETCH 4  // chunks of 32 k of one tile's rows
+#endif
 #ifndef ACROSS_K_PREFETCH
 #define ACROSS_K_PREFETCH 64
 #endif
@@ -159,7 +162,7 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
 // p0 .. p0 + 15 transposed: dst[(t) * stride + i] = pair t of row i, for t < pt (pairs left).
 // Stores are 16 dwords wide; with stride < 16 each spills into the next pair's slots (written
 // next) and the last one into the slack after the sliver.
-// The rows pf_r0 .. pf_r0 + 15 at k pf_k0 (the chunk the caller packs two calls later) are
+// The rows pf_r0 .. pf_r0 + 15 at k pf_k0 (a chunk the caller packs a few calls later) are
 // prefetched: 32 fp32 are two lines, 32 bf16 one.
 static inline void pack_rows_along_k(uint32_t *dst, long stride, const struct operand *x, long r0,
                                      int n, long k0, long K, long pf_r0, long pf_k0) {
@@ -187,21 +190,24 @@ static inline void tile_rows(int mc, int tiles, int s, int *start, int *rows) {
 // slivers of kp * MR dwords.
 static void pack_a(int trans_a, uint32_t *dst, const struct operand *A, long ic, long pc, int mc,
                    int kc) {
-    int tiles = (mc + MR - 1) / MR, kp = (kc + 1) / 2;
+    int tiles = (mc + MR - 1) / MR, kp = (kc + 1) / 2, chunks = (kc + 31) / 32;
     long kend = pc + kc;
     if (!trans_a) {
         // Rows of A run along k: convert 32 k of 16 rows at a time and transpose, tile by tile
-        // along k; each call prefetches the chunk packed two calls later (the same rows 64 k on,
-        // or the next tile's first chunks), so its loads do not wait on L2 or L3.
+        // along k; each call prefetches the chunk packed ALONG_K_PREFETCH calls later (the same
+        // rows further along k, or the next tile's first chunks), so that its loads do not wait
+        // on L3 or memory.
         for (int s = 0; s < tiles; s++) {
             int start, rows;
             tile_rows(mc, tiles, s, &start, &rows);
             uint32_t *d = dst + (long)s * MR * kp;
             for (long k0 = pc; k0 < kend; k0 += 32) {
-                long pf_r0 = ic + start, pf_k0 = k0 + 64;
-                if (pf_k0 >= kend) pf_r0 += rows, pf_k0 = pc + (pf_k0 - kend) / 32 * 32;
-                pack_rows_along_k(d + (k0 - pc) / 2 * MR, MR, A, ic + start, rows, k0, kend, pf_r0,
-                                  pf_k0);
+                long c = (k0 - pc) / 32 + ALONG_K_PREFETCH;
+                int s2 = s + (int)(c / chunks), start2, rows2;
+                tile_rows(mc, tiles, s2 < tiles ? s2 : tiles - 1, &start2, &rows2);
+                if (s2 >= tiles) start2 = mc;
+                pack_rows_along_k(d + (k0 - pc) / 2 * MR, MR, A, ic + start, rows, k0, kend,
+                                  ic + start2, pc + c % chunks * 32);
             }
         }
         return;

@@ -66,9 +66,17 @@ static void forward_worker(void *arg, int ith, int nth) {
         else
             gemm(0, 1, (int)n, t->OC, t->IC, 1.0f, t->inp + begin * t->IC, t->IC, t->weight, t->IC,
                  0.0f, out, t->OC);
-        if (t->bias) t->k->add_bias(out, t->bias, n, t->OC);
-        if (t->residual) t->k->add(out, out, t->residual + begin * t->OC, n * t->OC);
-        if (t->out_bf16) bf16_from_floats(t->out_bf16 + begin * t->OC, out, (size_t)n * t->OC);
+        // bias, residual and rounding a few rows at a time, while they are in L1 (each over
+        // the whole block was a pass through L3 or memory)
+        const long chunk = t->OC < 4096 ? 4096 / t->OC : 1;
+        for (long r = 0; r < n; r += chunk) {
+            long rows = n - r < chunk ? n - r : chunk;
+            float *o = out + r * t->OC;
+            if (t->bias) t->k->add_bias(o, t->bias, rows, t->OC);
+            if (t->residual) t->k->add(o, o, t->residual + (begin + r) * t->OC, rows * t->OC);
+            if (t->out_bf16)
+                bf16_from_floats(t->out_bf16 + (begin + r) * t->OC, o, (size_t)rows * t->OC);
+        }
     }
 }
 

@@ -137,16 +137,25 @@ struct layernorm_task {
     const float *dout;
 };
 
+#define LAYERNORM_CHUNK 4096  // floats of rows normalised and rounded at a time (16 KB)
+
 static void layernorm_forward_worker(void *arg, int ith, int nth) {
     struct layernorm_task *t = arg;
     long b, e;
     pool_split(t->N, ith, nth, &b, &e);
-    if (e > b)
-        t->k->layernorm_forward(t->out + b * t->C, t->out_mean + b, t->out_rstd + b, t->inp + b * t->C,
-                                t->weight, t->bias, e - b, t->C);
-    // Rounded here, while the rows are in cache, rather than in a region of its own.
-    if (e > b && t->out_bf16)
-        bf16_from_floats(t->out_bf16 + b * t->C, t->out + b * t->C, (size_t)(e - b) * t->C);
+    // Rounded here, a few rows at a time while they are in L1, rather than in a region of its
+    // own (or after the whole block, by then in L3). out NULL: only the bf16 rows are wanted,
+    // and the fp32 ones go through an L1 buffer.
+    float local[LAYERNORM_CHUNK] __attribute__((aligned(64)));
+    CATLIP_ASSERT(t->out || (t->out_bf16 && t->C <= LAYERNORM_CHUNK));
+    const long chunk = t->out_bf16 && t->C < LAYERNORM_CHUNK ? LAYERNORM_CHUNK / t->C : e - b;
+    for (long r = b; r < e; r += chunk) {
+        long n = e - r < chunk ? e - r : chunk;
+        float *out = t->out ? t->out + r * t->C : local;
+        t->k->layernorm_forward(out, t->out_mean + r, t->out_rstd + r, t->inp + r * t->C,
+                                t->weight, t->bias, n, t->C);
+        if (t->out_bf16) bf16_from_floats(t->out_bf16 + r * t->C, out, (size_t)n * t->C);
+    }
 }
 
 void transformer_layernorm_forward(const struct transformer_exec *e, float *out,
@@ -217,17 +226,26 @@ struct elementwise_task {
     float *partials;
 };
 
-// out[begin, end) = op(a, b), then rounded into out_bf16 when that is not NULL.
+// Elements per piece of a thread's block: 16 KB of fp32, so that rounding reads them from L1
+// (a whole block is megabytes: it was written out to L3 or memory and read back).
+#define ELEMENTWISE_CHUNK 4096
+
+// out[begin, end) = op(a, b), then rounded into out_bf16 when that is not NULL. out NULL (only
+// the bf16 result wanted, at most ELEMENTWISE_CHUNK elements): computed into an L1 buffer and
+// rounded from there, never written to memory as fp32.
 static void elementwise_range(const struct elementwise_task *t, long begin, long end) {
+    float local[ELEMENTWISE_CHUNK] __attribute__((aligned(64)));
+    CATLIP_ASSERT(t->out || (t->out_bf16 && end - begin <= ELEMENTWISE_CHUNK));
+    float *out = t->out ? t->out + begin : local;
     switch (t->op) {
-    case ELEMENTWISE_GELU: t->k->gelu_forward(t->out + begin, t->a + begin, end - begin); break;
+    case ELEMENTWISE_GELU: t->k->gelu_forward(out, t->a + begin, end - begin); break;
     case ELEMENTWISE_GELU_BACKWARD:
-        t->k->gelu_backward(t->out + begin, t->a + begin, t->b + begin, end - begin);
+        t->k->gelu_backward(out, t->a + begin, t->b + begin, end - begin);
         break;
-    case ELEMENTWISE_ADD: t->k->add(t->out + begin, t->a + begin, t->b + begin, end - begin); break;
+    case ELEMENTWISE_ADD: t->k->add(out, t->a + begin, t->b + begin, end - begin); break;
     case ELEMENTWISE_NONE: break;
     }
-    if (t->out_bf16) bf16_from_floats(t->out_bf16 + begin, t->out + begin, (size_t)(end - begin));
+    if (t->out_bf16) bf16_from_floats(t->out_bf16 + begin, out, (size_t)(end - begin));
 }
 
 static void elementwise_worker(void *arg, int ith, int nth) {
@@ -238,7 +256,8 @@ static void elementwise_worker(void *arg, int ith, int nth) {
     pool_split(blocks, ith, nth, &b, &e);
     b *= 16;
     e = e * 16 < t->n ? e * 16 : t->n;
-    if (e > b) elementwise_range(t, b, e);
+    for (long i = b; i < e; i += ELEMENTWISE_CHUNK)
+        elementwise_range(t, i, e - i < ELEMENTWISE_CHUNK ? e : i + ELEMENTWISE_CHUNK);
 }
 
 // out = op(a, b), and out rounded to bf16 into out_bf16 when that is not NULL.
@@ -262,7 +281,7 @@ static void elementwise_dout_worker(void *arg, int ith, int nth) {
     float *sums = t->partials + (size_t)ith * t->cols;
     memset(sums, 0, (size_t)t->cols * sizeof *sums);
     // ~16 KB of fp32 rows at a time, so that rounding and summing read them from L1
-    const long chunk = t->cols < 4096 ? 4096 / t->cols : 1;
+    const long chunk = t->cols < ELEMENTWISE_CHUNK ? ELEMENTWISE_CHUNK / t->cols : 1;
     for (long r = b; r < e; r += chunk) {
         long n = e - r < chunk ? e - r : chunk;
         elementwise_range(t, r * t->cols, (r + n) * t->cols);
@@ -455,7 +474,10 @@ void transformer_block_forward(const struct transformer_exec *e, const struct tr
     const long BT = (long)B * s->tokens;
     const int C = s->dim;
     // x + attn(norm1(x))
-    transformer_layernorm_forward(e, ba->ln1, ba->ln1_bf16, ba->ln1_mean, ba->ln1_rstd, x,
+    // bf16: the LayerNorms' and GELU's fp32 outputs are never stored (NULL), only their bf16
+    // copies, which is all the matmuls read.
+    transformer_layernorm_forward(e, ba->ln1_bf16 ? NULL : ba->ln1, ba->ln1_bf16, ba->ln1_mean,
+                                  ba->ln1_rstd, x,
                                   params + o->norm1_w, params + o->norm1_b, BT, C);
     matmul_forward(e->pool, e->k, ba->qkv, ba->qkv_bf16, ba->ln1, ba->ln1_bf16, params + o->qkv_w,
                    transformer_weight_bf16(e, o->qkv_w), params + o->qkv_b, NULL, BT, C, 3 * C);
@@ -467,11 +489,13 @@ void transformer_block_forward(const struct transformer_exec *e, const struct tr
     matmul_forward(e->pool, e->k, ba->res2, NULL, ba->atty, ba->atty_bf16, params + o->proj_w,
                    transformer_weight_bf16(e, o->proj_w), params + o->proj_b, x, BT, C, C);
     // res2 + mlp(norm2(res2))
-    transformer_layernorm_forward(e, ba->ln2, ba->ln2_bf16, ba->ln2_mean, ba->ln2_rstd, ba->res2,
+    transformer_layernorm_forward(e, ba->ln2_bf16 ? NULL : ba->ln2, ba->ln2_bf16, ba->ln2_mean,
+                                  ba->ln2_rstd, ba->res2,
                                   params + o->norm2_w, params + o->norm2_b, BT, C);
     matmul_forward(e->pool, e->k, ba->fch, NULL, ba->ln2, ba->ln2_bf16, params + o->fc1_w,
                    transformer_weight_bf16(e, o->fc1_w), params + o->fc1_b, NULL, BT, C, s->mlp_hidden);
-    elementwise_rounded(e, ELEMENTWISE_GELU, ba->fch_gelu, ba->fch_gelu_bf16, ba->fch, NULL,
+    elementwise_rounded(e, ELEMENTWISE_GELU, ba->fch_gelu_bf16 ? NULL : ba->fch_gelu,
+                        ba->fch_gelu_bf16, ba->fch, NULL,
                         BT * s->mlp_hidden);
     matmul_forward(e->pool, e->k, ba->out, NULL, ba->fch_gelu, ba->fch_gelu_bf16, params + o->fc2_w,
                    transformer_weight_bf16(e, o->fc2_w), params + o->fc2_b, ba->res2, BT, s->mlp_hidden, C);

@@ -49,7 +49,8 @@ struct transformer_block_acts {
     float *out;                   // (B, T, C)  block output
     // bf16 (VIT_BF16): ln1, atty, ln2 and fch_gelu are stored only as these bf16 copies (what
     // the matmuls read, forward and backward); the fp32 pointers above then share one scratch
-    // (transformer_block_acts_share_scratch) that is valid only during the forward.
+    // (transformer_block_acts_share_scratch) that is valid only during the forward (the block
+    // writes only atty there: ln1, ln2 and fch_gelu go to bf16 straight from an L1 buffer).
     uint16_t *ln1_bf16, *atty_bf16, *ln2_bf16;  // (B, T, C)
     uint16_t *fch_gelu_bf16;                    // (B, T, hidden)
     // bf16: q, k, v stored only as bf16, rounded where the qkv matmul writes them: every
@@ -132,7 +133,7 @@ void transformer_block_backward(const struct transformer_exec *e, const struct t
                                 int B);
 
 // LayerNorm over N rows of C on the pool (eps 1e-6: nn/kernels.h). out_bf16: NULL, or also
-// out rounded to bf16 there.
+// out rounded to bf16 there; out may then be NULL (only the bf16 rows wanted, C <= 4096).
 void transformer_layernorm_forward(const struct transformer_exec *e, float *out,
                                    uint16_t *out_bf16, float *mean, float *rstd,
                                    const float *inp, const float *weight, const float *bias,
