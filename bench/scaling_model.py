@@ -64,8 +64,9 @@ def bits(rate):
 
 # ---- measure -----------------------------------------------------------------------------
 
-class BenchStepFailed(Exception):
-    pass
+class BenchStepFailed(SystemExit):
+    """bench_step's failure: a SystemExit (uncaught, the message ends the script, as before)
+    that measure catches to go on with the other models."""
 
 
 def bench_step(catlip, model, batch, threads, precision):
