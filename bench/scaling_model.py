@@ -130,7 +130,7 @@ def cmd_measure(a):
         print(f"second core: {one['s_per_image'] / two['s_per_image']:.2f}x "
               f"(efficiency {c['thread_efficiency']:.2f})")
     else:
-        c["thread_efficiency"] = old["thread_efficiency"]
+        c["thread_efficiency"] = old.get("thread_efficiency", 1.0)
     c["network"] = old.get("network", {})  # from `validate --bed` (bench/hosts_comm.py)
     with open(a.out, "w") as f:
         json.dump(c, f, indent=1)
