@@ -25,8 +25,9 @@
 // - shard_bounds (train.shard_optimizer, ZeRO stage 1): a reduce-scatter instead of the
 //   allreduce (flat only): worker k ends with the sums of [bounds[k], bounds[k+1]) only, the
 //   rest of its gradients left unreduced. Each bucket sends every owner the bucket's part of
-//   its slice: fp32 MPI_Ireduce_scatter, or the bf16 ring's reduce-scatter half (the owner's
-//   sums stay fp32), or fp32 through the ring's reduce-scatter half or MPI_Ireduce_scatter. Buckets overlap backward as the allreduce's do.
+//   its slice: the ring's reduce-scatter half (fp32, or bf16 with the owner's sums kept in
+//   fp32), or with collectives mpi fp32 MPI_Ireduce_scatter. Buckets overlap backward as the
+//   allreduce's do.
 // CATLIP_TEST_HOSTS=K (a test hook) treats worker w as running on host w mod K, so that one
 // machine exercises the hierarchical path.
 #pragma once
@@ -41,11 +42,11 @@ enum grad_allreduce { GRAD_ALLREDUCE_AUTO, GRAD_ALLREDUCE_FLAT, GRAD_ALLREDUCE_H
 enum grad_collectives { GRAD_COLLECTIVES_RING, GRAD_COLLECTIVES_MPI };
 
 struct grad_sync_options {
-    size_t bucket_floats;                    // a bucket holds at least this many gradients
-    int overlap;                             // 0: the buckets are reduced one by one after backward
-    enum grad_wire wire;                     // train.grad_comm
-    enum grad_allreduce allreduce;           // train.allreduce
-    enum grad_collectives collectives;       // train.collectives
+    size_t bucket_floats;               // a bucket holds at least this many gradients
+    int overlap;                        // 0: the buckets are reduced one by one after backward
+    enum grad_wire wire;                // train.grad_comm
+    enum grad_allreduce allreduce;      // train.allreduce
+    enum grad_collectives collectives;  // train.collectives
     const size_t *shard_bounds;  // (workers+1) NULL: allreduce; else reduce-scatter to slices
                                  // (kept by the caller while the grad_sync lives)
 };
@@ -73,7 +74,8 @@ struct grad_sync {
     int hosts, max_workers_per_host;
     int host_rank, host_size;  // this worker's place among its host's workers
     // Communicators of their own (created by init, freed by free): ring and host messages
-    // are point-to-point and must not meet other traffic (their tag is the bucket's index); the leaders' collectives go out in bucket order on their own communicator.
+    // are point-to-point and must not meet other traffic (their tag is the bucket's index);
+    // the leaders' collectives go out in bucket order on their own communicator.
     MPI_Comm flat_comm;    // flat: the reduction's (comm itself for fp32 through libnbc)
     MPI_Comm host_reduce;  // hierarchical: this host's workers (rank 0 leads), to the leader
     MPI_Comm host_bcast;   // hierarchical: the same group, from the leader

@@ -83,8 +83,8 @@ static void ring_post(struct ring_allreduce *a) {
         recv = ring_mod(a, r - j);
         into = travel_buffer(a, recv);
     }
-    int rc = MPI_Irecv(into, (int)chunk_size(a, recv), type, prev, a->tag, a->comm,
-                       &a->requests[0]);
+    int rc =
+        MPI_Irecv(into, (int)chunk_size(a, recv), type, prev, a->tag, a->comm, &a->requests[0]);
     if (rc == MPI_SUCCESS)
         rc = MPI_Isend(travel_buffer(a, send), (int)chunk_size(a, send), type, next, a->tag,
                        a->comm, &a->requests[1]);

@@ -40,10 +40,10 @@ struct ring_allreduce {
     int rank, size, tag;
     float *data;  // (n) summed in place
     size_t n;
-    uint16_t *wire;   // (n) bf16: the values sent and received; kept between uses
-    void *inbox;      // (largest chunk) the received partial sums, fp32 or bf16
+    uint16_t *wire;              // (n) bf16: the values sent and received; kept between uses
+    void *inbox;                 // (largest chunk) the received partial sums, fp32 or bf16
     size_t wire_cap, inbox_cap;  // in values, in bytes
-    int step;  // ring: 0 .. 2(P-1); done at 2(P-1). MPI_Op: 0 running, 1 done
+    int step;                    // ring: 0 .. 2(P-1); done at 2(P-1). MPI_Op: 0 running, 1 done
     // Reduce-scatter only (ring_reduce_scatter_start): rank r ends with the fp32 sum of
     // [bounds[r], bounds[r+1]) and the ring stops after its P-1 reduce-scatter steps.
     const size_t *bounds;  // (P+1) NULL: the allreduce's even chunks

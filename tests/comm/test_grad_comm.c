@@ -246,7 +246,8 @@ static void run_checks(size_t n) {
             float *flat =
                 run_checked(&variants[v], GRAD_ALLREDUCE_FLAT, overlap, 0, exact, abs_sum, n);
             // bf16's reduce-scatter is the ring whatever the collectives: run it once.
-            if (variants[v].wire == GRAD_WIRE_FP32 || variants[v].collectives == GRAD_COLLECTIVES_RING)
+            if (variants[v].wire == GRAD_WIRE_FP32 ||
+                variants[v].collectives == GRAD_COLLECTIVES_RING)
                 run_sharded(&variants[v], overlap, exact, abs_sum, n, flat);
             for (int h = 0; h < 3; h++) {
                 int k = hosts_splits[h];
@@ -308,8 +309,10 @@ static void check_ring_order(size_t n) {
                  size_, n, scatter ? "reduce-scatter" : "allreduce");
         check(same, line);
         if (!scatter) {
-            snprintf(line, sizeof line, "P=%d n=%zu fp32 ring allreduce: every rank holds the "
-                     "same bits", size_, n);
+            snprintf(line, sizeof line,
+                     "P=%d n=%zu fp32 ring allreduce: every rank holds the "
+                     "same bits",
+                     size_, n);
             check(same_everywhere(x, n), line);
         }
         ring_allreduce_free(&a);
