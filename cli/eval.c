@@ -15,9 +15,10 @@
 #include "core/log.h"
 #include "data/pipeline.h"
 #include "data/shardlist.h"
+#include "eval/head_score.h"
 #include "eval/metrics.h"
-#include "eval/zeroshot.h"
 #include "eval/transfer_init.h"
+#include "eval/zeroshot.h"
 #include "io/transfer_head.h"
 #include "model/inference.h"
 #include "text/caption_labels.h"
@@ -67,7 +68,8 @@ static const char *zeroshot_usage =
     "multilabel\n"
     "  --quiet            no transfer report table\n"
     "With --classes the head is built with the options below, and the first-sense head (senses\n"
-    "first, pool none, calibrate none: the original rule) is scored beside it.\n" HEAD_ARGS_USAGE;
+    "first, pool none, calibrate none, score linear: the original rule) is scored beside it.\n"
+    HEAD_ARGS_USAGE HEAD_ARGS_SCORE_USAGE;
 
 struct eval_args {
     struct model_args model;
@@ -93,6 +95,7 @@ static int parse_eval_args(int argc, char **argv, const char *usage, struct eval
                                             {"max-images", 1, 0, 'm'},
                                             {"help", 0, 0, 'h'},
                                             HEAD_ARGS_OPTIONS,
+                                            HEAD_ARGS_SCORE_OPTION,
                                             {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     head_args_init(&a->headopt);
@@ -353,7 +356,7 @@ static void zeroshot_tally_head(const struct zeroshot_rows *r, const struct tran
                                 struct zeroshot_tally *z) {
     float *scores = xmalloc((size_t)h->K * sizeof(float));
     for (size_t i = 0; i < r->n; i++) {
-        zeroshot_scores(scores, h->weight, h->bias, r->features + i * (size_t)r->C, h->K, h->C);
+        head_scores(h, r->features + i * (size_t)r->C, scores);
         zeroshot_add(z, scores, r->truth[i]);
     }
     free(scores);
@@ -449,14 +452,15 @@ static int zeroshot_report(const struct eval_args *a, const struct inference_mod
         old_top1 = (double)old->correct1 / N;
         old_mean = zeroshot_mean_per_class(old, NULL);
         printf(
-            "eval zeroshot: first-sense head (senses=first pool=none calibrate=none): top-1 "
+            "eval zeroshot: first-sense head (senses=first pool=none calibrate=none score=linear): "
+            "top-1 "
             "%.4f, mean per-class %.4f\n",
             old_top1, old_mean);
     }
     if (opt)
-        printf("eval zeroshot: head senses=%s pool=%s calibrate=%s\n",
+        printf("eval zeroshot: head senses=%s pool=%s calibrate=%s score=%s\n",
                head_senses_name(opt->senses), head_pool_name(opt->pool),
-               head_calibrate_name(opt->calibrate));
+               head_calibrate_name(opt->calibrate), head_score_name(opt->score));
     printf(
         "eval zeroshot: top-1 %.4f, top-%d %.4f, mean per-class %.4f (%d classes with "
         "images); chance %.4f (1/%d), majority class %.4f\n",
@@ -483,6 +487,7 @@ static int zeroshot_report(const struct eval_args *a, const struct inference_mod
             json_object_set_new(h, "senses", json_string(head_senses_name(opt->senses)));
             json_object_set_new(h, "pool", json_string(head_pool_name(opt->pool)));
             json_object_set_new(h, "calibrate", json_string(head_calibrate_name(opt->calibrate)));
+            json_object_set_new(h, "score", json_string(head_score_name(opt->score)));
             if (head && head->built) json_object_set_new(h, "classes", head_classes_json(head, m->vocab));
             json_object_set_new(o, "head", h);
         }
@@ -505,10 +510,10 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         (!a.classes == !a.head &&
          catlip_error_set("give exactly one of --classes FILE and --head FILE")) ||
         (a.head && a.headopt.given &&
-         catlip_error_set("--senses, --pool, --calibrate, --calibrate-on and --max-reference build "
-                          "a head from --classes; a --head file is used as catlip transfer wrote "
-                          "it")) ||
-        (a.classes && head_args_finish(&a.headopt) != 0)) {
+         catlip_error_set("--senses, --pool, --calibrate, --calibrate-on, --max-reference and "
+                          "--score build a head from --classes; a --head file is used as catlip "
+                          "transfer wrote it")) ||
+        (a.classes && head_args_finish(&a.headopt, HEAD_SCORE_NOISY_OR) != 0)) {
         catlip_error_print();
         return 2;
     }
@@ -518,16 +523,15 @@ int cmd_eval_zeroshot(int argc, char **argv) {
     char **names = NULL;
     int rc;
     if (a.classes) {
-        double *ref_mean = NULL, *ref_cov = NULL;
-        rc = head_args_reference(&a.headopt, &m, a.batch, a.decode_threads, &ref_mean, &ref_cov);
+        struct head_reference ref;
+        rc = head_args_reference(&a.headopt, &m, a.batch, a.decode_threads, &ref);
         if (rc == 0)
-            rc = transfer_head_from_classes(&m, a.classes, NULL, 0, a.headopt.opt, ref_mean,
-                                            ref_cov, a.quiet ? NULL : stdout, &head);
+            rc = transfer_head_from_classes(&m, a.classes, NULL, 0, a.headopt.opt, &ref,
+                                            a.quiet ? NULL : stdout, &head);
         if (rc == 0)
             rc = transfer_head_from_classes(&m, a.classes, NULL, 0, HEAD_OPTIONS_FIRST, NULL, NULL,
-                                            NULL, &old);
-        free(ref_mean);
-        free(ref_cov);
+                                            &old);
+        head_reference_free(&ref);
     } else {
         head.C = m.config.dim;
         rc = transfer_head_load(a.head, &head.K, head.C, &head.weight, &head.bias, &names);

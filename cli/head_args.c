@@ -15,7 +15,7 @@ void head_args_init(struct head_args *a) {
 
 int head_args_take(struct head_args *a, int opt, const char *arg) {
     int v;
-    if (opt >= 0x1001 && opt <= 0x1005) a->given++;
+    if (opt >= 0x1001 && opt <= 0x1006) a->given++;
     switch (opt) {
         case 0x1001:
             if ((v = head_senses_parse(arg)) < 0)
@@ -36,13 +36,22 @@ int head_args_take(struct head_args *a, int opt, const char *arg) {
             return 1;
         case 0x1004: a->calibrate_on = arg; return 1;
         case 0x1005: a->max_reference = atol(arg); return 1;
+        case 0x1006:
+            if ((v = head_score_parse(arg)) < 0)
+                return catlip_error_set("--score must be linear or noisy-or"), -1;
+            a->opt.score = (enum head_score)v;
+            a->score_given = 1;
+            return 1;
         default: return 0;
     }
 }
 
-int head_args_finish(struct head_args *a) {
+int head_args_finish(struct head_args *a, enum head_score default_score) {
+    if (!a->score_given) a->opt.score = default_score;
     if (!a->calibrate_given)
-        a->opt.calibrate = a->calibrate_on ? HEAD_CALIBRATE_STANDARDIZE : HEAD_CALIBRATE_PRIOR;
+        a->opt.calibrate = !a->calibrate_on                      ? HEAD_CALIBRATE_PRIOR
+                           : a->opt.score == HEAD_SCORE_NOISY_OR ? HEAD_CALIBRATE_CENTER
+                                                                 : HEAD_CALIBRATE_STANDARDIZE;
     if ((a->opt.calibrate == HEAD_CALIBRATE_CENTER ||
          a->opt.calibrate == HEAD_CALIBRATE_STANDARDIZE) &&
         !a->calibrate_on)
@@ -59,9 +68,16 @@ static int any_caption(void *ctx, const char *caption, size_t len, int32_t *clas
     return 1;
 }
 
+void head_reference_free(struct head_reference *ref) {
+    free(ref->features);
+    free(ref->mean);
+    free(ref->cov);
+    memset(ref, 0, sizeof *ref);
+}
+
 int head_args_reference(const struct head_args *a, struct inference_model *m, int batch,
-                        int decode_threads, double **mean_out, double **cov_out) {
-    *mean_out = *cov_out = NULL;
+                        int decode_threads, struct head_reference *ref) {
+    memset(ref, 0, sizeof *ref);
     if (a->opt.calibrate != HEAD_CALIBRATE_CENTER && a->opt.calibrate != HEAD_CALIBRATE_STANDARDIZE)
         return 0;
     struct shard_list shards = {0};
@@ -88,11 +104,17 @@ int head_args_reference(const struct head_args *a, struct inference_model *m, in
     int C = m->config.dim;
     double *mean = xcalloc((size_t)C, sizeof(double)),
            *cov = xcalloc((size_t)C * C, sizeof(double));
-    long n = 0;
+    long n = 0, cap = 256;
+    float *features = xmalloc((size_t)cap * C * sizeof(float));
     struct batch b;
     while (pipeline_next(p, &b) == 1) {
         if (b.count == 0) continue;
         inference_forward(m, b.images, b.count);
+        if (n + b.count > cap) {
+            while (n + b.count > cap) cap *= 2;
+            features = xrealloc(features, (size_t)cap * C * sizeof(float));
+        }
+        memcpy(features + (size_t)n * C, m->acts.lnf, (size_t)b.count * C * sizeof(float));
         for (int i = 0; i < b.count; i++) {
             const float *f = m->acts.lnf + (size_t)i * C;
             for (int x = 0; x < C; x++) {
@@ -114,10 +136,11 @@ int head_args_reference(const struct head_args *a, struct inference_model *m, in
                 cov[(size_t)x * C + y] = cov[(size_t)x * C + y] / (double)n - mean[x] * mean[y];
         log_info("calibrate: %s over %ld reference images from %s",
                  head_calibrate_name(a->opt.calibrate), n, a->calibrate_on);
-        *mean_out = mean;
-        *cov_out = cov;
+        *ref =
+            (struct head_reference){.C = C, .n = n, .features = features, .mean = mean, .cov = cov};
         return 0;
     }
+    free(features);
     free(mean);
     free(cov);
     return rc;

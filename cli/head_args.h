@@ -7,7 +7,8 @@ struct head_args {
     struct head_options opt;
     const char *calibrate_on;  // reference shards (not the test images)
     int calibrate_given;
-    int given;  // how many of the options above the command line gave
+    int score_given;
+    int given;           // how many of the options above the command line gave
     long max_reference;  // images of the reference set used (0: all)
 };
 
@@ -32,13 +33,28 @@ struct head_args {
     "                         must not be the test images: e.g. the validation split)\n"         \
     "  --max-reference N      use about N reference images (default: all)\n"
 
+// `catlip eval zeroshot` only (catlip transfer writes a linear head): --score.
+#define HEAD_ARGS_SCORE_OPTION \
+    { "score", 1, 0, 0x1006 }
+#define HEAD_ARGS_SCORE_USAGE                                                                     \
+    "  --score linear|noisy-or  a class's score: its pooled row's (linear), or the log-odds\n"    \
+    "                         that any of its member synsets is present, 1 - prod(1 -\n"          \
+    "                         sigmoid(s)) over its synset and pooled hyponyms (noisy-or,\n"       \
+    "                         the default), calibrated per class: prior subtracts the log-odds\n" \
+    "                         of its training frequency, center those of its mean probability\n"  \
+    "                         over the --calibrate-on images, standardize the log-odds' mean\n"   \
+    "                         and standard deviation there. Default calibration for noisy-or:\n"  \
+    "                         center with --calibrate-on, else prior\n"
+
 void head_args_init(struct head_args *a);
 // Takes one of the options above: 1 taken, 0 not ours, -1 bad value (catlip_error set).
 int head_args_take(struct head_args *a, int opt, const char *arg);
-// Resolves the calibration default; -1 with catlip_error when center/standardize lacks
-// --calibrate-on.
-int head_args_finish(struct head_args *a);
-// For center/standardize: the reference images' feature mean (C) and covariance (C, C),
-// malloc'ed (NULL for other modes). 0, or -1 + error.
+// Resolves the defaults: score `default_score` unless --score was given (transfer: linear;
+// eval zeroshot: noisy-or); calibration standardize (linear) or center (noisy-or) with
+// --calibrate-on, else prior. -1 with catlip_error when center/standardize lacks --calibrate-on.
+int head_args_finish(struct head_args *a, enum head_score default_score);
+// For center/standardize: the reference images' features and their mean and covariance,
+// malloc'ed (all zero for other modes; free with head_reference_free). 0, or -1 + error.
 int head_args_reference(const struct head_args *a, struct inference_model *m, int batch,
-                        int decode_threads, double **mean, double **cov);
+                        int decode_threads, struct head_reference *ref);
+void head_reference_free(struct head_reference *ref);

@@ -73,22 +73,21 @@ int cmd_transfer(int argc, char **argv) {
         fprintf(stderr, "catlip: error: transfer needs --checkpoint, --classes and -o\n");
         return 2;
     }
-    if (head_args_finish(&head_args) != 0) {
+    if (head_args_finish(&head_args, HEAD_SCORE_LINEAR) != 0) {
         catlip_error_print();
         return 2;
     }
     struct inference_model m;
     if (model_args_open(&model, &m, head_args.calibrate_on ? batch : 1) != 0) return 1;
     struct transfer_head head;
-    double *ref_mean = NULL, *ref_cov = NULL;
-    int rc = head_args_reference(&head_args, &m, batch, decode_threads, &ref_mean, &ref_cov);
+    struct head_reference ref;
+    int rc = head_args_reference(&head_args, &m, batch, decode_threads, &ref);
     if (rc == 0)
-        rc = transfer_head_from_classes(&m, classes, wordnet, seed, head_args.opt, ref_mean,
-                                        ref_cov, stdout, &head);
+        rc = transfer_head_from_classes(&m, classes, wordnet, seed, head_args.opt, &ref, stdout,
+                                        &head);
     else
         memset(&head, 0, sizeof head);
-    free(ref_mean);
-    free(ref_cov);
+    head_reference_free(&ref);
     if (rc == 0)
         rc = transfer_head_write(output, head.classes, head.K, head.C, head.weight, head.bias,
                                  m.header->vocab_hash, m.path);

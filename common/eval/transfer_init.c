@@ -6,12 +6,14 @@
 
 #include "core/check.h"
 #include "core/rng.h"
+#include "eval/head_score.h"
 #include "text/hypernyms.h"
 #include "text/wordnet.h"
 
 static const char *const senses_names[] = {"first", "vocab"};
 static const char *const pool_names[] = {"none", "hyponyms"};
 static const char *const calibrate_names[] = {"none", "prior", "center", "standardize"};
+static const char *const score_names[] = {"linear", "noisy-or"};
 
 static int parse_name(const char *s, const char *const *names, int n) {
     for (int i = 0; s && i < n; i++)
@@ -27,6 +29,9 @@ int head_pool_parse(const char *s) {
 int head_calibrate_parse(const char *s) {
     return parse_name(s, calibrate_names, 4);
 }
+int head_score_parse(const char *s) {
+    return parse_name(s, score_names, 2);
+}
 const char *head_senses_name(enum head_senses s) {
     return (unsigned)s < 2 ? senses_names[s] : "?";
 }
@@ -35,6 +40,9 @@ const char *head_pool_name(enum head_pool p) {
 }
 const char *head_calibrate_name(enum head_calibrate c) {
     return (unsigned)c < 4 ? calibrate_names[c] : "?";
+}
+const char *head_score_name(enum head_score s) {
+    return (unsigned)s < 2 ? score_names[s] : "?";
 }
 
 // Every vocabulary row's WordNet ancestors (dense index, hypernym steps), flattened.
@@ -257,14 +265,15 @@ void head_build(const struct transfer_class *classes, const struct head_class *b
     }
 }
 
+double head_prior_logodds(double mass, double captions) {
+    if (mass <= 0 || captions <= 0) return 0;
+    if (mass > captions - 0.5) mass = captions - 0.5;
+    if (mass < 0.5) mass = 0.5;
+    return log(mass / (captions - mass));
+}
+
 void head_prior_correct(const struct head_class *built, int K, double captions, float *bias) {
-    for (int k = 0; k < K; k++) {
-        double m = built[k].mass;
-        if (m <= 0 || captions <= 0) continue;
-        if (m > captions - 0.5) m = captions - 0.5;
-        if (m < 0.5) m = 0.5;
-        bias[k] -= (float)log(m / (captions - m));
-    }
+    for (int k = 0; k < K; k++) bias[k] -= (float)head_prior_logodds(built[k].mass, captions);
 }
 
 void head_calibrate_rows(enum head_calibrate mode, const double *feat_mean, const double *feat_cov,
@@ -314,8 +323,9 @@ static void print_report(FILE *out, const struct vocab *vocab, const struct word
         int n = (int)strlen(c[k].name);
         if (n > width) width = n < 40 ? n : 40;
     }
-    fprintf(out, "head: senses=%s pool=%s calibrate=%s\n", head_senses_name(opt.senses),
-            head_pool_name(opt.pool), head_calibrate_name(opt.calibrate));
+    fprintf(out, "head: senses=%s pool=%s calibrate=%s score=%s\n", head_senses_name(opt.senses),
+            head_pool_name(opt.pool), head_calibrate_name(opt.calibrate),
+            head_score_name(opt.score));
     fprintf(out, "%-*s  %-8s  %s\n", width, "class", "how", "synsets used");
     int counts[4] = {0}, nearest = 0;
     for (int k = 0; k < K; k++) {
@@ -372,12 +382,17 @@ static void print_report(FILE *out, const struct vocab *vocab, const struct word
 
 int transfer_head_from_classes(const struct inference_model *m, const char *classes_path,
                                const char *wordnet_dir, uint64_t seed, struct head_options opt,
-                               const double *ref_mean, const double *ref_cov, FILE *report,
+                               const struct head_reference *ref, FILE *report,
                                struct transfer_head *out) {
     memset(out, 0, sizeof *out);
     if (!m->vocab)
         return catlip_error_set("%s: trained without a vocabulary: no synset head to transfer",
                                 m->path);
+    int needs_ref =
+        opt.calibrate == HEAD_CALIBRATE_CENTER || opt.calibrate == HEAD_CALIBRATE_STANDARDIZE;
+    if (needs_ref && (!ref || ref->n < 2 || ref->C != m->config.dim))
+        return catlip_error_set("--calibrate %s needs reference image statistics",
+                                head_calibrate_name(opt.calibrate));
     struct labeler *lab = labeler_create(wordnet_dir, LABELER_NOUNS);
     if (!lab) return -1;
     struct transfer_matcher *matcher = transfer_matcher_create(lab, m->vocab, wordnet_dir);
@@ -392,44 +407,44 @@ int transfer_head_from_classes(const struct inference_model *m, const char *clas
         out->captions = vocab_captions(m->vocab);
         head_pool_classes(matcher, m->vocab, opt, out->classes, K, out->built);
         int V = m->config.num_classes, C = out->C;
-        const float *head_w = m->params + l->head_w, *head_b = m->params + l->head_b;
+        const float *raw_w = m->params + l->head_w, *raw_b = m->params + l->head_b;
+        const float *head_w = raw_w, *head_b = raw_b;
+        // A noisy-OR head needs the rows' probabilities: its calibration is per class, after.
+        int noisy = opt.score == HEAD_SCORE_NOISY_OR;
         float *cal_w = NULL, *cal_b = NULL;
-        if (opt.calibrate == HEAD_CALIBRATE_CENTER || opt.calibrate == HEAD_CALIBRATE_STANDARDIZE) {
-            if (!ref_mean || !ref_cov) {
-                transfer_matcher_free(matcher);
-                labeler_free(lab);
-                return catlip_error_set("--calibrate %s needs reference image statistics",
-                                        head_calibrate_name(opt.calibrate));
-            }
+        if (needs_ref && !noisy) {
             cal_w = xmalloc((size_t)V * C * sizeof(float));
             cal_b = xmalloc((size_t)V * sizeof(float));
-            memcpy(cal_w, head_w, (size_t)V * C * sizeof(float));
-            memcpy(cal_b, head_b, (size_t)V * sizeof(float));
-            head_calibrate_rows(opt.calibrate, ref_mean, ref_cov, V, C, cal_w, cal_b);
+            memcpy(cal_w, raw_w, (size_t)V * C * sizeof(float));
+            memcpy(cal_b, raw_b, (size_t)V * sizeof(float));
+            head_calibrate_rows(opt.calibrate, ref->mean, ref->cov, V, C, cal_w, cal_b);
             head_w = cal_w, head_b = cal_b;
         }
         head_build(out->classes, out->built, K, head_w, head_b, V, C, seed, out->weight, out->bias);
         if (cal_w) {
             // A random row is drawn at the raw head's scale and then calibrated like a synset
             // row, so its score over the reference images is standardised like every other.
-            float *raw_w = xmalloc((size_t)K * C * sizeof(float)),
-                  *raw_b = xmalloc(K * sizeof(float));
-            head_build(out->classes, out->built, K, m->params + l->head_w, m->params + l->head_b, V,
-                       C, seed, raw_w, raw_b);
+            float *rnd_w = xmalloc((size_t)K * C * sizeof(float)),
+                  *rnd_b = xmalloc(K * sizeof(float));
+            head_build(out->classes, out->built, K, raw_w, raw_b, V, C, seed, rnd_w, rnd_b);
             for (int k = 0; k < K; k++) {
                 if (out->built[k].nmembers) continue;
-                memcpy(out->weight + (size_t)k * C, raw_w + (size_t)k * C, C * sizeof(float));
-                out->bias[k] = raw_b[k];
-                head_calibrate_rows(opt.calibrate, ref_mean, ref_cov, 1, C,
+                memcpy(out->weight + (size_t)k * C, rnd_w + (size_t)k * C, C * sizeof(float));
+                out->bias[k] = rnd_b[k];
+                head_calibrate_rows(opt.calibrate, ref->mean, ref->cov, 1, C,
                                     out->weight + (size_t)k * C, out->bias + k);
             }
-            free(raw_w);
-            free(raw_b);
+            free(rnd_w);
+            free(rnd_b);
         }
         free(cal_w);
         free(cal_b);
-        if (opt.calibrate == HEAD_CALIBRATE_PRIOR)
+        if (noisy) {
+            head_noisy_or_prepare(out, raw_w, raw_b);
+            head_noisy_or_calibrate(out, opt.calibrate, ref);
+        } else if (opt.calibrate == HEAD_CALIBRATE_PRIOR) {
             head_prior_correct(out->built, K, out->captions, out->bias);
+        }
         if (report)
             print_report(report, m->vocab, labeler_wordnet(lab), out->classes, out->built, K, opt);
     }
@@ -444,5 +459,10 @@ void transfer_head_free(struct transfer_head *h) {
     free(h->classes);
     head_classes_free(h->built, h->K);
     free(h->built);
+    free(h->member_start);
+    free(h->member_w);
+    free(h->member_b);
+    free(h->shift);
+    free(h->scale);
     memset(h, 0, sizeof *h);
 }

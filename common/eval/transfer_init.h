@@ -20,6 +20,10 @@
 //    also divides by the score's standard deviation over them. The reference statistics (mean
 //    and covariance of the pooled features) come from images that are not the test images;
 //    all fold into the head's weights and bias, so a written head carries them.
+//  - score (zero-shot only; eval/head_score.h): `linear` scores the pooled row; `noisy-or` the
+//    probability that any of the class's member synsets is present, 1 - prod(1 - sigmoid(s_v)),
+//    as log-odds, with calibration at the class level instead of on the rows. Transfer Init
+//    always writes the linear head (it initialises a classifier).
 #pragma once
 #include <stdio.h>
 
@@ -35,14 +39,28 @@ enum head_calibrate {
     HEAD_CALIBRATE_STANDARDIZE
 };
 
+enum head_score { HEAD_SCORE_LINEAR = 0, HEAD_SCORE_NOISY_OR };
+
 struct head_options {
     enum head_senses senses;
     enum head_pool pool;
     enum head_calibrate calibrate;
+    enum head_score score;
 };
-#define HEAD_OPTIONS_FIRST ((struct head_options){HEAD_SENSES_FIRST, HEAD_POOL_NONE, 0})
-#define HEAD_OPTIONS_DEFAULT \
-    ((struct head_options){HEAD_SENSES_VOCAB, HEAD_POOL_HYPONYMS, HEAD_CALIBRATE_STANDARDIZE})
+#define HEAD_OPTIONS_FIRST ((struct head_options){HEAD_SENSES_FIRST, HEAD_POOL_NONE, 0, 0})
+#define HEAD_OPTIONS_DEFAULT                                                                  \
+    ((struct head_options){HEAD_SENSES_VOCAB, HEAD_POOL_HYPONYMS, HEAD_CALIBRATE_STANDARDIZE, \
+                           HEAD_SCORE_LINEAR})
+
+// Reference images (not the test images) for center / standardize: their pooled features and
+// those features' mean and covariance.
+struct head_reference {
+    int C;
+    long n;
+    float *features;  // (n, C)
+    double *mean;     // (C)
+    double *cov;      // (C, C)
+};
 
 #define HEAD_MAX_SENSES 16
 
@@ -69,6 +87,15 @@ struct transfer_head {
     struct transfer_class *classes;  // (K)
     struct head_class *built;        // (K)
     double captions;                 // captions the vocabulary was counted over
+    // HEAD_SCORE_NOISY_OR (eval/head_score.h): class k's member synsets are rows
+    // member_start[k] .. member_start[k+1] of member_w / member_b (the trained rows, not
+    // calibrated); a class without members has its linear (random) row as its one member.
+    // Its score is (log-odds - shift[k]) / scale[k].
+    enum head_score score;
+    int *member_start;      // (K + 1)
+    float *member_w;        // (M, C)
+    float *member_b;        // (M)
+    double *shift, *scale;  // (K)
 };
 
 // Senses and pooling for matched classes (text/transfer.h), filling built[0..K) (members
@@ -83,8 +110,11 @@ void head_classes_free(struct head_class *built, int K);
 void head_build(const struct transfer_class *classes, const struct head_class *built, int K,
                 const float *head_w, const float *head_b, int V, int C, uint64_t seed,
                 float *weight, float *bias);
-// bias[k] -= log(p / (1 - p)), p = built[k].mass / captions (clamped to [0.5, captions - 0.5]
-// counts); classes with no mass are left as they are.
+// log(p / (1 - p)) of a class's training frequency p = mass / captions (mass clamped to
+// [0.5, captions - 0.5]); 0 when mass or captions is 0.
+double head_prior_logodds(double mass, double captions);
+// bias[k] -= head_prior_logodds(built[k].mass, captions): classes with no mass are left as they
+// are.
 void head_prior_correct(const struct head_class *built, int K, double captions, float *bias);
 // center / standardize every synset row (head_w (V, C), head_b (V), changed in place) with
 // reference features' mean (C) and covariance (C, C): the synset's score then has mean 0
@@ -92,21 +122,24 @@ void head_prior_correct(const struct head_class *built, int K, double captions, 
 void head_calibrate_rows(enum head_calibrate mode, const double *feat_mean, const double *feat_cov,
                          int V, int C, float *head_w, float *head_b);
 
-// Needs m->vocab. Builds the head with `opt`; center and standardize need the reference
-// features' mean (C) and covariance (C, C), applied to the synset rows before pooling. Prints the
-// report table (class, how matched, synsets used, senses, pooled weights) to `report` unless NULL.
-// Returns -1 with catlip_error() on error.
+// Needs m->vocab. Builds the head with `opt`; center and standardize need reference images
+// (`ref`): for a linear score their features' mean and covariance calibrate the synset rows
+// before pooling; for noisy-or their class scores calibrate each class. Prints the report table
+// (class, how matched, synsets used, senses, pooled weights) to `report` unless NULL. Returns -1
+// with catlip_error() on error.
 int transfer_head_from_classes(const struct inference_model *m, const char *classes_path,
                                const char *wordnet_dir, uint64_t seed, struct head_options opt,
-                               const double *ref_mean, const double *ref_cov, FILE *report,
+                               const struct head_reference *ref, FILE *report,
                                struct transfer_head *out);
 void transfer_head_free(struct transfer_head *h);
 
-// Option values: "first"/"vocab", "none"/"hyponyms", "none"/"prior"/"center"/"standardize".
-// -1 for an unknown name.
+// Option values: "first"/"vocab", "none"/"hyponyms", "none"/"prior"/"center"/"standardize",
+// "linear"/"noisy-or". -1 for an unknown name.
 int head_senses_parse(const char *s);
 int head_pool_parse(const char *s);
 int head_calibrate_parse(const char *s);
+int head_score_parse(const char *s);
 const char *head_senses_name(enum head_senses s);
 const char *head_pool_name(enum head_pool p);
 const char *head_calibrate_name(enum head_calibrate c);
+const char *head_score_name(enum head_score s);
