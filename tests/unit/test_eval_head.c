@@ -1,7 +1,9 @@
 // Head building for Transfer Init and zero-shot (common/eval/transfer_init.h) on a small
 // vocabulary over the installed WordNet: sense choice by the vocabulary, transitive hyponym
 // pooling with count weights, a more specific class keeping its rows, a class with nothing
-// below it (falls back to the matched rows), prior correction and row calibration.
+// below it (falls back to the matched rows), prior correction and row calibration, and the
+// noisy-OR class score with its class-level calibrations. Expected noisy-OR values were computed
+// independently in Python with 50-digit decimals.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,8 @@
 #include <unistd.h>
 
 #include "core/check.h"
+#include "eval/head_score.h"
+#include "eval/zeroshot.h"
 #include "eval/transfer_init.h"
 
 // Rows in file order (count descending).
@@ -197,11 +201,72 @@ static void calibrate_rows(void **state) {
     assert_float_equal(bc, 1.0, 1e-6);
 }
 
+// In double, and failing on inf or NaN (cmocka's assert_float_equal compares floats, relatively,
+// and takes -inf for any number).
+#define assert_close(got, want, tol) assert_true(fabs((double)(got) - (double)(want)) <= (tol))
+
+// log-odds of 1 - prod(1 - sigmoid(s)): an ordinary case and both tails, where the naive
+// formula loses everything (1 - P rounds to 1, or P to 1).
+static void noisy_or_logodds(void **state) {
+    (void)state;
+    double a[] = {0.5, -1.0, 2.0}, b[] = {-60, -61}, c[] = {40, 3}, one[] = {-2.5},
+           d[] = {-800, -801};  // 1 - sigmoid(s) rounds to 1: the sum of exponentials
+    assert_close(head_noisy_or_logodds(a, 3), 3.3808127642631104, 1e-12);
+    assert_close(head_noisy_or_logodds(b, 2), -59.686738312481777, 1e-9);
+    assert_close(head_noisy_or_logodds(c, 2), 43.048587351573742, 1e-9);
+    assert_close(head_noisy_or_logodds(one, 1), -2.5, 1e-12);  // one member: its logit
+    assert_close(head_noisy_or_logodds(d, 2), -799.68673831248178, 1e-9);
+}
+
+// A noisy-OR head over the fixture: "animal" = animal, dog, cat (mass 55 of 100 captions), and
+// a name nothing matches (a random linear row, its one member). Uncalibrated, prior, center and
+// standardize over three reference images.
+static void noisy_or_scores(void **state) {
+    struct fixture *f = *state;
+    const char *names[] = {"animal", "qzxv"};
+    struct transfer_head h = {.K = 2, .C = C, .captions = 100};
+    h.classes = xcalloc(2, sizeof *h.classes);
+    h.built = xcalloc(2, sizeof *h.built);
+    h.weight = xmalloc(2 * C * sizeof(float));
+    h.bias = xmalloc(2 * sizeof(float));
+    build(f, names, 2, HEAD_OPTIONS_DEFAULT, h.classes, h.built);
+    assert_int_equal(h.built[0].nmembers, 3);
+    assert_int_equal(h.built[1].nmembers, 0);
+    head_build(h.classes, h.built, 2, f->head_w, f->head_b, V, C, 7, h.weight, h.bias);
+    head_noisy_or_prepare(&h, f->head_w, f->head_b);
+    assert_int_equal(h.score, HEAD_SCORE_NOISY_OR);
+    const float x[C] = {0.3f, -0.2f, 0.1f};
+    float scores[2], linear[2];
+    head_scores(&h, x, scores);
+    assert_close(scores[0], -0.041924406990749853, 1e-5);
+    zeroshot_scores(linear, h.weight, h.bias, x, 2, C);
+    assert_close(scores[1], linear[1], 1e-5);
+
+    head_noisy_or_calibrate(&h, HEAD_CALIBRATE_PRIOR, NULL);  // minus log(55 / 45)
+    head_scores(&h, x, scores);
+    assert_close(scores[0], -0.24259510245290101, 1e-5);
+    assert_close(scores[1], linear[1], 1e-5);  // no mass: as it was
+
+    float ref_features[3 * C] = {0.5f, 0.1f, -0.4f, -0.2f, 0.3f, 0.2f, 0.0f, -0.5f, 0.6f};
+    struct head_reference ref = {.C = C, .n = 3, .features = ref_features};
+    head_noisy_or_calibrate(&h, HEAD_CALIBRATE_CENTER, &ref);
+    head_scores(&h, x, scores);
+    assert_close(scores[0], -0.25432316691989131, 1e-5);
+    head_noisy_or_calibrate(&h, HEAD_CALIBRATE_STANDARDIZE, &ref);
+    head_scores(&h, x, scores);
+    assert_close(scores[0], -0.34520458167375985, 1e-5);
+    head_noisy_or_calibrate(&h, HEAD_CALIBRATE_NONE, NULL);
+    head_scores(&h, x, scores);
+    assert_close(scores[0], -0.041924406990749853, 1e-5);
+    transfer_head_free(&h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sense_choice),        cmocka_unit_test(hyponym_pooling),
         cmocka_unit_test(more_specific_class), cmocka_unit_test(nothing_below_falls_back),
         cmocka_unit_test(prior_correction),    cmocka_unit_test(calibrate_rows),
+        cmocka_unit_test(noisy_or_logodds),    cmocka_unit_test(noisy_or_scores),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
