@@ -98,7 +98,7 @@ def main():
         # Old (first sense, own row, no calibration) vs new head building on the same features:
         # reported, not a pass criterion (the checks above are on the new head).
         fs, h = tzs["first_sense"], tzs.get("head", {})
-        new_name = " ".join(f"{k}={v}" for k, v in h.items()) or "new"
+        new_name = " ".join(f"{k}={v}" for k, v in h.items() if k != "classes") or "new"
         head_building = {"first_sense": fs, "new": {"head": h, "top1": tzs["top1"],
                                                     "mean_per_class": tzs["mean_per_class"],
                                                     "per_class": tzs["per_class"]},
