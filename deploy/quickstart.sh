@@ -3,7 +3,7 @@
 # install the packages, build, turn Debian's Open Clip Art Library (openclipart-png pictures,
 # openclipart-svg titles/descriptions/keywords as captions; public domain) into shards, build
 # the synset vocabulary, pre-train a small ViT with 2 workers + a coordinator (mpirun), then
-# evaluate multi-label mAP on a held-out split and zero-shot classification (Transfer Init, no
+# evaluate multi-label mAP on a held-out split and zero-shot classification (the synset head, no
 # training) of the held-out drawings' top-level categories, and the same for a control (the same
 # model at its random initialisation). deploy/quickstart_check.py prints control, label-frequency
 # prior and trained model side by side and gives the verdict; the script exits non-zero on FAIL.
@@ -98,7 +98,7 @@ evaluate() {  # evaluate RUN_DIR PREFIX: the multi-label and zero-shot evaluatio
     "$catlip" eval zeroshot --checkpoint "$1" --classes "$data/classes.txt" --data "$data/shards-zeroshot/*.tar" \
         --calibrate-on "$data/shards-val/*.tar" --json "$2_zeroshot.json" ${3:+"$3"}
 }
-say "multi-label mAP on the held-out split, and zero-shot classification of held-out drawings into their top-level categories (Transfer Init)"
+say "multi-label mAP on the held-out split, and zero-shot classification of held-out drawings into their top-level categories (the synset head, no training)"
 evaluate "$run_dir" "$work/eval"
 say "the same evaluations of the control"
 evaluate "$control_dir" "$work/control" --quiet

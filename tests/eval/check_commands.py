@@ -213,8 +213,9 @@ def main():
               f"eval zeroshot: mean per-class {zs['mean_per_class']:.4f} is the mean of the per-class "
               f"column over {len(rows)} classes with images ({want:.4f})")
         p2 = run([catlip, "eval", "zeroshot", "--checkpoint", rd, "--classes", classes, "--quiet", "--data",
-                  os.path.join(tmp, "cls", "00000.tar"), "--json", zs_json, *first_rule])
-        check(json.load(open(zs_json))["top1"] == zs["top1"], "eval zeroshot: --classes equals --head of the same classes")
+                  os.path.join(tmp, "cls", "00000.tar"), "--json", zs_json, *first_rule, "--score", "linear"])
+        check(json.load(open(zs_json))["top1"] == zs["top1"] and json.load(open(zs_json))["head"]["score"] == "linear",
+              "eval zeroshot: --classes (--score linear) equals --head of the same classes")
         # How each row was built, in the JSON: dog's own row (first sense, no pooling) with
         # weight 1; the unmatched class has no rows (a random row).
         built = json.load(open(zs_json))["head"]["classes"]
