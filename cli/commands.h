@@ -5,6 +5,7 @@
 int cmd_train(int argc, char **argv);
 int cmd_bench_step(int argc, char **argv);
 int cmd_bench_allreduce(int argc, char **argv);
+int cmd_bench_objective(int argc, char **argv);
 int cmd_vocab_build(int argc, char **argv);
 int cmd_vocab_label(int argc, char **argv);
 int cmd_tokenizer_build(int argc, char **argv);

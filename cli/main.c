@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"shards make", cmd_shards_make, "write WebDataset shards from a TSV of images and captions/classes"},
     {"shards index", cmd_shards_index, "build the per-shard indexes (threads; MPI ranks under mpirun)"},
     {"bench allreduce", cmd_bench_allreduce, "allreduce latency and bandwidth between a job's hosts, for the model's gradient (MPI)"},
+    {"bench objective", cmd_bench_objective, "step time of CatLIP's or CLIP's objective, phase by phase, across ranks (MPI)"},
     {"bench data", cmd_bench_data, "time JPEG decode + augmentation per thread against torchvision"},
     {"eval multilabel", cmd_eval_multilabel, "mAP of a checkpoint on held-out image-text shards vs the label prior"},
     {"eval zeroshot", cmd_eval_zeroshot, "top-1/top-5 accuracy of a Transfer Init head on labelled shards"},

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "core/log.h"
 #include "nn/contrastive.h"
 
 void contrastive_sync_init(struct contrastive_sync *s, MPI_Comm comm, int max_rows, int dim,
@@ -61,19 +62,23 @@ double contrastive_sync_step(struct contrastive_sync *s, struct pool *pool,
                              float log_scale) {
     const int D = s->dim;
     CATLIP_ASSERT(rows >= 0 && rows <= s->max_rows);
+    double t0 = time_now();
     l2_normalize_forward(s->image_norm, s->image_norms, image, rows, D);
     l2_normalize_forward(s->text_norm, s->text_norms, text, rows, D);
 
     if (s->comm == MPI_COMM_NULL) {
         // One worker without MPI: the whole batch is this worker's rows.
+        double t1 = time_now();
         memset(s->dimage_all, 0, (size_t)rows * D * sizeof(float));
         memset(s->dtext_all, 0, (size_t)rows * D * sizeof(float));
         double loss = rows == 0 ? 0.0
                                 : contrastive_loss_rows(pool, k, s->dimage_all, s->dtext_all,
                                                         dlog_scale, s->scratch, s->image_norm,
                                                         s->text_norm, rows, D, 0, rows, log_scale);
+        double t2 = time_now();
         l2_normalize_backward(dimage, s->dimage_all, s->image_norm, s->image_norms, rows, D);
         l2_normalize_backward(dtext, s->dtext_all, s->text_norm, s->text_norms, rows, D);
+        s->gather_seconds = t1 - t0, s->loss_seconds = t2 - t1, s->scatter_seconds = time_now() - t2;
         return loss;
     }
     // Who holds how many rows this step, then every worker's rows in worker order.
@@ -93,6 +98,7 @@ double contrastive_sync_step(struct contrastive_sync *s, struct pool *pool,
                     MPI_FLOAT, s->comm, &req[1]);
     wait_all(s, 2, req, "gathering the embeddings");
 
+    double t1 = time_now();
     memset(s->dimage_all, 0, (size_t)N * D * sizeof(float));
     memset(s->dtext_all, 0, (size_t)N * D * sizeof(float));
     double share = N == 0 ? 0.0
@@ -101,6 +107,7 @@ double contrastive_sync_step(struct contrastive_sync *s, struct pool *pool,
                                                   s->text_all, N, D, begin, rows, log_scale);
 
     // Each worker's rows of the summed gathered gradients go back to it.
+    double t2 = time_now();
     MPI_Ireduce_scatter(s->dimage_all, dimage, s->counts, MPI_FLOAT, MPI_SUM, s->comm, &req[0]);
     MPI_Ireduce_scatter(s->dtext_all, dtext, s->counts, MPI_FLOAT, MPI_SUM, s->comm, &req[1]);
     wait_all(s, 2, req, "returning the embedding gradients");
@@ -110,5 +117,6 @@ double contrastive_sync_step(struct contrastive_sync *s, struct pool *pool,
     double loss = 0.0;
     MPI_Iallreduce(&share, &loss, 1, MPI_DOUBLE, MPI_SUM, s->comm, &req[0]);
     wait_all(s, 1, req, "summing the loss");
+    s->gather_seconds = t1 - t0, s->loss_seconds = t2 - t1, s->scatter_seconds = time_now() - t2;
     return loss;
 }

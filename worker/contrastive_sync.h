@@ -44,6 +44,11 @@ struct contrastive_sync {
     float *dimage_all, *dtext_all;    // (size * max_rows, D) gradients of the gathered rows
     float *scratch;                   // (max_rows, size * max_rows) logits
     struct heartbeat *heartbeat;      // waits go through it; NULL: plain MPI_Waitall
+    // The last step's time in each part (seconds; `catlip bench objective` reports them):
+    // normalising and gathering the embeddings (waiting for the slowest worker included), this
+    // worker's rows of the loss and its gradients, returning the gradients (reduce-scatter,
+    // the normalisation's backward and the loss's sum).
+    double gather_seconds, loss_seconds, scatter_seconds;
 };
 
 // comm MPI_COMM_NULL: one worker in a process without MPI (catlip train with no launcher); the

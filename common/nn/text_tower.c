@@ -321,3 +321,12 @@ void text_backward(const struct text_model *m, struct text_acts *a, const float 
     pool_run(m->pool, embed_backward_worker, &et);
     if (on_ready) on_ready(ready_ctx, 0, L->blocks[0].begin);
 }
+
+double text_forward_macs(const struct text_config *c) {
+    double C = c->width, T = c->context, Hd = c->mlp_hidden;
+    double per_block = T * C * 3 * C      // qkv
+                       + 2 * T * T * C    // scores and values, all heads
+                       + T * C * C        // out_proj
+                       + 2 * T * C * Hd;  // c_fc, c_proj
+    return c->depth * per_block + C * c->embed_dim;
+}

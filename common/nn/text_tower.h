@@ -46,6 +46,12 @@ struct text_layout {
 };
 
 void text_layout_init(struct text_layout *layout, const struct text_config *config);
+
+// Multiply-adds of one caption's forward: the blocks' matmuls over all T tokens (qkv, the
+// attention products as if unmasked — the kernels compute full T x T score blocks — out_proj,
+// MLP) and the projection at the EOT token. Backward is about twice this (vit_forward_macs'
+// convention).
+double text_forward_macs(const struct text_config *c);
 void text_layout_free(struct text_layout *layout);
 
 // OpenCLIP's initialisation: token embedding N(0, 0.02), positional N(0, 0.01), attention

@@ -8,8 +8,16 @@
   step_micro  `catlip bench step --micro-batch M`: a step of B images in ceil(B/M)
               micro-batches gives the losses of the unsplit step (within 1e-5 relative), and
               the result line names M
+  objective   `mpirun -n N catlip bench objective --objective catlip|clip` (tiny towers): the
+              JSON line parses; each objective's losses at 1, 2 and 3 ranks and with --overlap
+              are the same global batch's (the first within 1e-6 relative, those after updates
+              within 1e-4: the inputs follow the global sample index and clip's loss spans the
+              gathered batch); the phases each objective
+              has are timed (> 0) and the others are 0; the phases add up to the step (exactly
+              at 1 rank, at most the slowest rank's step at more); the similarity's flops
+              (12 G^2 E) and gather bytes (2 G E 4); bad options are one-line errors
 
-  bench_test.py --catlip build/catlip allreduce|step_micro
+  bench_test.py --catlip build/catlip allreduce|step_micro|objective
 """
 import argparse
 import math
@@ -136,10 +144,88 @@ def test_step_micro(catlip):
                  f"(worst {worst:.2e})")
 
 
+def test_objective(catlip):
+    import json
+    tiny = ["--image-size", "32", "--patch-size", "8", "--classes", "100", "--set",
+            "model.text=text_tiny", "--set", "model.embed_dim=64", "--text-vocab", "500",
+            "--batch", "12", "--steps", "2", "--warmup", "1", "--no-peak"]
+
+    def bench(ranks, objective, extra=()):
+        p = subprocess.run(["mpirun", "--oversubscribe", "--bind-to", "none", "-n", str(ranks),
+                            catlip, "bench", "objective", "--objective", objective] + tiny +
+                           list(extra), env=rt.ENV, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=300)
+        last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+        try:
+            r = json.loads(last)
+        except ValueError:
+            r = None
+        rt.check(p.returncode == 0 and r is not None,
+                 f"{objective}, {ranks} rank(s) {' '.join(extra)}: exit 0 and a JSON last line "
+                 f"(exit {p.returncode})")
+        if r is None:
+            print(p.stdout[-2000:])
+            return None, []
+        steps = [float(x) for x in re.findall(r"^step +-?\d+ +[\d.]+ s +loss ([-\d.]+)", p.stdout,
+                                               re.M)]
+        return r, steps
+
+    timed = {"catlip": {"image_forward", "loss", "image_backward", "optimizer"},
+             "clip": {"image_forward", "text_forward", "gather", "loss", "scatter",
+                      "text_backward", "image_backward", "optimizer"}}
+    for objective in ("catlip", "clip"):
+        base = None
+        for ranks, extra in ((1, ()), (2, ()), (3, ()), (2, ("--overlap",))):
+            r, steps = bench(ranks, objective, extra)
+            if r is None:
+                continue
+            what = f"{objective}, {ranks} rank(s){' overlapped' if extra else ''}"
+            rt.check(r["objective"] == objective and r["ranks"] == ranks and
+                     r["global_batch"] == 12 and r["overlap"] == bool(extra),
+                     f"{what}: the JSON names the objective, ranks, batch and overlap")
+            rt.check(len(steps) == 3, f"{what}: a loss line for the warm-up and 2 timed steps")
+            if base is None:
+                base = steps
+            elif steps and base:
+                # The first loss (before any update) differs only in float summation order;
+                # after AdamW's first, sign-like step a gradient near 0 may round either way.
+                first = abs(base[0] - steps[0]) / abs(base[0])
+                later = max((abs(a - b) / abs(a) for a, b in zip(base[1:], steps[1:])),
+                            default=math.inf)
+                rt.check(len(steps) == len(base) and first < 1e-6 and later < 1e-4,
+                         f"{what}: the 1-rank losses, first within 1e-6 relative ({first:.1e}), "
+                         f"after updates within 1e-4 ({later:.1e})")
+            ph = r["phases_ms"]
+            want = timed[objective] | ({"allreduce"} if ranks > 1 else set())
+            rt.check(all(ph[k] > 0 for k in want) and
+                     all(ph[k] == 0 for k in ph if k not in want | {"other"}),
+                     f"{what}: phases {sorted(want)} timed, the rest 0 ({ph})")
+            total = sum(ph.values())
+            ok = (abs(total - r["step_ms"]) <= 0.01 * r["step_ms"] if ranks == 1
+                  else total <= r["step_ms"] * 1.001 + 0.01)
+            rt.check(ok, f"{what}: phases sum to {total:.2f} ms against the step's "
+                     f"{r['step_ms']:.2f} ms")
+            E = 64 if objective == "clip" else 0
+            rt.check(math.isclose(r["gflop_similarity"], 12 * 12 * 12 * E * 1e-9, rel_tol=1e-3,
+                                  abs_tol=1e-6) and r["gather_bytes"] == 2 * 12 * E * 4,
+                     f"{what}: similarity flops 12 G^2 E and gather bytes 2 G E 4")
+    for args, what in [(["--objective", "nope"], "model.objective"),
+                       (["--objective", "clip", "--text-vocab", "3"], "--text-vocab"),
+                       (["--objective", "clip", "--set", "model.text=text_huge"], "text_huge"),
+                       (["--batch", "0"], "train.global_batch"),
+                       (["stray"], "unexpected argument 'stray'")]:
+        p = subprocess.run([catlip, "bench", "objective"] + args, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60)
+        lines = [ln for ln in p.stdout.splitlines() if ln.startswith("catlip: error")]
+        rt.check(p.returncode == 2 and len(lines) == 1 and what in lines[0],
+                 f"{' '.join(args)}: exit 2 and one error line naming {what!r} "
+                 f"(exit {p.returncode}: {lines})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--catlip", required=True)
-    ap.add_argument("test", choices=["allreduce", "step_micro"])
+    ap.add_argument("test", choices=["allreduce", "step_micro", "objective"])
     a = ap.parse_args()
     globals()["test_" + a.test](os.path.abspath(a.catlip))
     print(f"{a.test}: {len(rt.failures)} failure(s)")

@@ -13,8 +13,9 @@ endfunction()
 integration_tests(runtime_test.py "" 600 workers kill signals elastic errors shards classify)
 # Gradient accumulation (train.micro_batch).
 integration_tests(accum_test.py accum_ 300 equivalence resume skips memory timeout)
-# The benchmark commands' behaviour (bench allreduce under mpirun, bench step --micro-batch).
-integration_tests(bench_test.py bench_ 300 allreduce step_micro)
+# The benchmark commands' behaviour (bench allreduce under mpirun, bench step --micro-batch,
+# bench objective's phases and losses).
+integration_tests(bench_test.py bench_ 300 allreduce step_micro objective)
 # Gradient communication (train.grad_comm, train.allreduce, train.collectives).
 integration_tests(comm_test.py comm_ 300 bf16 hierarchical collectives)
 # model.objective clip end to end (tiny towers on captioned shards).
