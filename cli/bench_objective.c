@@ -13,7 +13,8 @@
 // The allreduce runs after backward by default (the same buckets and non-blocking reductions a
 // worker starts, but nothing to hide behind), so every phase is timed alone; --overlap starts
 // the buckets during backward as training does, and the allreduce phase is then the wait
-// after it. A barrier that sleeps (not spins) starts every step. Each phase's figure is the
+// after it. Each phase also gets the process's CPU time: with one compute thread a rank it is
+// the phase's work even where other jobs share the cores (wall time is not). A barrier that sleeps (not spins) starts every step. Each phase's figure is the
 // median over the timed steps of its mean over ranks; the step's is the median of the slowest
 // rank's. Random inputs are generated per sample from (seed, global sample index), so any rank
 // count sees the same global batch: the first step's loss does not depend on it.
@@ -98,6 +99,14 @@ static void quiet_barrier(void) {
     }
 }
 
+// This process's CPU time (all its threads), seconds: with one compute thread a rank, a
+// compute phase's CPU time is its work whatever else the cores run (a shared machine).
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -154,25 +163,31 @@ struct bench {
 };
 
 // One step; fills t[NPHASES] (seconds) and returns the loss (catlip: this rank's share).
-static double one_step(struct bench *b, double *t) {
+static double one_step(struct bench *b, double *t, double *cpu) {
     struct train_state *ts = &b->ts;
     const struct vit_layout *L = &ts->model.layout;
     const int B = b->rows;
     double loss = 0.0;
     memset(t, 0, NPHASES * sizeof *t);
+    memset(cpu, 0, NPHASES * sizeof *cpu);
+    double u0 = cpu_now(), u;
+#define CPU_PHASE(p) (u = cpu_now(), cpu[p] += u - u0, u0 = u)
     double c0 = time_now();
     train_zero_grads(ts);
     double c1 = time_now();
     t[PHASE_OTHER] = c1 - c0;
+    CPU_PHASE(PHASE_OTHER);
     vit_forward(&ts->model, &ts->acts, ts->params, b->images, B);
     double c2 = time_now();
     t[PHASE_IMAGE_FORWARD] = c2 - c1;
+    CPU_PHASE(PHASE_IMAGE_FORWARD);
     vit_grads_ready_fn ready = b->overlap && b->ranks > 1 ? grad_sync_ready : NULL;
     if (b->ranks > 1) grad_sync_begin(&b->sync);
     if (b->clip) {
         text_forward(&ts->text, &ts->text_acts, ts->params + L->text_begin, b->ids, B);
         double c3 = time_now();
         t[PHASE_TEXT_FORWARD] = c3 - c2;
+        CPU_PHASE(PHASE_TEXT_FORWARD);
         loss = contrastive_sync_step(&b->contrastive, ts->model.pool, ts->model.k, ts->acts.dlogits,
                                      ts->dtext, ts->grads + L->logit_scale, ts->acts.logits,
                                      ts->text_acts.features, B, ts->params[L->logit_scale]);
@@ -180,6 +195,7 @@ static double one_step(struct bench *b, double *t) {
         t[PHASE_GATHER] = b->contrastive.gather_seconds;
         t[PHASE_LOSS] = b->contrastive.loss_seconds;
         t[PHASE_SCATTER] = (c4 - c3) - t[PHASE_GATHER] - t[PHASE_LOSS];
+        CPU_PHASE(PHASE_LOSS);  // gather, similarity and scatter together
         // train_clip_backward's order, each tower timed: logit scale, text tower, image tower.
         if (ready) ready(&b->sync, L->logit_scale, L->total);
         text_backward(&ts->text, &ts->text_acts, ts->params + L->text_begin,
@@ -187,16 +203,20 @@ static double one_step(struct bench *b, double *t) {
         if (ready) ready(&b->sync, L->text_begin, L->logit_scale);
         double c5 = time_now();
         t[PHASE_TEXT_BACKWARD] = c5 - c4;
+        CPU_PHASE(PHASE_TEXT_BACKWARD);
         vit_backward(&ts->model, &ts->acts, ts->params, ts->grads, B, 0, ready, &b->sync);
         t[PHASE_IMAGE_BACKWARD] = time_now() - c5;
+        CPU_PHASE(PHASE_IMAGE_BACKWARD);
     } else {
         // mean over the global batch (train_accumulate's scaling)
         loss = vit_loss_bce(&ts->model, &ts->acts, b->targets, B, 1.0f / (float)b->global_batch) /
                b->global_batch;
         double c3 = time_now();
         t[PHASE_LOSS] = c3 - c2;
+        CPU_PHASE(PHASE_LOSS);
         vit_backward(&ts->model, &ts->acts, ts->params, ts->grads, B, 0, ready, &b->sync);
         t[PHASE_IMAGE_BACKWARD] = time_now() - c3;
+        CPU_PHASE(PHASE_IMAGE_BACKWARD);
     }
     double c6 = time_now();
     if (b->ranks > 1) {
@@ -205,8 +225,11 @@ static double one_step(struct bench *b, double *t) {
     }
     double c7 = time_now();
     t[PHASE_ALLREDUCE] = c7 - c6;
+    CPU_PHASE(PHASE_ALLREDUCE);
     train_apply_update(ts);
     t[PHASE_OPTIMIZER] = time_now() - c7;
+    CPU_PHASE(PHASE_OPTIMIZER);
+#undef CPU_PHASE
     return loss;
 }
 
@@ -306,8 +329,8 @@ int cmd_bench_objective(int argc, char **argv) {
         grad_sync_init_options(&b.sync, MPI_COMM_WORLD, b.ts.grads, &o, NULL);
     }
     if (clip)
-        contrastive_sync_init(&b.contrastive, ranks > 1 ? MPI_COMM_WORLD : MPI_COMM_NULL, B,
-                              vc.num_classes, NULL);
+        contrastive_sync_init(&b.contrastive, ranks > 1 ? MPI_COMM_WORLD : MPI_COMM_NULL,
+                              (G + ranks - 1) / ranks, vc.num_classes, NULL);
 
     const size_t pixels = (size_t)3 * vc.image_size * vc.image_size;
     const int context = clip ? vc.text.context : 0;
@@ -347,17 +370,20 @@ int cmd_bench_objective(int argc, char **argv) {
     }
 
     double *times = xcalloc((size_t)steps * (NPHASES + 1), sizeof *times);  // [step][phase | step]
+    double *cpus = xcalloc((size_t)steps * NPHASES, sizeof *cpus);            // [step][phase]
     double loss_first = 0.0;
     for (int s = -warmup; s < steps; s++) {
-        double t[NPHASES + 1];
+        double t[NPHASES + 1], cpu[NPHASES];
         quiet_barrier();
         double t0 = time_now();
-        double loss = one_step(&b, t);
+        double loss = one_step(&b, t, cpu);
         t[NPHASES] = time_now() - t0;
         if (!clip) MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
         if (s == -warmup) loss_first = loss;
         double step_max = t[NPHASES];
         MPI_Allreduce(MPI_IN_PLACE, t, NPHASES, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, cpu, NPHASES, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        for (int p = 0; p < NPHASES; p++) cpu[p] /= ranks;
         MPI_Allreduce(MPI_IN_PLACE, &step_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         for (int p = 0; p < NPHASES; p++) t[p] /= ranks;
         t[NPHASES] = step_max;
@@ -366,13 +392,18 @@ int cmd_bench_objective(int argc, char **argv) {
             fflush(stdout);
         }
         if (s >= 0) memcpy(times + (size_t)s * (NPHASES + 1), t, sizeof t);
+        if (s >= 0) memcpy(cpus + (size_t)s * NPHASES, cpu, sizeof cpu);
     }
 
-    double med[NPHASES + 1];
+    double med[NPHASES + 1], med_cpu[NPHASES];
     for (int p = 0; p <= NPHASES; p++) {
         double *v = xcalloc((size_t)steps, sizeof *v);
         for (int s = 0; s < steps; s++) v[s] = times[(size_t)s * (NPHASES + 1) + p];
         med[p] = median(v, steps);
+        if (p < NPHASES) {
+            for (int s = 0; s < steps; s++) v[s] = cpus[(size_t)s * NPHASES + p];
+            med_cpu[p] = median(v, steps);
+        }
         free(v);
     }
     // The FMA peak of rank 0's threads while the others sleep; the machine's peak for this
@@ -388,13 +419,14 @@ int cmd_bench_objective(int argc, char **argv) {
     const double share = peak_per_core > 0 ? gflops / (peak_per_core * cores_used) : 0.0;
     const double gather_bytes = clip ? 2.0 * G * vc.num_classes * 4.0 : 0.0;
     if (rank == 0) {
-        printf("phases     ms per step (median over %d steps of the mean over ranks)\n", steps);
+        printf("phases     ms per step (median over %d steps of the mean over ranks; CPU: the "
+               "process's CPU time, gather + similarity + scatter under loss)\n", steps);
         double sum = 0.0;
         for (int p = 0; p < NPHASES; p++) {
             if (med[p] == 0.0) continue;
             sum += med[p];
-            printf("  %-16s %10.2f  %5.1f%%\n", phase_names[p], med[p] * 1e3,
-                   100.0 * med[p] / med[NPHASES]);
+            printf("  %-16s %10.2f  %5.1f%%  CPU %10.2f\n", phase_names[p], med[p] * 1e3,
+                   100.0 * med[p] / med[NPHASES], med_cpu[p] * 1e3);
         }
         printf("  %-16s %10.2f  (sum of the phases %.2f)\n", "step (slowest)", med[NPHASES] * 1e3,
                sum * 1e3);
@@ -418,6 +450,9 @@ int cmd_bench_objective(int argc, char **argv) {
                pair_flops * 1e-9, med[NPHASES] * 1e3);
         for (int p = 0; p < NPHASES; p++)
             printf("%s\"%s\": %.3f", p ? ", " : "", phase_names[p], med[p] * 1e3);
+        printf("}, \"phases_cpu_ms\": {");
+        for (int p = 0; p < NPHASES; p++)
+            printf("%s\"%s\": %.3f", p ? ", " : "", phase_names[p], med_cpu[p] * 1e3);
         printf("}, \"loss_first\": %.9g, \"gflops\": %.3f, \"fma_peak_gflops_per_core\": %.3f, "
                "\"cores\": %d, \"cores_used\": %d, \"fma_peak_share\": %.5f, \"gather_bytes\": "
                "%.0f, \"grad_bytes\": %.0f}\n",
@@ -425,7 +460,7 @@ int cmd_bench_objective(int argc, char **argv) {
                L->total * 4.0);
         fflush(stdout);
     }
-    free(times);
+    free(times), free(cpus);
     free(b.images), free(b.targets), free(b.ids);
     if (clip) contrastive_sync_free(&b.contrastive);
     if (ranks > 1) grad_sync_free(&b.sync);

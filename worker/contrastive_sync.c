@@ -87,6 +87,9 @@ double contrastive_sync_step(struct contrastive_sync *s, struct pool *pool,
     wait_all(s, 1, req, "gathering the row counts");
     int N = 0, begin = 0;
     for (int w = 0; w < s->size; w++) {
+        if (s->rows[w] < 0 || s->rows[w] > s->max_rows)
+            catlip_die("contrastive loss: worker %d holds %d rows, more than the %d sized for", w,
+                       s->rows[w], s->max_rows);
         if (w == s->rank) begin = N;
         s->displs[w] = N * D;
         s->counts[w] = s->rows[w] * D;

@@ -51,6 +51,8 @@ struct contrastive_sync {
     double gather_seconds, loss_seconds, scatter_seconds;
 };
 
+// max_rows: the most rows any worker of comm will hold (the largest slice, the same on every
+// worker): the gathered buffers hold size x max_rows rows.
 // comm MPI_COMM_NULL: one worker in a process without MPI (catlip train with no launcher); the
 // same math, no collectives.
 void contrastive_sync_init(struct contrastive_sync *s, MPI_Comm comm, int max_rows, int dim,

@@ -595,8 +595,10 @@ int worker_run(struct run *run, struct link *link) {
     }
     w.clip = run->model.clip;
     // Without a launcher there is no workers' communicator: the loss then needs no MPI.
+    // Sized for the largest slice (ceil(G / N)): every worker holds the gathered rows of all,
+    // and slices differ by one when N does not divide G.
     if (status == 0 && w.clip)
-        contrastive_sync_init(&w.contrastive, run->workers, w.local_batch,
+        contrastive_sync_init(&w.contrastive, run->workers, (G + run->nworkers - 1) / run->nworkers,
                               run->model.num_classes, &w.heartbeat);
     if (status == 0 && w.clip && batch_source_micros(w.data) > 1)
         grad_cache_init(&w.cache, w.local_batch,
