@@ -9,8 +9,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
-#include "cli/head_args.h"
-#include "cli/model_args.h"
+#include "cli/eval.h"
 #include "core/check.h"
 #include "core/log.h"
 #include "data/pipeline.h"
@@ -53,9 +52,10 @@ static const char *zeroshot_usage =
     "[options]\n"
     "\n"
     "Classifies labelled shards (KEY.cls: the class index, 0-based, in classes-file order) with a\n"
-    "Transfer Init head and no training: top-1 and top-5 accuracy, per-class accuracy, their mean\n"
-    "over the classes with images (mean per-class) and the most frequent confusions, against\n"
-    "chance (1/K) and the majority class.\n"
+    "Transfer Init head (a CatLIP checkpoint) or prompt ensembles (a CLIP checkpoint) and no\n"
+    "training: top-1 and top-5 accuracy, per-class accuracy, their mean over the classes with\n"
+    "images (mean per-class) and the most frequent confusions, against chance (1/K) and the\n"
+    "majority class.\n"
     "\n"
     "  --checkpoint CKPT  checkpoint file, or a run directory\n"
     "  --classes FILE     build the head from these classes now (as catlip transfer does)\n"
@@ -67,19 +67,20 @@ static const char *zeroshot_usage =
     "for "
     "multilabel\n"
     "  --quiet            no transfer report table\n"
-    "With --classes the head is built with the options below, and the first-sense head (senses\n"
-    "first, pool none, calibrate none, score linear: the original rule) is scored beside it.\n"
-    HEAD_ARGS_USAGE HEAD_ARGS_SCORE_USAGE;
+    "CatLIP checkpoints: with --classes the head is built with the options below, and the\n"
+    "first-sense head (senses first, pool none, calibrate none, score linear: the original rule)\n"
+    "is scored beside it.\n"
+    HEAD_ARGS_USAGE HEAD_ARGS_SCORE_USAGE
+    "CLIP checkpoints (model.objective clip) take --classes and prompts instead: a class's\n"
+    "embedding is the normalised mean of the normalised text embeddings of its prompts, an\n"
+    "image's the normalised projected CLS, the score their cosine times the logit scale.\n"
+    "  --prompts TEMPLATE     a prompt with {} for the class name ('a drawing of a {}');\n"
+    "                         repeat for an ensemble (default: '{}', the name alone)\n"
+    "  --tokenizer FILE       the run's tokenizer (default: the checkpoint's data.tokenizer)\n"
+    "  --dump FILE            also write safetensors of the preprocessed images, image and\n"
+    "                         class embeddings, prompt token ids, scores and true classes\n";
 
-struct eval_args {
-    struct model_args model;
-    struct head_args headopt;
-    const char *data, *json, *classes, *head;
-    int batch, decode_threads, quiet;
-    long max_images;
-};
-
-static int parse_eval_args(int argc, char **argv, const char *usage, struct eval_args *a) {
+int parse_eval_args(int argc, char **argv, const char *usage, struct eval_args *a) {
     static const struct option options[] = {MODEL_ARGS_CHECKPOINT,
                                             {"data", 1, 0, 'd'},
                                             MODEL_ARGS_VOCAB,
@@ -94,6 +95,9 @@ static int parse_eval_args(int argc, char **argv, const char *usage, struct eval
                                             {"decode-threads", 1, 0, 'D'},
                                             {"max-images", 1, 0, 'm'},
                                             {"help", 0, 0, 'h'},
+                                            {"prompts", 1, 0, 'p'},
+                                            {"tokenizer", 1, 0, 'T'},
+                                            {"dump", 1, 0, 'u'},
                                             HEAD_ARGS_OPTIONS,
                                             HEAD_ARGS_SCORE_OPTION,
                                             {0, 0, 0, 0}};
@@ -117,6 +121,12 @@ static int parse_eval_args(int argc, char **argv, const char *usage, struct eval
             case 'D': a->decode_threads = atoi(optarg); break;
             case 'm': a->max_images = atol(optarg); break;
             case 'q': a->quiet = 1; break;
+            case 'p':
+                a->prompts = xrealloc(a->prompts, (size_t)(a->nprompts + 1) * sizeof *a->prompts);
+                a->prompts[a->nprompts++] = optarg;
+                break;
+            case 'T': a->tokenizer = optarg; break;
+            case 'u': a->dump = optarg; break;
             case 'h': fputs(usage, stdout); exit(0);
             default: fputs(usage, stderr); return catlip_error_set("unknown or incomplete option");
         }
@@ -145,7 +155,7 @@ static void progress_show(struct progress *p, const char *what, uint64_t done, u
             p->tty && !final ? "   " : "\n");
 }
 
-static struct pipeline *open_eval_pipeline(const struct eval_args *a,
+struct pipeline *open_eval_pipeline(const struct eval_args *a,
                                            const struct inference_model *m,
                                            struct shard_list *shards, int num_classes,
                                            pipeline_label_fn label, void *label_ctx) {
@@ -173,9 +183,7 @@ static struct pipeline *open_eval_pipeline(const struct eval_args *a,
 // Runs the model over every batch of the pipeline, calling `each` with the batch after its
 // forward pass (logits and pooled features in m->acts), with progress on stderr. Returns the
 // images seen.
-typedef void (*eval_batch_fn)(void *ctx, const struct inference_model *m, const struct batch *b);
-
-static uint64_t eval_batches(const struct eval_args *a, struct inference_model *m,
+uint64_t eval_batches(const struct eval_args *a, struct inference_model *m,
                              struct pipeline *p, const char *what, eval_batch_fn each, void *ctx) {
     struct progress prog = {.start = time_now(), .tty = isatty(STDERR_FILENO)};
     uint64_t total = pipeline_samples(p), seen = 0;
@@ -211,7 +219,7 @@ static json_t *metrics_json(const struct multilabel_metrics *x) {
     return o;
 }
 
-static int write_json(const char *path, json_t *o) {
+int write_json(const char *path, json_t *o) {
     int rc = json_dump_file(o, path, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
     json_decref(o);
     return rc == 0 ? 0 : catlip_error_set("%s: cannot write the metrics", path);
@@ -239,8 +247,12 @@ static void multilabel_collect(void *ctx, const struct inference_model *m, const
 
 int cmd_eval_multilabel(int argc, char **argv) {
     struct eval_args a;
-    if (parse_eval_args(argc, argv, multilabel_usage, &a) != 0) {
+    if (parse_eval_args(argc, argv, multilabel_usage, &a) != 0 ||
+        ((a.prompts || a.tokenizer || a.dump) &&
+         catlip_error_set("--prompts, --tokenizer and --dump are eval zeroshot's, for CLIP "
+                          "checkpoints"))) {
         catlip_error_print();
+        free(a.prompts);
         return 2;
     }
     struct inference_model m;
@@ -324,16 +336,7 @@ int cmd_eval_multilabel(int argc, char **argv) {
     return rc == 0 ? 0 : 1;
 }
 
-// Every test image's pooled features (N, C) and true class, grown as batches come.
-struct zeroshot_rows {
-    int C, K;
-    size_t n, cap;
-    float *features;
-    int *truth;
-};
-
-static void zeroshot_collect(void *ctx, const struct inference_model *m, const struct batch *b) {
-    struct zeroshot_rows *r = ctx;
+float *zeroshot_rows_add(struct zeroshot_rows *r, const struct batch *b) {
     int K = r->K;
     size_t C = (size_t)r->C;
     if (r->n + (size_t)b->count > r->cap) {
@@ -341,19 +344,25 @@ static void zeroshot_collect(void *ctx, const struct inference_model *m, const s
         r->features = xrealloc(r->features, r->cap * C * sizeof(float));
         r->truth = xrealloc(r->truth, r->cap * sizeof(int));
     }
-    memcpy(r->features + r->n * C, m->acts.lnf, (size_t)b->count * C * sizeof(float));
     for (int i = 0; i < b->count; i++) {
         int truth = 0;
         for (int k = 0; k < K; k++)
             if (b->targets[(size_t)i * K + k] > 0.5f) truth = k;
         r->truth[r->n + (size_t)i] = truth;
     }
+    float *features = r->features + r->n * C;
     r->n += (size_t)b->count;
+    return features;
+}
+
+static void zeroshot_collect(void *ctx, const struct inference_model *m, const struct batch *b) {
+    struct zeroshot_rows *r = ctx;
+    memcpy(zeroshot_rows_add(r, b), m->acts.lnf, (size_t)b->count * r->C * sizeof(float));
 }
 
 // Tallies a head over the collected features.
-static void zeroshot_tally_head(const struct zeroshot_rows *r, const struct transfer_head *h,
-                                struct zeroshot_tally *z) {
+void zeroshot_tally_head(const struct zeroshot_rows *r, const struct transfer_head *h,
+                         struct zeroshot_tally *z) {
     float *scores = xmalloc((size_t)h->K * sizeof(float));
     for (size_t i = 0; i < r->n; i++) {
         head_scores(h, r->features + i * (size_t)r->C, scores);
@@ -406,13 +415,10 @@ static json_t *per_class_json(const struct zeroshot_tally *z) {
     return a;
 }
 
-// The zero-shot report: per-class accuracy (beside the first-sense head's when there is one),
-// the most frequent confusions, the summary line, and the JSON file when asked. Returns 0, or
-// -1 with catlip_error().
-static int zeroshot_report(const struct eval_args *a, const struct inference_model *m,
-                           const struct zeroshot_tally *z, const struct zeroshot_tally *old,
-                           const struct head_options *opt, const struct transfer_head *head,
-                           const char *const *names, const char *skips) {
+int zeroshot_report(const struct eval_args *a, const struct inference_model *m,
+                    const struct zeroshot_tally *z, const struct zeroshot_tally *old,
+                    const struct head_options *opt, const struct transfer_head *head,
+                    const char *const *names, const char *skips, json_t *extra) {
     int K = z->K, topk = z->topk;
     long N = z->images;
     int rc = 0;
@@ -499,8 +505,10 @@ static int zeroshot_report(const struct eval_args *a, const struct inference_mod
             json_object_set_new(b, "per_class", per_class_json(old));
             json_object_set_new(o, "first_sense", b);
         }
+        if (extra) json_object_update(o, extra);
         rc = write_json(a->json, o);
     }
+    json_decref(extra);
     return rc;
 }
 
@@ -515,10 +523,33 @@ int cmd_eval_zeroshot(int argc, char **argv) {
                           "transfer wrote it")) ||
         (a.classes && head_args_finish(&a.headopt, HEAD_SCORE_NOISY_OR) != 0)) {
         catlip_error_print();
+        free(a.prompts);
         return 2;
     }
     struct inference_model m;
-    if (model_args_open(&a.model, &m, a.batch) != 0) return 1;
+    a.model.clip_ok = 1;
+    if (model_args_open(&a.model, &m, a.batch) != 0) {
+        free(a.prompts);
+        return 1;
+    }
+    if (m.config.clip) {
+        int status = eval_zeroshot_clip(&a, &m);
+        inference_free(&m);
+        free(a.prompts);
+        return status;
+    }
+    if ((a.prompts && catlip_error_set("%s is a CatLIP checkpoint: --prompts is for CLIP "
+                                       "checkpoints (a CatLIP head comes from --classes by "
+                                       "Transfer Init)", m.path)) ||
+        (a.tokenizer && catlip_error_set("%s is a CatLIP checkpoint: --tokenizer is for CLIP "
+                                         "checkpoints", m.path)) ||
+        (a.dump && catlip_error_set("%s is a CatLIP checkpoint: --dump is for CLIP checkpoints",
+                                    m.path))) {
+        catlip_error_print();
+        inference_free(&m);
+        free(a.prompts);
+        return 2;
+    }
     struct transfer_head head = {0}, old = {0};
     char **names = NULL;
     int rc;
@@ -568,7 +599,7 @@ int cmd_eval_zeroshot(int argc, char **argv) {
         for (int t = 0; t < K; t++) class_names[t] = a.classes ? head.classes[t].name : names[t];
         rc = zeroshot_report(&a, &m, &z, a.classes ? &zold : NULL,
                              a.classes ? &a.headopt.opt : NULL, a.classes ? &head : NULL,
-                             class_names, skips);
+                             class_names, skips, NULL);
         free(class_names);
     }
     if (rc != 0) catlip_error_print();

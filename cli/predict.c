@@ -9,6 +9,7 @@
 #include "cli/model_args.h"
 #include "core/check.h"
 #include "data/image_file.h"
+#include "eval/clip_zeroshot.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
 #include "model/inference.h"
@@ -37,7 +38,9 @@ static const char *embed_usage =
     "usage: catlip embed --checkpoint CKPT -o FEATURES.npy [options] IMAGE...\n"
     "\n"
     "Writes the pooled features of each image (the CLS token after the final LayerNorm, the input\n"
-    "of the head) as a float32 NumPy array (N, C), rows in argument order.\n"
+    "of the head) as a float32 NumPy array (N, C), rows in argument order. With a CLIP\n"
+    "checkpoint, --projected writes its image embeddings instead: the pooled features through\n"
+    "the image projection, L2-normalised (N, E), what CLIP compares with text embeddings.\n"
     "\n"
     "  --checkpoint CKPT  checkpoint file, or a run directory\n"
     "  -o, --output FILE  .npy file to write\n"
@@ -45,12 +48,13 @@ static const char *embed_usage =
     "  --vocab FILE       vocabulary TSV (default: the checkpoint's)\n"
     "  --threads N        compute threads (default: all cores)\n"
     "  --precision P      fp32 (default) or bf16 forward passes (as train.precision)\n"
-    "  --list FILE        read image paths from FILE (one per line) as well\n";
+    "  --list FILE        read image paths from FILE (one per line) as well\n"
+    "  --projected        CLIP checkpoints: the normalised joint-space embeddings (N, E)\n";
 
 struct image_args {
     struct model_args model;
     const char *output, *dump, *list;
-    int top;
+    int top, projected;
     char **images;
     int nimages, images_cap;
 };
@@ -66,7 +70,7 @@ static int parse_args(int argc, char **argv, const char *usage, struct image_arg
     static const struct option options[] = {
         MODEL_ARGS_CHECKPOINT, MODEL_ARGS_VOCAB,    MODEL_ARGS_EMA,      MODEL_ARGS_THREADS,
         MODEL_ARGS_PRECISION,  {"top", 1, 0, 'k'},  {"dump", 1, 0, 'd'}, {"output", 1, 0, 'o'},
-        {"list", 1, 0, 'l'},   {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"list", 1, 0, 'l'},   {"help", 0, 0, 'h'}, {"projected", 0, 0, 'j'}, {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->top = 5;
     optind = 1;
@@ -78,6 +82,7 @@ static int parse_args(int argc, char **argv, const char *usage, struct image_arg
             case 'd': a->dump = optarg; break;
             case 'o': a->output = optarg; break;
             case 'l': a->list = optarg; break;
+            case 'j': a->projected = 1; break;
             case 'h': fputs(usage, stdout); exit(0);
             default: fputs(usage, stderr); return -1;
         }
@@ -173,17 +178,29 @@ static void predict_batch(void *vctx, struct inference_model *m, int first, int 
 
 // Arguments, then the model: 0, or the command's exit status (2 for bad arguments, 1 when the
 // model does not load) with the error printed and nothing left to free.
-static int open_command(int argc, char **argv, const char *usage, int need_output,
+// embed: takes --projected and CLIP checkpoints; predict: neither (CLIP has no synset head).
+static int open_command(int argc, char **argv, const char *usage, int embed,
                         struct image_args *a, struct inference_model *m) {
     if (parse_args(argc, argv, usage, a) != 0 ||
-        (need_output && !a->output && catlip_error_set("-o FEATURES.npy is required"))) {
+        (embed && !a->output && catlip_error_set("-o FEATURES.npy is required")) ||
+        (!embed && a->projected && catlip_error_set("--projected is catlip embed's"))) {
         catlip_error_print();
         free_args(a);
         return 2;
     }
+    a->model.clip_ok = embed;
     if (model_args_open(&a->model, m, PREDICT_BATCH) != 0) {
         free_args(a);
         return 1;
+    }
+    if (a->projected && !m->config.clip) {
+        catlip_error_set("%s is a CatLIP checkpoint: --projected is for CLIP checkpoints (its "
+                         "pooled features are the embedding)",
+                         m->path);
+        catlip_error_print();
+        inference_free(m);
+        free_args(a);
+        return 2;
     }
     return 0;
 }
@@ -225,12 +242,22 @@ int cmd_predict(int argc, char **argv) {
     return rc == 0 ? 0 : 1;
 }
 
+struct embed_ctx {
+    float *features;  // (N, C) pooled or (N, E) projected
+    int projected;
+};
+
 static void embed_batch(void *vctx, struct inference_model *m, int first, int count,
                         const float *images) {
     (void)images;
-    float *features = vctx;
+    struct embed_ctx *ctx = vctx;
+    if (ctx->projected) {
+        int E = m->config.num_classes;
+        clip_image_embeddings(ctx->features + (size_t)first * E, m->acts.logits, count, E);
+        return;
+    }
     int C = m->config.dim;
-    memcpy(features + (size_t)first * C, m->acts.lnf, (size_t)count * C * sizeof(float));
+    memcpy(ctx->features + (size_t)first * C, m->acts.lnf, (size_t)count * C * sizeof(float));
 }
 
 int cmd_embed(int argc, char **argv) {
@@ -238,9 +265,10 @@ int cmd_embed(int argc, char **argv) {
     struct inference_model m;
     int status = open_command(argc, argv, embed_usage, 1, &a, &m);
     if (status != 0) return status;
-    int C = m.config.dim;
+    int C = a.projected ? m.config.num_classes : m.config.dim;
     float *features = xmalloc((size_t)a.nimages * C * sizeof(float));
-    int rc = run_images(&m, &a, embed_batch, features);
+    struct embed_ctx ctx = {features, a.projected};
+    int rc = run_images(&m, &a, embed_batch, &ctx);
     int64_t shape[2] = {a.nimages, C};
     if (rc == 0) rc = npy_write_f32(a.output, features, 2, shape);
     if (rc == 0)

@@ -8,6 +8,7 @@
 #include "core/check.h"
 #include "io/checkpoint.h"
 #include "model/checkpoint_state.h"
+#include "nn/contrastive.h"
 
 // catlip_error() prefixed with `what` (copied first: the error buffer is both source and target).
 static int error_prefixed(const char *what, const char *middle) {
@@ -122,6 +123,8 @@ int inference_load(struct inference_model *m, const char *checkpoint, const char
 }
 
 void inference_free(struct inference_model *m) {
+    if (m->text_acts.memory) text_acts_free(&m->text_acts);
+    tokenizer_free(m->tokenizer);
     if (m->acts.memory) vit_acts_free(&m->acts);
     if (m->model.pool) pool_destroy(m->model.pool);
     if (m->model.layout.tensors) vit_layout_free(&m->model.layout);
@@ -137,10 +140,74 @@ int inference_set_precision(struct inference_model *m, const char *precision) {
     if (p < 0) return catlip_error_set("--precision must be fp32 or bf16, got '%s'", precision);
     if (p == VIT_BF16) vit_acts_enable_bf16(&m->acts, m->model.layout.total);
     m->model.precision = (enum vit_precision)p;
+    if (m->tokenizer && p == VIT_BF16 && !m->text.bf16) {
+        text_acts_enable_bf16(&m->text_acts, m->text.layout.total);
+        m->text.bf16 = 1;
+    }
     return 0;
 }
 
 void inference_forward(struct inference_model *m, const float *images, int B) {
     CATLIP_ASSERT(B >= 1 && B <= m->max_batch);
     vit_forward(&m->model, &m->acts, m->params, images, B);
+}
+
+int inference_load_text(struct inference_model *m, const char *tokenizer_path, int max_batch) {
+    if (!m->config.clip)
+        return catlip_error_set("%s is a CatLIP checkpoint: it has no text tower", m->path);
+    CATLIP_ASSERT(!m->tokenizer && max_batch >= 1);
+    const char *tp = tokenizer_path ? tokenizer_path : m->run.data.tokenizer;
+    if (!tp[0])
+        return catlip_error_set("%s: records no tokenizer file; pass --tokenizer FILE", m->path);
+    struct tokenizer *tok = tokenizer_load(tp);
+    if (!tok) {
+        if (!tokenizer_path) {
+            char cause[512];
+            snprintf(cause, sizeof cause, "%s", catlip_error());
+            catlip_error_set("%s (the checkpoint's data.tokenizer; pass --tokenizer FILE)", cause);
+        }
+        return -1;
+    }
+    if (tokenizer_hash(tok) != m->header->tokenizer_hash ||
+        tokenizer_size(tok) != m->config.text.vocab_size) {
+        catlip_error_set("%s: tokenizer %s (hash %016llx, %d ids) is not the one this checkpoint "
+                         "was trained with (hash %016llx, %d ids); pass the run's tokenizer with "
+                         "--tokenizer",
+                         m->path, tp, (unsigned long long)tokenizer_hash(tok), tokenizer_size(tok),
+                         (unsigned long long)m->header->tokenizer_hash, m->config.text.vocab_size);
+        tokenizer_free(tok);
+        return -1;
+    }
+    m->tokenizer = tok;
+    m->text.layout = *m->model.layout.text;  // shares its tables; freed with the layout
+    m->text.pool = m->model.pool;
+    m->text.k = m->model.k;
+    m->text_max_batch = max_batch;
+    text_acts_create(&m->text_acts, &m->config.text, max_batch, pool_size(m->model.pool));
+    if (m->model.precision == VIT_BF16) {
+        text_acts_enable_bf16(&m->text_acts, m->text.layout.total);
+        m->text.bf16 = 1;
+    }
+    return 0;
+}
+
+int inference_tokenize(const struct inference_model *m, int32_t *ids, const char *caption,
+                       int *unknown, int *dropped) {
+    const int T = m->config.text.context;
+    int n = tokenizer_encode(m->tokenizer, ids, T, caption, strlen(caption), dropped);
+    if (unknown) {
+        *unknown = 0;
+        for (int t = 0; t < n; t++) *unknown += ids[t] == TOKENIZER_UNK;
+    }
+    return n;
+}
+
+void inference_forward_text(struct inference_model *m, const int32_t *ids, int B) {
+    CATLIP_ASSERT(m->tokenizer && B >= 1 && B <= m->text_max_batch);
+    text_forward(&m->text, &m->text_acts, m->params + m->model.layout.text_begin, ids, B);
+}
+
+float inference_logit_scale(const struct inference_model *m) {
+    CATLIP_ASSERT(m->config.clip);
+    return contrastive_scale(m->params[m->model.layout.logit_scale]);
 }

@@ -20,7 +20,9 @@
 #pragma once
 #include "catlip.pb-c.h"
 #include "core/config.h"
+#include "nn/text_tower.h"
 #include "nn/vit.h"
+#include "text/tokenizer.h"
 #include "text/vocab.h"
 
 struct inference_model {
@@ -35,6 +37,12 @@ struct inference_model {
     struct vocab *vocab;    // NULL when the checkpoint has no vocabulary
     float mean[3], std[3];  // input normalisation the model was trained with
     int ema;
+    // model.objective clip, after inference_load_text: the text tower over the same weights
+    // (m->params + layout.text_begin) and the tokenizer the checkpoint was trained with.
+    struct tokenizer *tokenizer;
+    struct text_model text;
+    struct text_acts text_acts;  // for up to text_max_batch captions
+    int text_max_batch;
 };
 
 // checkpoint: a checkpoint file, or a run directory / checkpoints directory (its newest valid
@@ -51,4 +59,20 @@ void inference_free(struct inference_model *m);
 int inference_set_precision(struct inference_model *m, const char *precision);
 
 // images: (B, 3, S, S) normalised, B <= max_batch. Fills m->acts (logits (B, V), lnf (B, C)).
+// A CLIP checkpoint's "logits" are the projected CLS features (B, E), not normalised.
 void inference_forward(struct inference_model *m, const float *images, int B);
+
+// model.objective clip: readies the text tower for batches of up to max_batch captions, with
+// the tokenizer `tokenizer_path` (NULL: the data.tokenizer recorded in the checkpoint), which
+// must be the one the checkpoint was trained with (its hash). -1 with catlip_error() naming
+// the file and what to do; an error for a CatLIP checkpoint.
+int inference_load_text(struct inference_model *m, const char *tokenizer_path, int max_batch);
+// Tokenizes one caption into ids (config.text.context of them) as training did. Returns the
+// ids before the padding; *unknown (may be NULL) gets the words that became <unk>, *dropped
+// (may be NULL) those that did not fit.
+int inference_tokenize(const struct inference_model *m, int32_t *ids, const char *caption,
+                       int *unknown, int *dropped);
+// ids: (B, context), B <= the text max batch. Fills m->text_acts.features (B, E), not normalised.
+void inference_forward_text(struct inference_model *m, const int32_t *ids, int B);
+// The trained logit scale s = exp(min(t, ln 100)) (CLIP only).
+float inference_logit_scale(const struct inference_model *m);

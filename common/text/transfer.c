@@ -157,19 +157,24 @@ void transfer_match(struct transfer_matcher *m, const char *line, struct transfe
     out->how = out->nsynsets ? TRANSFER_CAPTION : TRANSFER_RANDOM;
 }
 
-int transfer_match_file(struct transfer_matcher *m, const char *path,
-                        struct transfer_class **classes) {
+int transfer_read_class_lines(const char *path, char ***lines) {
     FILE *f = fopen(path, "r");
     if (!f) return catlip_error_set("%s: cannot open the classes file", path);
     char *line = NULL;
     size_t cap = 0, count = 0, room = 16;
-    struct transfer_class *out = xmalloc(room * sizeof *out);
+    char **out = xmalloc(room * sizeof *out);
     while (getline(&line, &cap, f) >= 0) {
         const char *p = line;
         while (*p == ' ' || *p == '\t') p++;
         if (*p == '#' || *p == '\n' || *p == '\r' || *p == 0) continue;
+        size_t len = strlen(p);
+        while (len && (p[len - 1] == '\n' || p[len - 1] == '\r' || p[len - 1] == ' ' ||
+                       p[len - 1] == '\t'))
+            len--;
         if (count == room) out = xrealloc(out, (room *= 2) * sizeof *out);
-        transfer_match(m, p, &out[count++]);
+        out[count] = xmalloc(len + 1);
+        memcpy(out[count], p, len);
+        out[count++][len] = 0;
     }
     free(line);
     fclose(f);
@@ -177,8 +182,34 @@ int transfer_match_file(struct transfer_matcher *m, const char *path,
         free(out);
         return catlip_error_set("%s: no classes (one WordNet id or name per line)", path);
     }
-    *classes = out;
+    *lines = out;
     return (int)count;
+}
+
+void transfer_class_lines_free(char **lines, int count) {
+    for (int i = 0; i < count; i++) free(lines[i]);
+    free(lines);
+}
+
+uint32_t transfer_line_synset(const char *line, const char **name) {
+    size_t first = strcspn(line, " \t");
+    if (!is_synset_id(line, first)) return 0;
+    const char *rest = line + first;
+    while (*rest == ' ' || *rest == '\t') rest++;
+    *name = rest;
+    return (uint32_t)strtoul(line + 1, NULL, 10);
+}
+
+int transfer_match_file(struct transfer_matcher *m, const char *path,
+                        struct transfer_class **classes) {
+    char **lines;
+    int count = transfer_read_class_lines(path, &lines);
+    if (count < 0) return -1;
+    struct transfer_class *out = xmalloc((size_t)count * sizeof *out);
+    for (int k = 0; k < count; k++) transfer_match(m, lines[k], &out[k]);
+    transfer_class_lines_free(lines, count);
+    *classes = out;
+    return count;
 }
 
 void transfer_build_head(const struct transfer_class *classes, int K, const float *head_w,

@@ -71,6 +71,15 @@ int transfer_name_senses(const struct transfer_matcher *m, const char *name, uin
 const struct wordnet *transfer_matcher_wordnet(const struct transfer_matcher *m);
 const struct hypernyms *transfer_matcher_hypernyms(const struct transfer_matcher *m);
 
+// The lines of a classes file that name classes (blank lines and '#' lines skipped), trimmed,
+// in order. Returns the count (> 0) with *lines malloc'ed (free with transfer_class_lines_free),
+// or -1 with catlip_error() (unreadable, no classes).
+int transfer_read_class_lines(const char *path, char ***lines);
+void transfer_class_lines_free(char **lines, int count);
+// The synset offset a class line starts with ("n02084071 dog": 2084071, with *name pointing at
+// "dog", or at "" when nothing follows the id); 0 when the line does not start with an id.
+uint32_t transfer_line_synset(const char *line, const char **name);
+
 // Reads a classes file and matches every class. Returns the number of classes (> 0) with
 // *classes malloc'ed, or -1 with catlip_error() (unreadable, no classes).
 int transfer_match_file(struct transfer_matcher *m, const char *path,
