@@ -2,6 +2,7 @@
 """The quickstart's verdict: did the pre-trained model learn something?
 
     deploy/quickstart_check.py --trained ML.json ZS.json --control ML.json ZS.json [--json OUT]
+    deploy/quickstart_check.py --objective clip --trained ZS.json --control ZS.json [--json OUT]
 
 ML.json / ZS.json are what `catlip eval multilabel --json` and `catlip eval zeroshot --json`
 wrote for the trained model and for the control (the same model shape, trained with learning
@@ -15,6 +16,12 @@ The checks (MARGIN below):
   zero-shot      top-1 > the majority-class rate (always predicting the most frequent class)
   zero-shot      mean per-class accuracy > 1/K (K: classes with held-out images), which a
                  constant or random prediction does not exceed on average
+
+With --objective clip (deploy/quickstart.sh --objective clip) there is no multi-label
+evaluation (CLIP has no synset head); the zero-shot results come from prompt ensembles and the
+checks are
+  zero-shot      top-1 > max(majority-class rate, control's top-1)
+  zero-shot      mean per-class accuracy > max(1/K, control's mean per-class)
 """
 import argparse
 import json
@@ -42,10 +49,18 @@ def need(ok, what):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--trained", nargs=2, required=True, metavar=("MULTILABEL", "ZEROSHOT"))
-    ap.add_argument("--control", nargs=2, required=True, metavar=("MULTILABEL", "ZEROSHOT"))
+    ap.add_argument("--objective", choices=("catlip", "clip"), default="catlip")
+    ap.add_argument("--trained", nargs="+", required=True, metavar="JSON",
+                    help="MULTILABEL ZEROSHOT (catlip) or ZEROSHOT (clip)")
+    ap.add_argument("--control", nargs="+", required=True, metavar="JSON",
+                    help="as --trained, for the control")
     ap.add_argument("--json", help="write the table and the checks here")
     args = ap.parse_args()
+    want = 1 if args.objective == "clip" else 2
+    need(len(args.trained) == want and len(args.control) == want,
+         f"--objective {args.objective} takes {want} file(s) after --trained and after --control")
+    if args.objective == "clip":
+        return check_clip(args)
     tml, tzs = (load(p) for p in args.trained)
     cml, czs = (load(p) for p in args.control)
     try:
@@ -128,6 +143,50 @@ def main():
             "inputs": {"trained": args.trained, "control": args.control},
             "head_building": head_building,
         }
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+            f.write("\n")
+    return 0 if ok else 1
+
+
+def check_clip(args):
+    """The CLIP quickstart: zero-shot by prompt ensembles only, against the majority class, 1/K
+    and the control (the same model at its random initialisation, the same prompts)."""
+    tzs, czs = load(args.trained[0]), load(args.control[0])
+    try:
+        need(tzs["data"] == czs["data"] and tzs["images"] == czs["images"] and tzs["classes"] == czs["classes"],
+             "trained and control zero-shot results are not on the same data")
+        need(tzs.get("objective") == "clip" and czs.get("objective") == "clip",
+             "zero-shot results not from a CLIP checkpoint (no \"objective\": \"clip\")")
+        need(tzs["prompts"] == czs["prompts"], "trained and control zero-shot used different prompts")
+        inv_k = 1.0 / tzs["classes_present"]
+        rows = {"zeroshot_top1": (czs["top1"], tzs["majority"], tzs["top1"]),
+                "zeroshot_mean_per_class": (czs["mean_per_class"], inv_k, tzs["mean_per_class"])}
+    except (KeyError, TypeError, ZeroDivisionError) as e:
+        need(False, f"unusable eval JSON ({type(e).__name__}: {e})")
+    names = {"zeroshot_top1": "zero-shot top-1", "zeroshot_mean_per_class": "zero-shot mean/class"}
+    rules = {"zeroshot_top1": "trained > max(control, majority-class rate)",
+             "zeroshot_mean_per_class": f"trained > max(control, 1/K) (K = {tzs['classes_present']})"}
+    print(f"{'':22s} {'control':>8s} {'prior':>8s} {'trained':>8s}  check")
+    results = []
+    for key, (c, p, t) in rows.items():
+        threshold = max(c, p)
+        ok = t > threshold
+        results.append({"metric": key, "control": c, "prior": p, "trained": t, "rule": rules[key],
+                        "threshold": threshold, "pass": ok})
+        print(f"{names[key]:22s} {c:8.4f} {p:8.4f} {t:8.4f}  {'ok  ' if ok else 'FAIL'} {rules[key]} "
+              f"(> {threshold:.4f})")
+    print(f"(prior: always the most frequent class of {tzs['images']} images: majority rate "
+          f"{tzs['majority']:.4f}, 1/K {inv_k:.4f}; prompts: {', '.join(repr(p) for p in tzs['prompts'])})")
+    ok = all(r["pass"] for r in results)
+    print(f"{'PASS' if ok else 'FAIL'}: CLIP zero-shot top-1 {tzs['top1']:.4f} vs majority class "
+          f"{tzs['majority']:.4f} and control {czs['top1']:.4f}, mean per-class {tzs['mean_per_class']:.4f} "
+          f"vs 1/K {inv_k:.4f} and control {czs['mean_per_class']:.4f}")
+    if args.json:
+        out = {"pass": ok, "objective": "clip", "checks": results,
+               "trained": {"zeroshot": tzs}, "control": {"zeroshot": czs},
+               "prior": {"zeroshot_majority": tzs["majority"], "zeroshot_chance": 1.0 / tzs["classes"]},
+               "inputs": {"trained": args.trained, "control": args.control}}
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
             f.write("\n")

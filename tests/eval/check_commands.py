@@ -55,7 +55,7 @@ def read_safetensors(path):
     (n,) = struct.unpack("<Q", blob[:8])
     header = json.loads(blob[8:8 + n])
     meta = header.pop("__metadata__", {})
-    dtypes = {"F32": "<f4", "F64": "<f8", "BF16": "<u2"}
+    dtypes = {"F32": "<f4", "F64": "<f8", "BF16": "<u2", "I32": "<i4"}
     arrays = {}
     for name, info in header.items():
         b, e = info["data_offsets"]

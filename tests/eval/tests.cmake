@@ -13,6 +13,12 @@ add_test(NAME eval.path_similarity
 # PyTorch give catlip predict's logits; bad inputs give one-line errors.
 add_test(NAME eval.commands
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/check_commands.py $<TARGET_FILE:catlip>)
+# CLIP checkpoints (issue 16): eval zeroshot by prompt ensembles against a float64 PyTorch CLIP
+# loaded from catlip export's OpenCLIP names (tokens, class rows, image embeddings, scores and
+# the reported accuracies), embed --projected, and one-line errors for what needs a CatLIP head.
+add_test(NAME eval.clip_zeroshot
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/check_clip_zeroshot.py $<TARGET_FILE:catlip>)
+set_tests_properties(eval.clip_zeroshot PROPERTIES TIMEOUT 300)
 # The quickstart, short: openclipart shards, vocabulary, 2 workers + coordinator, and a control
 # (the same model at learning rate 0); deploy/quickstart_check.py: the model beats control and
 # label-frequency prior on mAP, and majority class and 1/K on zero-shot.
