@@ -19,8 +19,8 @@ int model_args_open(const struct model_args *a, struct inference_model *m, int m
     if (inference_load(m, a->checkpoint, a->vocab, a->ema, max_batch, a->threads) == 0) {
         if (m->config.clip && !a->clip_ok)
             catlip_error_set("%s is a CLIP checkpoint (model.objective clip): this command needs "
-                             "CatLIP's synset head; CLIP checkpoints take catlip eval zeroshot "
-                             "--classes FILE --prompts TEMPLATE, catlip embed and catlip export",
+                             "CatLIP's synset head; use catlip eval zeroshot --classes FILE "
+                             "--prompts TEMPLATE, catlip embed or catlip export",
                              m->path);
         else if (!a->precision || inference_set_precision(m, a->precision) == 0)
             return 0;

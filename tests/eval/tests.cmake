@@ -30,6 +30,13 @@ add_test(NAME eval.quickstart
 add_test(NAME eval.quickstart_check_control
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/eval/check_quickstart_control.py $<TARGET_FILE:catlip>
           ${CMAKE_BINARY_DIR}/quickstart-ci)
+# The same for model.objective clip (deploy/quickstart.sh --objective clip): a word tokenizer,
+# text_tiny, zero-shot by prompt ensembles; passes only if top-1 beats the majority class and the
+# control, and mean per-class beats 1/K and the control.
+add_test(NAME eval.quickstart_clip
+  COMMAND ${CMAKE_SOURCE_DIR}/deploy/quickstart.sh --ci --objective clip --build-dir ${CMAKE_BINARY_DIR}
+          --work ${CMAKE_BINARY_DIR}/quickstart-clip-ci)
+set_tests_properties(eval.quickstart_clip PROPERTIES TIMEOUT 900)
 set_tests_properties(eval.quickstart PROPERTIES FIXTURES_SETUP quickstart_ci)
 set_tests_properties(eval.quickstart_check_control PROPERTIES FIXTURES_REQUIRED quickstart_ci TIMEOUT 300)
 set_tests_properties(eval.metrics eval.path_similarity PROPERTIES TIMEOUT 120)
