@@ -44,8 +44,8 @@ static int check_clip_args(const struct eval_args *a, const struct inference_mod
                                 m->path);
     if (a->headopt.given)
         return catlip_error_set("%s is a CLIP checkpoint: --senses, --pool, --calibrate, "
-                                "--calibrate-on and --max-reference build CatLIP heads; give "
-                                "--prompts instead",
+                                "--calibrate-on, --max-reference and --score build CatLIP heads; "
+                                "give --prompts instead",
                                 m->path);
     for (int p = 0; p < a->nprompts; p++)
         if (clip_prompt_check(a->prompts[p]) != 0) return -1;
