@@ -40,6 +40,16 @@ export CATLIP_BED=/var/tmp/catlip-bed
 # as a cluster's shared file system.
 T=$(mktemp -d /var/tmp/catlip-hosts-test.XXXXXX) || fatal "mktemp failed"
 chmod 755 "$T"
+# A checkout or build under /tmp is invisible to the hosts (each has its own /tmp): run a copy
+# of the test scripts and the binary from the shared directory instead.
+if [[ $src == /tmp/* || $catlip == /tmp/* ]]; then
+    mkdir -p "$T/src" && cp -a "$src/tests" "$src/deploy" "$src/configs" "$T/src/" &&
+        cp "$catlip" "$T/src/catlip" || fatal "cannot copy the checkout under /tmp to $T/src"
+    say "checkout or binary under /tmp, which the hosts do not see: running a copy in $T/src"
+    src=$T/src
+    here=$src/tests/hosts
+    catlip=$src/catlip
+fi
 # A watchdog, outside this process tree (ctest kills the tree at its timeout): when this test
 # is gone, however it ended, it takes the bed down (jobs, daemons, namespaces) and removes the
 # test's directory, holding the lock until then so that the next test's bed is never the one
