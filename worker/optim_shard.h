@@ -22,6 +22,7 @@
 
 #include "nn/train_state.h"
 #include "worker/heartbeat.h"
+#include "worker/ring_allreduce.h"
 
 struct optim_shard {
     MPI_Comm comm;  // the workers'
@@ -31,6 +32,9 @@ struct optim_shard {
     int *counts, *displs;              // (size) the slices in floats, for MPI
     int *block_counts, *block_displs;  // (size) the slices in norm blocks
     struct heartbeat *heartbeat;
+    // The new weights' allgather: our ring (train.collectives: ring) or MPI_Iallgatherv (mpi).
+    int ring;
+    struct ring_allreduce gather;
     // Totals since init, for the end-of-run log line.
     double update_seconds;  // norm, clipping, AdamW, EMA on the slice
     double gather_seconds;  // the norm's block sums and the weights' allgather
@@ -40,8 +44,9 @@ struct optim_shard {
 // The slices of a buffer of total floats among workers: bounds[0] = 0, bounds[workers] =
 // total, bounds[k] = k·total/workers rounded down to a multiple of OPTIM_NORM_BLOCK.
 void optim_shard_bounds(size_t total, int workers, size_t *bounds);
-// Collective-free: every worker computes the same slices.
-void optim_shard_init(struct optim_shard *o, MPI_Comm comm, size_t total,
+// Collective-free: every worker computes the same slices. ring: the weights' allgather runs
+// on our ring (ring_allgather_start), else on MPI_Iallgatherv; both copy exactly.
+void optim_shard_init(struct optim_shard *o, MPI_Comm comm, size_t total, int ring,
                       struct heartbeat *heartbeat);
 void optim_shard_free(struct optim_shard *o);
 // Optimizer memory of a train_state (moments and EMA) in bytes, for the log.

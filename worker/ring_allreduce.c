@@ -51,9 +51,10 @@ static size_t chunk_size(const struct ring_allreduce *a, int k) {
     return chunk_begin(a, k + 1) - chunk_begin(a, k);
 }
 
-// Ring steps: the reduce-scatter's P-1, then the allgather's P-1 unless scattering only.
+// Ring steps: the reduce-scatter's P-1, then the allgather's P-1 unless scattering only. An
+// allgather alone starts at step P-1.
 static int ring_steps(const struct ring_allreduce *a) {
-    return a->bounds ? a->size - 1 : 2 * (a->size - 1);
+    return a->bounds && !a->gather_only ? a->size - 1 : 2 * (a->size - 1);
 }
 
 // Where chunk c travels from and arrives to outside the reduce-scatter's inbox: the data
@@ -126,6 +127,7 @@ static int start_common(struct ring_allreduce *a, enum ring_payload payload,
     a->data = data;
     a->n = n;
     a->bounds = bounds;
+    a->gather_only = 0;
     a->step = 0;
     a->requests[0] = a->requests[1] = MPI_REQUEST_NULL;
     MPI_Comm_rank(comm, &a->rank);
@@ -176,6 +178,15 @@ void ring_reduce_scatter_start(struct ring_allreduce *a, enum ring_payload paylo
     for (int r = 0; r < a->size; r++)
         if (bounds[r + 1] - bounds[r] > largest) largest = bounds[r + 1] - bounds[r];
     ring_start(a, largest);
+}
+
+void ring_allgather_start(struct ring_allreduce *a, MPI_Comm comm, int tag, float *data, size_t n,
+                          const size_t *bounds) {
+    if (!start_common(a, RING_FP32, RING_METHOD_RING, comm, tag, data, n, bounds)) return;
+    CATLIP_ASSERT(bounds[0] == 0 && bounds[a->size] == n);
+    a->gather_only = 1;
+    a->step = a->size - 1;  // this rank's slice is chunk rank+1, as after a reduce-scatter
+    ring_post(a);
 }
 
 int ring_allreduce_test(struct ring_allreduce *a) {

@@ -47,6 +47,7 @@ struct ring_allreduce {
     // Reduce-scatter only (ring_reduce_scatter_start): rank r ends with the fp32 sum of
     // [bounds[r], bounds[r+1]) and the ring stops after its P-1 reduce-scatter steps.
     const size_t *bounds;  // (P+1) NULL: the allreduce's even chunks
+    int gather_only;       // ring_allgather_start: the allgather's P-1 steps alone
     MPI_Request requests[2];
 };
 
@@ -66,6 +67,13 @@ void ring_allreduce_start(struct ring_allreduce *a, enum ring_payload payload,
 // data is left partly summed. Same error bound, same determinism.
 void ring_reduce_scatter_start(struct ring_allreduce *a, enum ring_payload payload, MPI_Comm comm,
                                int tag, float *data, size_t n, const size_t *bounds);
+// The ring's allgather half alone (the sharded optimizer's new weights): rank r holds
+// data[bounds[r] .. bounds[r+1]) and every rank ends with all of data, copied as it is (fp32,
+// exact: every rank the same bits). P-1 steps, each sending and receiving one slice, so every
+// rank sends (P-1)/P of the buffer over the link to its successor. bounds as for the
+// reduce-scatter. ring_allreduce_test advances it.
+void ring_allgather_start(struct ring_allreduce *a, MPI_Comm comm, int tag, float *data, size_t n,
+                          const size_t *bounds);
 // Advances the reduction as far as messages allow; 1 when data holds the sum, else 0.
 int ring_allreduce_test(struct ring_allreduce *a);
 void ring_allreduce_free(struct ring_allreduce *a);

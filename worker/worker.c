@@ -535,7 +535,11 @@ static void plan_sharding(struct worker *w) {
     }
     struct vit_layout layout;
     vit_layout_init(&layout, &run->model);
-    optim_shard_init(&w->shard, run->workers, layout.total, &w->heartbeat);
+    enum grad_collectives collectives;
+    int parsed = grad_collectives_parse(run->cfg.train.collectives, &collectives) == 0;
+    CATLIP_ASSERT(parsed);  // config_validate accepted the name
+    optim_shard_init(&w->shard, run->workers, layout.total,
+                     collectives == GRAD_COLLECTIVES_RING, &w->heartbeat);
     vit_layout_free(&layout);
     w->sharded = 1;
 }

@@ -322,6 +322,48 @@ static void check_ring_order(size_t n) {
     MPI_Comm_free(&comm);
 }
 
+// The ring's allgather alone (the sharded optimizer's weights): rank r starts with only its
+// slice [bounds[r], bounds[r+1]) correct (the rest garbage), every rank must end with every
+// rank's slice, bit for bit. Slices as optim_shard_bounds makes them, and uneven ones with
+// an empty slice (rank 0's) and one that is most of the buffer.
+static void check_ring_allgather(size_t n) {
+    MPI_Comm comm;
+    MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+    size_t *bounds = xmalloc((size_t)(size_ + 1) * sizeof *bounds);
+    for (int uneven = 0; uneven <= 1; uneven++) {
+        if (uneven) {
+            bounds[0] = bounds[1] = 0;
+            for (int k = 2; k <= size_; k++) bounds[k] = n - (n / 8) * (size_t)(size_ - k) / size_;
+        } else {
+            optim_shard_bounds(n, size_, bounds);
+        }
+        float *x = xmalloc(n * sizeof *x);
+        for (size_t i = 0; i < n; i++)
+            x[i] = i >= bounds[rank_] && i < bounds[rank_ + 1] ? gradient(rank_, i) : NAN;
+        struct ring_allreduce a;
+        memset(&a, 0, sizeof a);
+        for (int again = 0; again <= 1; again++) {  // the second use reuses a's buffers
+            ring_allgather_start(&a, comm, 7, x, n, bounds);
+            while (!ring_allreduce_test(&a)) {
+            }
+        }
+        int same = 1;
+        for (int r = 0; r < size_; r++)
+            for (size_t i = bounds[r]; i < bounds[r + 1]; i++) {
+                float want = gradient(r, i);
+                if (memcmp(&want, &x[i], sizeof want)) same = 0;
+            }
+        char line[160];
+        snprintf(line, sizeof line, "P=%d n=%zu ring allgather (%s slices): every slice's bits",
+                 size_, n, uneven ? "uneven, one empty" : "the shards'");
+        check(same, line);
+        ring_allreduce_free(&a);
+        free(x);
+    }
+    free(bounds);
+    MPI_Comm_free(&comm);
+}
+
 // auto: flat on one host; hierarchical when split into hosts with several workers each.
 static void check_auto(void) {
     struct grad_sync_options o = grad_sync_default_options();
@@ -411,6 +453,8 @@ int main(int argc, char **argv) {
         run_checks(3);
         check_ring_order(100003);
         check_ring_order(3);
+        check_ring_allgather(100003);
+        check_ring_allgather(3);
         check_auto();
         if (rank_ == 0) printf("%d failure(s)\n", failures);
     }
