@@ -50,9 +50,14 @@ double optim_grad_norm(struct pool *pool, const struct kernels *k, const float *
 void optim_adamw_step(struct pool *pool, const struct kernels *k, const struct vit_layout *layout,
                       const struct optim_settings *s, float *params, const float *grads,
                       float *adam_m, float *adam_v, float *ema, int64_t t, double lr,
-                      double grad_scale, size_t first_trained, size_t begin, size_t end);
+                      double grad_scale, size_t first_trained, size_t begin, size_t end,
+                      uint16_t *params_bf16, size_t bf16_end);
 // (first_trained: tensors starting before this float offset are frozen and left untouched;
-// 0 trains everything.)
+// 0 trains everything.) params_bf16, when not NULL: also params_bf16[i] = bf16(new params[i])
+// for i < bf16_end (nn/bf16.h's rounding), written while the new weights are in L1 — the copy
+// the next bf16 forward would otherwise round in a pass of its own. Only for a whole,
+// unsharded, unfrozen update (first_trained 0, [begin, end) the whole buffer), so that every
+// weight of the copy is rewritten.
 
 // The clipping coefficient PyTorch's clip_grad_norm_ applies: min(1, clip / (norm + 1e-6)).
 double optim_clip_scale(const struct optim_settings *s, double grad_norm);

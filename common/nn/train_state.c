@@ -133,10 +133,18 @@ void train_apply_update(struct train_state *ts) {
 
 void train_apply_update_with_norm(struct train_state *ts, double norm) {
     double lr = optim_lr_at(&ts->optim, ts->step);
-    optim_adamw_step(ts->model.pool, ts->model.k, &ts->model.layout, &ts->optim, ts->params,
-                     ts->grads, ts->adam_m, ts->adam_v, ts->ema, ts->step + 1, lr,
-                     optim_clip_scale(&ts->optim, norm),
-                     ts->head_only ? ts->model.layout.head_w : 0, ts->shard_begin, ts->shard_end);
+    // bf16: the image tower's weights rounded for the next forward inside the update, when it
+    // rewrites all of them (unsharded: a sharded update leaves the other slices to the
+    // allgather; not frozen: AdamW skips the backbone).
+    const struct vit_layout *L = &ts->model.layout;
+    const int fused = ts->model.precision == VIT_BF16 && !ts->head_only &&
+                      ts->shard_begin == 0 && ts->shard_end == L->total;
+    optim_adamw_step(ts->model.pool, ts->model.k, L, &ts->optim, ts->params, ts->grads,
+                     ts->adam_m, ts->adam_v, ts->ema, ts->step + 1, lr,
+                     optim_clip_scale(&ts->optim, norm), ts->head_only ? L->head_w : 0,
+                     ts->shard_begin, ts->shard_end, fused ? ts->acts.weights_bf16 : NULL,
+                     L->image_end);
+    ts->acts.weights_bf16_of = fused ? ts->params : NULL;
     if (ts->model.layout.text) {
         float *t = &ts->params[ts->model.layout.logit_scale];
         const float max = logf(CONTRASTIVE_SCALE_MAX);

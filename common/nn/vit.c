@@ -171,13 +171,17 @@ void vit_forward(const struct vit_model *m, struct vit_acts *a, const float *par
     CATLIP_ASSERT(B <= a->max_batch);
     const int C = c->dim, K = 3 * c->patch_size * c->patch_size;
 
-    // bf16: the weights rounded once for this forward and its backward.
+    // bf16: the weights rounded once for this forward and its backward — here, unless the
+    // optimizer step that produced them has just done it (weights_bf16_of). That holds for
+    // one forward only: params may be written by anyone before the one after.
     const int bf16 = m->precision == VIT_BF16;
     CATLIP_ASSERT(a->precision == (int)m->precision);  // vit_acts_enable_bf16 for VIT_BF16
     if (bf16) {
         CATLIP_ASSERT(a->weights_bf16 != NULL);
-        transformer_round_bf16(m->pool, a->weights_bf16, params, L->image_end);
+        if (a->weights_bf16_of != params)
+            transformer_round_bf16(m->pool, a->weights_bf16, params, L->image_end);
     }
+    a->weights_bf16_of = NULL;
     const struct transformer_exec e = vit_exec(m, a);
     const struct transformer_shape s = vit_shape(c);
 

@@ -35,6 +35,10 @@ struct vit_acts {
     // VIT_BF16 only (vit_acts_enable_bf16): the parameters rounded to bf16 by each forward,
     // read by that forward's and the following backward's matmuls (only the weights are used).
     uint16_t *weights_bf16;  // (layout total)
+    // Set by train_apply_update when it rounded the image tower's new weights into
+    // weights_bf16 itself (optim_adamw_step's params_bf16): the next vit_forward with these
+    // params skips its rounding pass, once. NULL otherwise (every forward rounds).
+    const float *weights_bf16_of;
     int precision;           // enum vit_precision the buffers were carved for
 };
 
@@ -45,7 +49,8 @@ void vit_acts_free(struct vit_acts *acts);
 // train.precision. VIT_BF16 is PyTorch CPU autocast: every matmul (patch embedding, qkv, the
 // two attention products, proj, MLP, head; forward and both backward products) takes bf16
 // inputs and sums in fp32 (nn/gemm.h gemm_bf16); parameters, gradients, LayerNorm, softmax,
-// GELU and the loss stay fp32. The parameters are rounded once per forward.
+// GELU and the loss stay fp32. The parameters are rounded once per forward (or, for the
+// forward after a training step, by the optimizer: train_state.h).
 enum vit_precision { VIT_FP32 = 0, VIT_BF16 = 1 };
 
 // "fp32" -> VIT_FP32, "bf16" -> VIT_BF16; -1 for anything else.
