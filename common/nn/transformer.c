@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "nn/attention_bf16.h"
 #include "nn/bf16.h"
 #include "nn/gemm.h"
 #include "nn/matmul.h"
@@ -67,14 +68,10 @@ void transformer_block_acts_carve(struct carver *cv, struct transformer_block_ac
     b->out = carve_floats(cv, BT * C);
 }
 
-// bf16's per-thread attention scratch, in bf16 elements: one head's P and dS (T rows of
-// attn_bf16_ld(T)) and dy (T, head_dim).
-static size_t attn_bf16_ld(int T) {
-    return ((size_t)T + 31) & ~(size_t)31;  // rows start 64-byte aligned
-}
-
+// bf16's per-thread attention scratch (nn/attention_bf16.h), in bf16 elements (a multiple of
+// 32: each thread's piece starts 64-byte aligned).
 static size_t attn_bf16_scratch(const struct transformer_shape *s) {
-    return 2 * (size_t)s->tokens * attn_bf16_ld(s->tokens) + (size_t)s->tokens * s->head_dim;
+    return attention_bf16_scratch_bytes(s->tokens, s->head_dim) / sizeof(uint16_t);
 }
 
 void transformer_scratch_carve(struct carver *cv, struct transformer_scratch *sc,
@@ -336,16 +333,14 @@ struct attention_task {
     uint16_t *dqkv_bf16;
 };
 
-// Row i of one head's scores (T values) → softmax in place (causal: over keys 0..i, the rest
-// exact zeros, so P·v and the softmax backward, which multiplies by P, see no masked key).
-static void softmax_row(const struct attention_task *t, float *p, int i) {
-    const int T = t->s->tokens;
-    if (t->s->causal) {
-        t->k->softmax_forward(p, p, 1, i + 1);
-        memset(p + i + 1, 0, (size_t)(T - 1 - i) * sizeof *p);
-    } else {
-        t->k->softmax_forward(p, p, 1, T);
-    }
+// One head's q, k, v as bf16 (bf16 runs only).
+static struct attention_bf16_head attention_head_bf16(const struct attention_task *t, long b,
+                                                      long h) {
+    const int T = t->s->tokens, C = t->s->dim, hd = t->s->head_dim;
+    const uint16_t *q = t->qkv_bf16 + b * T * 3 * C + h * hd;  // (T, hd), row stride 3C
+    return (struct attention_bf16_head){.tokens = T, .head_dim = hd, .causal = t->s->causal,
+                                        .scale = 1.0f / sqrtf((float)hd), .k = t->k, .q = q,
+                                        .key = q + C, .v = q + 2 * C, .ld_qkv = 3 * C};
 }
 
 // rows x cols fp32 (row stride ld) rounded to bf16 (row stride ld_bf16).
@@ -358,7 +353,6 @@ static void attention_forward_worker(void *arg, int ith, int nth) {
     struct attention_task *t = arg;
     const int T = t->s->tokens, C = t->s->dim, H = t->s->heads, hd = t->s->head_dim;
     const float scale = 1.0f / sqrtf((float)hd);
-    const long ldp = (long)attn_bf16_ld(T);
     long b0, e0;
     pool_split((long)t->B * H, ith, nth, &b0, &e0);
     for (long bh = b0; bh < e0; bh++) {
@@ -366,57 +360,19 @@ static void attention_forward_worker(void *arg, int ith, int nth) {
         float *p = t->att + bh * T * T;           // (T, T)
         float *y = t->atty + b * T * C + h * hd;  // (T, hd), row stride C
         if (t->qkv_bf16) {
-            const uint16_t *q = t->qkv_bf16 + b * T * 3 * C + h * hd;  // (T, hd), row stride 3C
-            const uint16_t *key = q + C, *v = q + 2 * C;
-            uint16_t *pb = t->scratch_bf16 + (size_t)ith * attn_bf16_scratch(t->s);  // (T, ldp)
-            gemm_bf16(0, 1, T, T, hd, scale, q, GEMM_BF16, 3 * C, key, GEMM_BF16, 3 * C, 0.0f, p,
-                      T);
-            // softmax in fp32 (as autocast keeps it), each row rounded while in L1
-            for (int i = 0; i < T; i++) {
-                softmax_row(t, p + (long)i * T, i);
-                bf16_from_floats(pb + i * ldp, p + (long)i * T, (size_t)T);
-            }
-            gemm_bf16(0, 0, T, hd, T, 1.0f, pb, GEMM_BF16, (int)ldp, v, GEMM_BF16, 3 * C, 0.0f, y,
-                      C);
-            // proj's input, rounded while this head's columns are in cache
-            round_rows(t->atty_bf16 + b * T * C + h * hd, C, y, C, T, hd);
+            // only proj's input, bf16, is stored: the fp32 output is read by nothing
+            struct attention_bf16_head head = attention_head_bf16(t, b, h);
+            attention_bf16_forward(p, NULL, t->atty_bf16 + b * T * C + h * hd, C, &head,
+                                   t->scratch_bf16 + (size_t)ith * attn_bf16_scratch(t->s));
             continue;
         }
         const float *q = t->qkv + b * T * 3 * C + h * hd;  // (T, hd), row stride 3C
         const float *key = q + C;
         const float *v = q + 2 * C;
         gemm(0, 1, T, T, hd, scale, q, 3 * C, key, 3 * C, 0.0f, p, T);
-        for (int i = 0; i < T; i++) softmax_row(t, p + (long)i * T, i);
+        for (int i = 0; i < T; i++) attention_softmax_row(t->k, p + (long)i * T, i, T, t->s->causal);
         gemm(0, 0, T, hd, T, 1.0f, p, T, v, 3 * C, 0.0f, y, C);
     }
-}
-
-// bf16's backward of one (sequence, head): as below, on bf16 q, k, v; dy rounded once for its
-// two products, dS and P rounded by the softmax backward's row loop (softmax itself in fp32).
-static void attention_backward_head_bf16(const struct attention_task *t, int ith, long b, long h,
-                                         float *ds) {
-    const int T = t->s->tokens, C = t->s->dim, hd = t->s->head_dim;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const long ldp = (long)attn_bf16_ld(T), H = t->s->heads;
-    const uint16_t *q = t->qkv_bf16 + b * T * 3 * C + h * hd;  // (T, hd), row stride 3C
-    const uint16_t *key = q + C, *v = q + 2 * C;
-    float *dq = t->dqkv + b * T * 3 * C + h * hd, *dk = dq + C, *dv = dq + 2 * C;
-    const float *p = t->att + (b * H + h) * T * T;
-    uint16_t *pb = t->scratch_bf16 + (size_t)ith * attn_bf16_scratch(t->s);  // (T, ldp)
-    uint16_t *dsb = pb + T * ldp;                                            // (T, ldp)
-    uint16_t *dyb = dsb + T * ldp;                                           // (T, hd)
-    round_rows(dyb, hd, t->datty + b * T * C + h * hd, C, T, hd);
-    gemm_bf16(0, 1, T, T, hd, 1.0f, dyb, GEMM_BF16, hd, v, GEMM_BF16, 3 * C, 0.0f, ds, T);
-    for (int r = 0; r < T; r++) {
-        t->k->softmax_backward(ds + (long)r * T, p + (long)r * T, ds + (long)r * T, 1, T, scale);
-        bf16_from_floats(dsb + r * ldp, ds + (long)r * T, (size_t)T);
-        bf16_from_floats(pb + r * ldp, p + (long)r * T, (size_t)T);
-    }
-    gemm_bf16(1, 0, T, hd, T, 1.0f, pb, GEMM_BF16, (int)ldp, dyb, GEMM_BF16, hd, 0.0f, dv, 3 * C);
-    gemm_bf16(0, 0, T, hd, T, 1.0f, dsb, GEMM_BF16, (int)ldp, key, GEMM_BF16, 3 * C, 0.0f, dq,
-              3 * C);
-    gemm_bf16(1, 0, T, hd, T, 1.0f, dsb, GEMM_BF16, (int)ldp, q, GEMM_BF16, 3 * C, 0.0f, dk,
-              3 * C);
 }
 
 // One head's dq, dk, dv just written (T rows of hd at row stride 3C, still in cache): their
@@ -445,7 +401,11 @@ static void attention_backward_worker(void *arg, int ith, int nth) {
     for (long bh = b0; bh < e0; bh++) {
         long b = bh / H, h = bh % H;
         if (t->qkv_bf16) {
-            attention_backward_head_bf16(t, ith, b, h, ds);
+            struct attention_bf16_head head = attention_head_bf16(t, b, h);
+            float *dq = t->dqkv + b * T * 3 * C + h * hd;
+            attention_bf16_backward(dq, dq + C, dq + 2 * C, 3 * C, t->datty + b * T * C + h * hd,
+                                    C, t->att + bh * T * T, &head,
+                                    t->scratch_bf16 + (size_t)ith * attn_bf16_scratch(t->s));
             attention_dqkv_finish(t, sums, b, h);
             continue;
         }
