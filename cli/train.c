@@ -123,6 +123,11 @@ int cmd_train(int argc, char **argv) {
         if (!run.single_process) log_set_rank(run.world_rank);
         // A failed MPI call returns an error code to us instead of aborting silently.
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+        // A peer whose host died leaves a TCP socket that a write turns into SIGPIPE, which
+        // killed a surviving rank (status 141) before the coordinator could name the lost
+        // host (seen once in 7 runs of hosts.slurm_kill): a dead peer is an MPI error or the
+        // worker timeout, never a signal.
+        signal(SIGPIPE, SIG_IGN);
         MPI_Comm node;
         MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, run.world_rank, MPI_INFO_NULL, &node);
         MPI_Comm_rank(node, &run.local_rank);

@@ -595,30 +595,39 @@ static void on_poll(uv_timer_t *timer) {
     }
     // A worker that falls silent (hung, or its host gone) must not hang the job. Workers send
     // heartbeats while they wait in a collective (worker/heartbeat.h), so the silent ones are
-    // the lost ones, not the ones waiting for them: name them all, with their hosts.
+    // the lost ones, not the ones waiting for them: name them all, with their hosts. The
+    // workers of a dead host fall silent together, but their last messages may be a compute
+    // phase apart, so when one passes the timeout the others may not have yet: the abort
+    // also names every worker silent for more than half the timeout (a live worker waiting
+    // in a collective heartbeats every second at most).
     double now = time_now(), timeout = c->run->cfg.train.worker_timeout;
-    char lost[512] = "";
-    size_t used = 0;
-    int nlost = 0;
+    char lost[512] = "", quiet[512] = "";
+    size_t used = 0, qused = 0;
+    int nlost = 0, nquiet = 0;
     for (int i = 0; i < c->run->nworkers; i++) {
         struct worker_row *row = &c->workers[i];
         // Before its first message a worker is starting up (building the model, reading a
         // checkpoint, opening shards), which may outlast a timeout set for steps: it gets
         // at least STARTUP_GRACE_S.
         double limit = row->heard || timeout >= STARTUP_GRACE_S ? timeout : STARTUP_GRACE_S;
-        if (row->done || now - row->last_seen <= limit) continue;
-        nlost++;
-        if (used < sizeof lost) {
+        double silent = now - row->last_seen;
+        if (row->done || silent <= limit / 2) continue;
+        int over = silent > limit;
+        char *buf = over ? lost : quiet;
+        size_t *at = over ? &used : &qused;
+        *(over ? &nlost : &nquiet) += 1;
+        if (*at < sizeof lost) {
             const char *host = c->run->hosts ? c->run->hosts[i + 1] : "?";
-            int n = snprintf(lost + used, sizeof lost - used, "%srank %d (host %s, silent %.0f s)",
-                             used ? ", " : "", i + 1, host, now - row->last_seen);
-            used += n > 0 ? (size_t)n : 0;
+            int n = snprintf(buf + *at, sizeof lost - *at, "%srank %d (host %s, silent %.0f s)",
+                             *at ? ", " : "", i + 1, host, silent);
+            *at += n > 0 ? (size_t)n : 0;
         }
     }
     if (nlost > 0) {
-        log_error("lost %d worker%s: %s; no message within train.worker_timeout (%.0f s; "
+        log_error("lost %d worker%s: %s%s%s; no message within train.worker_timeout (%.0f s; "
                   "%.0f s before a worker's first): aborting the job",
-                  nlost, nlost == 1 ? "" : "s", lost, timeout,
+                  nlost, nlost == 1 ? "" : "s", lost,
+                  nquiet ? "; silent for over half the timeout too: " : "", quiet, timeout,
                   timeout >= STARTUP_GRACE_S ? timeout : STARTUP_GRACE_S);
         link_abort(c->link, 4);
     }
