@@ -506,7 +506,7 @@ def torch_result(out, err, want, threads):
 def catlip_args(a, threads, precision="fp32"):
     return [a.catlip, "bench", "step", "--model", a.model, "--image-size", str(a.image_size),
             "--patch-size", str(a.patch_size), "--batch", str(a.batch), "--classes", str(a.classes),
-            "--threads", str(threads), "--steps", str(a.steps), "--warmup", "1"] + (
+            "--threads", str(threads), "--steps", str(a.steps), "--warmup", "1", "--profile"] + (
             ["--precision", precision] if precision != "fp32" else [])
 
 
@@ -743,7 +743,8 @@ def main():
                       "bf16_peak_gflops": median([v.get("bf16_peak_gflops", math.nan) for v in cb]),
                       "bf16_peak_share": median([v.get("bf16_peak_share", math.nan) for v in cb]),
                       "fma_peak_share_fp32": median([v.get("fma_peak_share", math.nan) for v in c]) if c else math.nan,
-                      "bf16_gemm_gflops": median([v.get("bf16_gemm_gflops", math.nan) for v in cb])}
+                      "bf16_gemm_gflops": median([v.get("bf16_gemm_gflops", math.nan) for v in cb]),
+                      "matmul_peak_share": median([v.get("matmul_peak_share", math.nan) for v in cb])}
         summary[t] = {"catlip_images_per_second": c_ips, "sgemm_gflops": sg, "flops_per_image": f_img,
                       "torch": rows, "fastest_torch": best, "torch_bf16": bf_row, "catlip_bf16": cb_row}
     print("  * = fastest float32 configuration at that thread count (the one the ratio below uses)")
@@ -777,7 +778,8 @@ def main():
         print("bf16 (medians over runs): catlip train.precision bf16 against catlip fp32 and PyTorch bf16 "
               "autocast (its fastest float32 configuration's environment)")
         print(f"{'threads':>7} {'catlip bf16':>11} {'catlip fp32':>11} {'bf16/fp32':>9} {'torch bf16':>10} "
-              f"{'vs torch bf16':>13} {'bf16 peak share':>15} {'fp32 peak share':>15} {'bf16 MB':>7} {'fp32 MB':>7}")
+              f"{'vs torch bf16':>13} {'bf16 peak share':>15} {'matmuls share':>13} {'fp32 peak share':>15} "
+              f"{'bf16 MB':>7} {'fp32 MB':>7}")
         for t in threads:
             b, s = summary[t]["catlip_bf16"], summary[t]
             if not b:
@@ -788,10 +790,13 @@ def main():
                   f"{fmt(b['images_per_second'] / s['catlip_images_per_second'], '>8.2f')}x "
                   f"{fmt(tb['images_per_second'] if tb else math.nan, '>10.2f')} "
                   f"{fmt(b['images_per_second'] / tb['images_per_second'] if tb else math.nan, '>12.2f')}x "
-                  f"{fmt(b['bf16_peak_share'], '>15.2f')} {fmt(b['fma_peak_share_fp32'], '>15.2f')} "
+                  f"{fmt(b['bf16_peak_share'], '>15.2f')} {fmt(b['matmul_peak_share'], '>13.2f')} "
+                  f"{fmt(b['fma_peak_share_fp32'], '>15.2f')} "
                   f"{b['rss_mb']:>7.0f} {fmt(c_mb, '>7.0f')}")
         print("bf16 peak share = catlip bf16 step GFLOP/s over the VDPBF16PS peak it measures (all threads); "
-              "fp32 peak share = the fp32 step over the VFMADD231PS peak")
+              "matmuls share = the same for the matmul regions alone (linear layers and attention products "
+              "with their fused epilogues: bench step --profile); fp32 peak share = the fp32 step over the "
+              "VFMADD231PS peak")
     if any(runs[t]["catlip"] for t in threads):
         c_all = [v["gflops"] * 1e9 / v["images_per_second"] for t in threads for v in runs[t]["catlip"]
                  if v["images_per_second"] > 0]

@@ -55,8 +55,12 @@ done:
     fclose(f);
 }
 
-// The per-phase table of `steps` profiled steps taking `total` seconds.
-static void print_profile(struct pool *pool, int steps, double total) {
+// The per-phase table of `steps` profiled steps taking `total` seconds; the phases that declare
+// their FLOPs (the linear layers' and attention's products) get their rate and its share of
+// `peak` (GFLOP/s of the step's precision, all threads), and together the matmul share, the
+// rate of the products alone. Returns that share (0 without a peak or products).
+static double print_profile(struct pool *pool, int steps, double total, double peak,
+                            const char *peak_name) {
     const struct pool_profile_entry *e;
     int n = pool_profile_entries(pool, &e), nth = pool_size(pool);
     int order[POOL_PROFILE_MAX];
@@ -71,9 +75,9 @@ static void print_profile(struct pool *pool, int steps, double total) {
         "profile    %d step(s), %d thread(s); ms per step: wall = busiest thread + fork-join; "
         "busy = mean thread time in the task\n",
         steps, nth);
-    printf("  %-30s %7s %9s %6s %9s %10s %9s\n", "phase (task function)", "calls", "wall ms",
-           "share", "busy ms", "imbalance", "fork-join");
-    double regions = 0;
+    printf("  %-30s %7s %9s %6s %9s %10s %9s %8s %6s\n", "phase (task function)", "calls",
+           "wall ms", "share", "busy ms", "imbalance", "fork-join", "GFLOP/s", "peak");
+    double regions = 0, product_flops = 0, product_wall = 0;
     for (int k = 0; k < n; k++) {
         const struct pool_profile_entry *p = &e[order[k]];
         char name[96];
@@ -81,15 +85,31 @@ static void print_profile(struct pool *pool, int steps, double total) {
         double wall = p->wall / steps * 1e3, busy = p->busy / nth / steps * 1e3,
                max = p->busy_max / steps * 1e3;
         regions += p->wall;
-        printf("  %-30.30s %7.0f %9.2f %5.1f%% %9.2f %10.2f %9.2f\n", name,
+        printf("  %-30.30s %7.0f %9.2f %5.1f%% %9.2f %10.2f %9.2f", name,
                (double)p->calls / steps, wall, 100.0 * p->wall / total, busy, max - busy,
                wall - max);
+        if (p->flops > 0 && p->wall > 0) {
+            double rate = p->flops / p->wall * 1e-9;
+            printf(" %8.1f %5.1f%%", rate, peak > 0 ? 100.0 * rate / peak : 0.0);
+            product_flops += p->flops;
+            product_wall += p->wall;
+        }
+        printf("\n");
     }
     printf(
         "  %-30s %7s %9.2f %5.1f%%   (one thread: memsets, copies, sums, the optimizer's "
         "serial parts)\n",
         "serial (outside regions)", "", (total - regions) / steps * 1e3,
         100.0 * (total - regions) / total);
+    if (product_wall <= 0) return 0.0;
+    double rate = product_flops / product_wall * 1e-9;
+    double share = peak > 0 ? rate / peak : 0.0;
+    printf("  matmul regions (the products and their fused bias/residual/rounding epilogues): "
+           "%.1f GFLOP/step in %.1f ms/step (%.1f%% of the step) = %.1f GFLOP/s, %.1f%% of the "
+           "%s peak\n",
+           product_flops / steps * 1e-9, product_wall / steps * 1e3, 100.0 * product_wall / total,
+           rate, 100.0 * share, peak_name);
+    return share;
 }
 
 static void usage(FILE *out) {
@@ -109,7 +129,9 @@ static void usage(FILE *out) {
             "                      worker does; memory follows M (default: B, one pass)\n"
             "  --profile           per-phase table of the timed steps: each parallel region's\n"
             "                      task (by function name), its wall time, the threads' time\n"
-            "                      in it, fork-join cost and imbalance; and the serial rest\n"
+            "                      in it, fork-join cost and imbalance; and the serial rest;\n"
+            "                      the products' GFLOP/s and share of the precision's peak\n"
+            "                      per phase and together (result: matmul_peak_share=F)\n"
             "Each timed step is timed on its own; images/s = batch / the median step time\n"
             "(warm-up steps excluded), and GFLOP/s is taken at that median too.\n"
             "Prints images/s, achieved GFLOP/s, the share of the measured sgemm rate, the shares\n"
@@ -219,11 +241,9 @@ int cmd_bench_step(int argc, char **argv) {
         printf("step %d    %.3f s  loss %.4f  %.2f img/s\n", s, times[s], loss, B / times[s]);
         fflush(stdout);
     }
-    if (profile) {
-        double total = 0;
-        for (int s = 0; s < steps; s++) total += times[s];
-        print_profile(pool, steps, total);
-    }
+    if (profile) pool_profile_stop(pool);  // the peak and GEMM measurements below are not the step's
+    double total = 0;
+    for (int s = 0; s < steps; s++) total += times[s];
     // Median step time: robust to a noisy shared machine.
     for (int i = 1; i < steps; i++)
         for (int j = i; j > 0 && times[j] < times[j - 1]; j--) {
@@ -240,6 +260,11 @@ int cmd_bench_step(int argc, char **argv) {
     double fma_peak = blas_measure_fma_peak_gflops(pool, 0.5);
     double bf16_peak = blas_measure_dpbf16_peak_gflops(pool, 0.5);
     double bf16_gemm = blas_measure_bf16_gemm_gflops(pool, 1536, 1.0);
+    const int bf16 = strcmp(cfg.train.precision, "bf16") == 0;
+    double matmul_share = 0.0;
+    if (profile)
+        matmul_share = print_profile(pool, steps, total, bf16 ? bf16_peak : fma_peak,
+                                     bf16 ? "bf16 VDPBF16PS" : "fp32 FMA");
     printf("median     %.3f s/step, %.2f img/s, %.1f GFLOP/s (%.2f GFLOP/step)\n", median,
            B / median, gflops, flops * 1e-9);
     printf("sgemm      %.1f GFLOP/s measured with %s (1536^3, same threads): step reaches %.1f%%\n",
@@ -258,10 +283,12 @@ int cmd_bench_step(int argc, char **argv) {
         "result: images_per_second=%.3f gflops=%.2f sgemm_gflops=%.2f sgemm_share=%.4f "
         "peak_rss_mb=%.1f openblas_gflops=%.2f step_ms_median=%.3f precision=%s micro_batch=%d "
         "fma_peak_gflops=%.2f fma_peak_share=%.4f bf16_peak_gflops=%.2f bf16_peak_share=%.4f "
-        "bf16_gemm_gflops=%.2f\n",
+        "bf16_gemm_gflops=%.2f%s",
         B / median, gflops, sgemm, gflops / sgemm, rss, openblas, median * 1e3, cfg.train.precision, M,
         fma_peak, fma_peak > 0 ? gflops / fma_peak : 0.0, bf16_peak,
-        bf16_peak > 0 ? gflops / bf16_peak : 0.0, bf16_gemm);
+        bf16_peak > 0 ? gflops / bf16_peak : 0.0, bf16_gemm, profile ? "" : "\n");
+    // With --profile: the products' own rate over the precision's peak.
+    if (profile) printf(" matmul_peak_share=%.4f\n", matmul_share);
     free(times), free(images), free(targets);
     train_state_free(&ts);
     pool_destroy(pool);

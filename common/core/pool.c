@@ -48,12 +48,14 @@ void pool_profile_start(struct pool *pool) {
     pool->profiling = 1;
 }
 
+void pool_profile_stop(struct pool *pool) { pool->profiling = 0; }
+
 int pool_profile_entries(const struct pool *pool, const struct pool_profile_entry **entries) {
     *entries = pool->profile;
     return pool->profile_count;
 }
 
-static void profile_add(struct pool *pool, pool_task_fn fn, double wall) {
+static void profile_add(struct pool *pool, pool_task_fn fn, double wall, double flops) {
     struct pool_profile_entry *e = NULL;
     for (int i = 0; i < pool->profile_count && !e; i++)
         if (pool->profile[i].fn == fn) e = &pool->profile[i];
@@ -65,6 +67,7 @@ static void profile_add(struct pool *pool, pool_task_fn fn, double wall) {
     double max = 0;
     e->calls++;
     e->wall += wall;
+    e->flops += flops;
     for (int i = 0; i < pool->nthreads; i++) {
         e->busy += pool->busy[i];
         max = pool->busy[i] > max ? pool->busy[i] : max;
@@ -222,11 +225,11 @@ struct pool *pool_create_at(int nthreads, int bind, int first_core) {
     return pool;
 }
 
-void pool_run(struct pool *pool, pool_task_fn fn, void *ctx) {
+void pool_run_flops(struct pool *pool, pool_task_fn fn, void *ctx, double flops) {
     double start = pool->profiling ? time_now() : 0.0;
     if (pool->nthreads == 1) {
         run_timed(pool, fn, ctx, 0);
-        if (pool->profiling) profile_add(pool, fn, time_now() - start);
+        if (pool->profiling) profile_add(pool, fn, time_now() - start, flops);
         return;
     }
     pthread_mutex_lock(&pool->lock);
@@ -252,8 +255,10 @@ void pool_run(struct pool *pool, pool_task_fn fn, void *ctx) {
             pthread_cond_wait(&pool->done, &pool->lock);
         pthread_mutex_unlock(&pool->lock);
     }
-    if (pool->profiling) profile_add(pool, fn, time_now() - start);
+    if (pool->profiling) profile_add(pool, fn, time_now() - start, flops);
 }
+
+void pool_run(struct pool *pool, pool_task_fn fn, void *ctx) { pool_run_flops(pool, fn, ctx, 0.0); }
 
 int pool_size(const struct pool *pool) { return pool->nthreads; }
 const char *pool_describe(const struct pool *pool) { return pool->description; }

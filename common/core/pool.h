@@ -22,6 +22,9 @@ struct pool *pool_create_at(int nthreads, int bind, int first_core);
 void pool_destroy(struct pool *pool);
 int pool_size(const struct pool *pool);
 void pool_run(struct pool *pool, pool_task_fn fn, void *ctx);
+// pool_run, and when profiling, `flops` (the region's useful floating-point operations, e.g.
+// 2·M·N·K for a product) added to fn's profile entry: the phase's GFLOP/s.
+void pool_run_flops(struct pool *pool, pool_task_fn fn, void *ctx, double flops);
 
 // Per-phase profile (off until pool_profile_start; for `catlip bench step --profile`): per task
 // function, the number of regions, their wall time from fork to join, and each thread's time
@@ -31,8 +34,10 @@ struct pool_profile_entry {
     pool_task_fn fn;
     long calls;
     double wall, busy, busy_max;  // seconds
+    double flops;  // floating-point operations its regions declared (pool_run_flops), or 0
 };
 void pool_profile_start(struct pool *pool);  // (re)starts counting from zero
+void pool_profile_stop(struct pool *pool);   // stops counting; the entries stay
 // The entries so far (at most POOL_PROFILE_MAX task functions); valid until the next start.
 int pool_profile_entries(const struct pool *pool, const struct pool_profile_entry **entries);
 #define POOL_PROFILE_MAX 64

@@ -88,7 +88,7 @@ void matmul_forward(struct pool *pool, const struct kernels *k, float *out, uint
                              weight_bf16, inp_bf16, N,        IC,  OC,     0};
     // Few rows and many columns (the head: B x V): give each thread a slice of the weight.
     t.split_columns = N < 64L * pool_size(pool) && OC >= 64 * pool_size(pool);
-    pool_run(pool, forward_worker, &t);
+    pool_run_flops(pool, forward_worker, &t, 2.0 * (double)N * IC * OC);
 }
 
 struct backward_task {
@@ -146,5 +146,5 @@ void matmul_backward(struct pool *pool, float *dinp, float *dweight, float *dbia
                               .inp_bf16 = inp_bf16, .dout_bf16 = dout_bf16, .N = N, .IC = IC,
                               .OC = OC, .accumulate_dinp = accumulate_dinp};
     if (dbias) t.ones = matmul_ones(N);
-    pool_run(pool, backward_worker, &t);
+    pool_run_flops(pool, backward_worker, &t, (dinp ? 4.0 : 2.0) * (double)N * IC * OC);
 }

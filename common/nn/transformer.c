@@ -445,7 +445,7 @@ void transformer_block_forward(const struct transformer_exec *e, const struct tr
                                 .atty = ba->atty, .qkv_bf16 = ba->qkv_bf16,
                                 .scratch_bf16 = ba->attn_bf16, .atty_bf16 = ba->atty_bf16};
     CATLIP_ASSERT(ba->qkv_bf16 == NULL || pool_size(e->pool) <= ba->attn_threads);
-    pool_run(e->pool, attention_forward_worker, &at);
+    pool_run_flops(e->pool, attention_forward_worker, &at, 4.0 * B * s->tokens * s->tokens * s->dim);
     matmul_forward(e->pool, e->k, ba->res2, NULL, ba->atty, ba->atty_bf16, params + o->proj_w,
                    transformer_weight_bf16(e, o->proj_w), params + o->proj_b, x, BT, C, C);
     // res2 + mlp(norm2(res2))
@@ -503,7 +503,7 @@ void transformer_block_backward(const struct transformer_exec *e, const struct t
                                 .dbias_partials = sc->dbias_partials,
                                 .dqkv_bf16 = sc->dout_bf16};
     CATLIP_ASSERT(pool_size(e->pool) <= sc->nthreads);
-    pool_run(e->pool, attention_backward_worker, &at);
+    pool_run_flops(e->pool, attention_backward_worker, &at, 8.0 * B * s->tokens * s->tokens * s->dim);
     dbias_from_partials(e, sc->dbias_partials, grads + o->qkv_b, 3 * C);
     matmul_backward(e->pool, sc->dtmp, grads + o->qkv_w, NULL, sc->dqkv, sc->dout_bf16, ba->ln1,
                     ba->ln1_bf16, params + o->qkv_w, transformer_weight_bf16(e, o->qkv_w), BT, C,

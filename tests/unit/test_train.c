@@ -12,6 +12,8 @@
 
 #include "core/rng.h"
 #include "data/synthetic.h"
+#include "core/pool.h"
+#include "nn/model.h"
 #include "nn/train_state.h"
 
 static struct vit_config small_config(void) {
@@ -143,6 +145,49 @@ static void bf16_tracks_fp32(void **state) {
     free(p32), free(pbf), free(p0);
 }
 
+// `catlip bench step --profile` rates the matmul regions by the FLOPs they declare: one profiled
+// step must declare the model's products exactly — 3 x the forward's (two backward products per
+// forward one) less the patch embedding's input gradient, which nobody needs — and in both
+// precisions, at 1 and 2 threads. Nothing is counted once profiling stops.
+static void profile_counts_the_step_products(void **state) {
+    (void)state;
+    struct vit_config vc = small_config();
+    const int B = 8;
+    const double expect = 6.0 * vit_forward_macs(&vc) * B -
+                          2.0 * B * vc.num_patches * vc.dim * 3.0 * vc.patch_size * vc.patch_size;
+    for (int precision = 0; precision < 2; precision++)
+        for (int threads = 1; threads <= 2; threads++) {
+            struct optim_settings os = small_optim(2);
+            struct pool *pool = pool_create(threads, 0);
+            struct train_state ts;
+            train_state_create(&ts, &vc, &os, B, pool, 42);
+            train_state_set_precision(&ts, precision ? VIT_BF16 : VIT_FP32);
+            struct synthetic_data d;
+            synthetic_create(&d, 7, vc.image_size, vc.num_classes, B);
+            float *images = malloc((size_t)B * 3 * 32 * 32 * sizeof(float));
+            float *targets = malloc((size_t)B * vc.num_classes * sizeof(float));
+            synthetic_batch(&d, 0, B, images, targets);
+            pool_profile_start(pool);
+            train_forward_backward(&ts, images, targets, B, B, NULL, NULL);
+            pool_profile_stop(pool);
+            train_forward_backward(&ts, images, targets, B, B, NULL, NULL);
+            const struct pool_profile_entry *e;
+            int n = pool_profile_entries(pool, &e);
+            double flops = 0;
+            int products = 0;
+            for (int i = 0; i < n; i++) {
+                flops += e[i].flops;
+                products += e[i].flops > 0;
+            }
+            assert_int_equal(products, 4);  // linear forward and backward, attention's both ways
+            assert_true(fabs(flops - expect) <= 1e-9 * expect);
+            free(images), free(targets);
+            synthetic_free(&d);
+            train_state_free(&ts);
+            pool_destroy(pool);
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(small_model_overfits_a_batch),
@@ -151,6 +196,7 @@ int main(void) {
         cmocka_unit_test(bf16_overfits_a_batch),
         cmocka_unit_test(bf16_same_seed_same_threads_same_bits),
         cmocka_unit_test(bf16_tracks_fp32),
+        cmocka_unit_test(profile_counts_the_step_products),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
