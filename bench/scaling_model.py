@@ -168,7 +168,12 @@ def predict(c, model, hosts, workers_per_host, cores, link_bps, global_batch, mi
     def ring(n, nbytes, bw):
         return 0.0 if n <= 1 else k * 2 * (n - 1) * a + 2 * (n - 1) / n * nbytes / bw
 
-    if allreduce == "hierarchical" and W > 1:
+    sharded = shard and N > 1
+    if sharded:
+        # ZeRO-1: the gradients are only reduce-scattered (half a ring), flat over all workers;
+        # the new fp32 weights come back in one allgather after the optimizer (below).
+        comm = k * (N - 1) * a + (N - 1) / N * S / (L if H > 1 else shm)
+    elif allreduce == "hierarchical" and W > 1:
         comm = 2 * 4 * P / shm + ring(H, S, L)  # the host stages move fp32
     elif H == 1:
         comm = ring(N, S, shm)
@@ -186,14 +191,19 @@ def predict(c, model, hosts, workers_per_host, cores, link_bps, global_batch, mi
     # cores; 0 on a farm of equal hosts).
     exposed += skew_s
     t_param = m["optimizer_s_per_param"] / (cpw * e) if cpw > 1 else m["optimizer_s_per_param"] / cpw
-    if shard and N > 1:
-        opt = P * t_param / N + (N - 1) / N * 4 * P / (L if H > 1 else shm)
+    gather = 0.0
+    if sharded:
+        # The weights' allgather: fp32 whatever train.grad_comm says, one ring of N-1 steps,
+        # nothing left to hide it (the worker counts it as blocked communication too).
+        L32 = link_bps / 8 * (mpi_eff if mpi_eff is not None else link_efficiency(net, "fp32", collectives))
+        gather = (N - 1) * a + (N - 1) / N * 4 * P / (L32 if H > 1 else shm)
+        opt = P * t_param / N + gather
     else:
         opt = P * t_param
     step = compute + exposed + opt
-    ideal = compute + (P * t_param / N if shard and N > 1 else P * t_param)
+    ideal = compute + (P * t_param / N if sharded else P * t_param)
     return {"step_s": step, "images_per_s": global_batch / step, "compute_s": compute,
-            "comm_s": comm, "exposed_s": exposed, "optimizer_s": opt,
+            "comm_s": comm + gather, "exposed_s": exposed + gather, "optimizer_s": opt,
             "efficiency": ideal / step, "allreduce": allreduce, "micro_batch": micro}
 
 

@@ -29,14 +29,17 @@ AVX2 build unless told otherwise, so:
   OPENBLAS_CORETYPE   given    = as in this environment (e.g. Haswell: OpenBLAS's AVX2 kernel)
                       SkylakeX = OpenBLAS's AVX-512 kernel (only on CPUs with AVX-512);
                                  OPENBLAS_L2_SIZE is unset with it (OpenBLAS's own cache sizes)
+                      native   = unset: OpenBLAS detects the CPU and picks its own kernel
+                                 (OPENBLAS_L2_SIZE unset too)
   ATEN_CPU_CAPABILITY default  = unset (ATen picks; this torch picks AVX2 even on AVX-512 CPUs)
                       avx512   = ATen's AVX-512 kernels (only on CPUs with AVX-512)
   OMP_WAIT_POLICY     default  = unset (libgomp spins a while before sleeping)
                       PASSIVE  = idle OpenMP threads sleep at once, leaving the cores to
                                  OpenBLAS's own pthreads while they run a matmul
 --torch-configs picks them: given (the environment as given, under both wait policies:
-given/default/{PASSIVE,default}), best (default: given/default/PASSIVE and
-SkylakeX/avx512/{PASSIVE,default}; given's two on a CPU without AVX-512), all (every combination
+given/default/{PASSIVE,default}), best (default: given/default/PASSIVE,
+SkylakeX/avx512/{PASSIVE,default} and native/avx512/PASSIVE; given's two and native/default/PASSIVE
+on a CPU without AVX-512), all (every combination
 this CPU supports), or a comma-separated list of names. At 1 thread there is no OpenMP or
 OpenBLAS worker thread for a wait policy to act on, so X/Y/default is not run there when
 X/Y/PASSIVE is (it would be the same run). Each PyTorch child verifies
@@ -84,7 +87,7 @@ RESULT_KEYS = ("images_per_second", "gflops", "sgemm_gflops", "sgemm_share", "pe
 
 # ATen's AVX-512 build and OpenBLAS's SkylakeX kernel both need these.
 AVX512_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
-CORETYPES = ("given", "SkylakeX")
+CORETYPES = ("given", "SkylakeX", "native")
 ATENS = ("default", "avx512")
 WAITS = ("default", "PASSIVE")
 # given: the environment as given, under both wait policies. best: the environment as given
@@ -94,7 +97,8 @@ WAITS = ("default", "PASSIVE")
 # more per run, and SkylakeX/avx512/default already shows what spinning does. all: every
 # combination, the mixed ones too.
 PRESET_GIVEN = ("given/default/PASSIVE", "given/default/default")
-PRESET_BEST = ("given/default/PASSIVE", "SkylakeX/avx512/PASSIVE", "SkylakeX/avx512/default")
+PRESET_BEST = ("given/default/PASSIVE", "SkylakeX/avx512/PASSIVE", "SkylakeX/avx512/default",
+               "native/avx512/PASSIVE")
 
 PINNING = ("thread pinning: both children get the same first T usable CPUs as their affinity mask; "
            "within it catlip binds each pool thread to its own core\n  (hwloc), as in training; "
@@ -398,13 +402,14 @@ def no_nan(x):
 def torch_configs(spec, has_avx512):
     """The configuration names --torch-configs asks for, or raise ValueError."""
     every = [f"{c}/{t}/{w}" for c in CORETYPES for t in ATENS for w in WAITS
-             if has_avx512 or (c == "given" and t == "default")]
+             if has_avx512 or (c in ("given", "native") and t == "default")]
     if spec == "all":
         return every
     if spec == "given":
         return list(PRESET_GIVEN)
     if spec == "best":
-        return [n for n in PRESET_BEST if n in every] if has_avx512 else list(PRESET_GIVEN)
+        return ([n for n in PRESET_BEST if n in every] if has_avx512
+                else list(PRESET_GIVEN) + ["native/default/PASSIVE"])
     names = [n.strip() for n in spec.split(",") if n.strip()]
     for n in names:
         parts = n.split("/")
@@ -436,6 +441,9 @@ def torch_env(name, threads):
     want = {"openblas_threads": threads}
     if core == "SkylakeX":
         env["OPENBLAS_CORETYPE"] = "SkylakeX"
+        env.pop("OPENBLAS_L2_SIZE", None)
+    elif core == "native":
+        env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
     if env.get("OPENBLAS_CORETYPE"):
         want["openblas_core"] = env["OPENBLAS_CORETYPE"]

@@ -480,12 +480,15 @@ static int worker_step(struct worker *w, int64_t step) {
         }
         rows = batch.count;
     }
-    double t_optim = time_now();
+    double t_optim = time_now(), gathered = w->sharded ? w->shard.gather_seconds : 0.0;
     if (w->sharded)
         optim_shard_step(&w->shard, &w->ts);
     else
         train_apply_update(&w->ts);
     w->optimizer_seconds += time_now() - t_optim;
+    // Sharded, the step's communication goes on after backward: the new weights' allgather
+    // (and the norm's) blocks this worker like the gradients' reduce-scatter does.
+    double gather_s = w->sharded ? w->shard.gather_seconds - gathered : 0.0;
     w->optimizer_steps++;
     w->samples += rows;
     // Agree on the loss and on what to do at this step boundary: every worker adds its
@@ -493,7 +496,7 @@ static int worker_step(struct worker *w, int64_t step) {
     int command = link_poll_command(w->link);
     if (worker_stop_requested && command < CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP)
         command = CATLIP__COMMAND__KIND__CHECKPOINT_AND_STOP;
-    double allreduce_s = run->nworkers > 1 ? w->sync.wait_seconds : 0.0;
+    double allreduce_s = run->nworkers > 1 ? w->sync.wait_seconds + gather_s : 0.0;
     if (run->nworkers > 1) {
         double t = time_now();
         // clip's loss is already the whole batch's, on every worker
