@@ -236,11 +236,12 @@ static void pack_b_sliver(int trans_b, uint32_t *dst, const struct operand *B, l
 // Microkernel: C[mr x n] = alpha * a · b + beta * C over kp pairs, a an A sliver (MR dwords per
 // pair, first mr used), b a B sliver (NR dwords per pair), n <= 16 * nv.
 
-typedef void (*microkernel_fn)(int kp, const uint32_t *a, const uint32_t *b, float *C, long ldc,
-                               int n, float alpha, float beta);
+typedef void (*microkernel_fn)(int kp, const uint32_t *a, long lda, const uint32_t *b, float *C,
+                               long ldc, int n, float alpha, float beta);
 
 static inline __attribute__((always_inline)) void microkernel(int mr, int nv, int kp,
-                                                              const uint32_t *a, const uint32_t *b,
+                                                              const uint32_t *a, long a_row,
+                                                              long a_pair, const uint32_t *b,
                                                               float *C, long ldc, int n,
                                                               float alpha, float beta) {
     __m512 c[MR][NV];
@@ -260,7 +261,7 @@ static inline __attribute__((always_inline)) void microkernel(int mr, int nv, in
         for (int j = 0; j < nv; j++) bv[j] = (__m512bh)_mm512_load_si512(b + p * NR + 16 * j);
 #pragma GCC unroll 14
         for (int i = 0; i < mr; i++) {
-            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[p * MR + i]);
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[i * a_row + p * a_pair]);
 #pragma GCC unroll 2
             for (int j = 0; j < nv; j++) c[i][j] = _mm512_dpbf16_ps(c[i][j], av, bv[j]);
         }
@@ -285,10 +286,17 @@ static inline __attribute__((always_inline)) void microkernel(int mr, int nv, in
     }
 }
 
+// microkernel_*: a packed A sliver; direct_*: A's own rows of bf16 pairs, lda dwords apart (a
+// bf16 A along k needs no packing: its pairs are already the dwords the kernel broadcasts).
 #define MICROKERNEL(mr, nv)                                                                     \
-    static void microkernel_##mr##x##nv(int kp, const uint32_t *a, const uint32_t *b, float *C, \
-                                        long ldc, int n, float alpha, float beta) {             \
-        microkernel(mr, nv, kp, a, b, C, ldc, n, alpha, beta);                                  \
+    static void microkernel_##mr##x##nv(int kp, const uint32_t *a, long lda, const uint32_t *b, \
+                                        float *C, long ldc, int n, float alpha, float beta) {   \
+        (void)lda;                                                                              \
+        microkernel(mr, nv, kp, a, 1, MR, b, C, ldc, n, alpha, beta);                           \
+    }                                                                                           \
+    static void direct_##mr##x##nv(int kp, const uint32_t *a, long lda, const uint32_t *b,      \
+                                   float *C, long ldc, int n, float alpha, float beta) {        \
+        microkernel(mr, nv, kp, a, lda, 1, b, C, ldc, n, alpha, beta);                          \
     }
 #define MICROKERNELS(mr) MICROKERNEL(mr, 1) MICROKERNEL(mr, 2)
 MICROKERNELS(1)
@@ -312,6 +320,13 @@ _Static_assert(MR == 14 && NV == 2, "the microkernel table below lists 1..MR x 1
 static const microkernel_fn microkernels[MR + 1][NV] = {
     {NULL, NULL}, ROW(1), ROW(2),  ROW(3),  ROW(4),  ROW(5),  ROW(6),  ROW(7),
     ROW(8),       ROW(9), ROW(10), ROW(11), ROW(12), ROW(13), ROW(14),
+};
+#define DIRECT(mr) \
+    { direct_##mr##x1, direct_##mr##x2 }
+static const microkernel_fn direct_microkernels[MR + 1][NV] = {
+    {NULL, NULL},    DIRECT(1),  DIRECT(2),  DIRECT(3),  DIRECT(4),
+    DIRECT(5),       DIRECT(6),  DIRECT(7),  DIRECT(8),  DIRECT(9),
+    DIRECT(10),      DIRECT(11), DIRECT(12), DIRECT(13), DIRECT(14),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -351,6 +366,10 @@ void gemm_bf16_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha
     struct operand a = operand_of(A, a_elem, lda), b = operand_of(B, b_elem, ldb);
     // k blocks are even (whole pairs) except the last; mc blocks as in the fp32 kernel.
     int kc_max = 2 * block_size((K + 1) / 2, KP, 8), mc_max = block_size(M, MC, MR);
+    // A bf16 A along k with whole pairs (even K and lda, 4-byte aligned) is read in place: the
+    // same products in the same order as from a packed copy, so the same bits, without the
+    // packing (~15% of a bf16 forward's linear regions).
+    const int direct = !trans_a && a.h && K % 2 == 0 && lda % 2 == 0 && ((uintptr_t)A & 3) == 0;
     for (int jc = 0; jc < N; jc += NC) {
         int nc = N - jc < NC ? N - jc : NC;
         for (int pc = 0; pc < K; pc += kc_max) {
@@ -359,7 +378,7 @@ void gemm_bf16_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha
             for (int ic = 0; ic < M; ic += mc_max) {
                 int mc = M - ic < mc_max ? M - ic : mc_max;
                 int tiles = (mc + MR - 1) / MR;
-                pack_a(trans_a, buffers->a, &a, ic, pc, mc, kc);
+                if (!direct) pack_a(trans_a, buffers->a, &a, ic, pc, mc, kc);
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
                     uint32_t *bs = buffers->b + (long)jr * kp;
@@ -369,9 +388,15 @@ void gemm_bf16_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha
                     for (int s = 0; s < tiles; s++) {
                         int start, rows;
                         tile_rows(mc, tiles, s, &start, &rows);
-                        microkernels[rows][(nr + 15) / 16 - 1](
-                            kp, buffers->a + (long)s * MR * kp, bs,
-                            C + (long)(ic + start) * ldc + jc + jr, ldc, nr, alpha, beta_block);
+                        float *c = C + (long)(ic + start) * ldc + jc + jr;
+                        if (direct)
+                            direct_microkernels[rows][(nr + 15) / 16 - 1](
+                                kp, (const uint32_t *)(a.h + (long)(ic + start) * lda + pc),
+                                lda / 2, bs, c, ldc, nr, alpha, beta_block);
+                        else
+                            microkernels[rows][(nr + 15) / 16 - 1](
+                                kp, buffers->a + (long)s * MR * kp, 0, bs, c, ldc, nr, alpha,
+                                beta_block);
                     }
                 }
             }
