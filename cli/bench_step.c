@@ -283,12 +283,13 @@ int cmd_bench_step(int argc, char **argv) {
         "result: images_per_second=%.3f gflops=%.2f sgemm_gflops=%.2f sgemm_share=%.4f "
         "peak_rss_mb=%.1f openblas_gflops=%.2f step_ms_median=%.3f precision=%s micro_batch=%d "
         "fma_peak_gflops=%.2f fma_peak_share=%.4f bf16_peak_gflops=%.2f bf16_peak_share=%.4f "
-        "bf16_gemm_gflops=%.2f%s",
+        "bf16_gemm_gflops=%.2f",
         B / median, gflops, sgemm, gflops / sgemm, rss, openblas, median * 1e3, cfg.train.precision, M,
         fma_peak, fma_peak > 0 ? gflops / fma_peak : 0.0, bf16_peak,
-        bf16_peak > 0 ? gflops / bf16_peak : 0.0, bf16_gemm, profile ? "" : "\n");
+        bf16_peak > 0 ? gflops / bf16_peak : 0.0, bf16_gemm);
     // With --profile: the products' own rate over the precision's peak.
-    if (profile) printf(" matmul_peak_share=%.4f\n", matmul_share);
+    if (profile) printf(" matmul_peak_share=%.4f", matmul_share);
+    printf("\n");
     free(times), free(images), free(targets);
     train_state_free(&ts);
     pool_destroy(pool);

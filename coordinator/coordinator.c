@@ -601,9 +601,11 @@ static void on_poll(uv_timer_t *timer) {
     // also names every worker silent for more than half the timeout (a live worker waiting
     // in a collective heartbeats every second at most).
     double now = time_now(), timeout = c->run->cfg.train.worker_timeout;
-    char lost[512] = "", quiet[512] = "";
-    size_t used = 0, qused = 0;
-    int nlost = 0, nquiet = 0;
+    struct silent_workers {
+        char text[512];
+        size_t used;
+        int count;
+    } named[2] = {0};  // [1]: past the timeout (lost), [0]: past half of it
     for (int i = 0; i < c->run->nworkers; i++) {
         struct worker_row *row = &c->workers[i];
         // Before its first message a worker is starting up (building the model, reading a
@@ -612,23 +614,22 @@ static void on_poll(uv_timer_t *timer) {
         double limit = row->heard || timeout >= STARTUP_GRACE_S ? timeout : STARTUP_GRACE_S;
         double silent = now - row->last_seen;
         if (row->done || silent <= limit / 2) continue;
-        int over = silent > limit;
-        char *buf = over ? lost : quiet;
-        size_t *at = over ? &used : &qused;
-        *(over ? &nlost : &nquiet) += 1;
-        if (*at < sizeof lost) {
+        struct silent_workers *list = &named[silent > limit];
+        list->count++;
+        if (list->used < sizeof list->text) {
             const char *host = c->run->hosts ? c->run->hosts[i + 1] : "?";
-            int n = snprintf(buf + *at, sizeof lost - *at, "%srank %d (host %s, silent %.0f s)",
-                             *at ? ", " : "", i + 1, host, silent);
-            *at += n > 0 ? (size_t)n : 0;
+            int n = snprintf(list->text + list->used, sizeof list->text - list->used,
+                             "%srank %d (host %s, silent %.0f s)", list->used ? ", " : "", i + 1,
+                             host, silent);
+            list->used += n > 0 ? (size_t)n : 0;
         }
     }
-    if (nlost > 0) {
+    if (named[1].count > 0) {
         log_error("lost %d worker%s: %s%s%s; no message within train.worker_timeout (%.0f s; "
                   "%.0f s before a worker's first): aborting the job",
-                  nlost, nlost == 1 ? "" : "s", lost,
-                  nquiet ? "; silent for over half the timeout too: " : "", quiet, timeout,
-                  timeout >= STARTUP_GRACE_S ? timeout : STARTUP_GRACE_S);
+                  named[1].count, named[1].count == 1 ? "" : "s", named[1].text,
+                  named[0].count ? "; silent for over half the timeout too: " : "", named[0].text,
+                  timeout, timeout >= STARTUP_GRACE_S ? timeout : STARTUP_GRACE_S);
         link_abort(c->link, 4);
     }
 }
