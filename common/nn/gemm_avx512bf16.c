@@ -122,6 +122,13 @@ static inline __m512i pair_rows(const struct operand *x, long k, long K, long c0
     return _mm512_or_si512(lo, _mm512_slli_epi32(load_halves(x, k + 1, c0, n), 16));
 }
 
+static inline void prefetch_row_l2(const struct operand *x, long r, long c) {
+    if (x->h)
+        _mm_prefetch((const char *)(x->h + r * x->ld + c), _MM_HINT_T1);
+    else
+        _mm_prefetch((const char *)(x->f + r * x->ld + c), _MM_HINT_T1);
+}
+
 static inline void prefetch_row(const struct operand *x, long r, long c) {
     if (x->h)
         _mm_prefetch((const char *)(x->h + r * x->ld + c), _MM_HINT_T0);
@@ -207,7 +214,7 @@ static void pack_a(int trans_a, uint32_t *dst, const struct operand *A, long ic,
 // One NR-column sliver of op(B): columns jc .. jc + nr - 1, k pc .. pc + kc - 1, as
 // dst[p * NR + j] (zeros past nr).
 static void pack_b_sliver(int trans_b, uint32_t *dst, const struct operand *B, long jc, int nr,
-                          long pc, int kc) {
+                          long pc, int kc, long next_jc, long next_pc) {
     long kend = pc + kc;
     int kp = (kc + 1) / 2;
     if (trans_b) {
@@ -226,6 +233,11 @@ static void pack_b_sliver(int trans_b, uint32_t *dst, const struct operand *B, l
             prefetch_row(B, k + r, jc);
             if (!B->h) prefetch_row(B, k + r, jc + 16);
         }
+        if (next_jc >= 0)
+            for (int r = 0; r < 2; r++) {
+                prefetch_row_l2(B, next_pc + 2L * p + r, next_jc);
+                if (!B->h) prefetch_row_l2(B, next_pc + 2L * p + r, next_jc + 16);
+            }
         for (int h = 0; h < NV; h++)
             _mm512_store_si512(dst + (long)p * NR + 16 * h,
                                pair_rows(B, k, kend, jc + 16 * h, nr - 16 * h));
@@ -384,7 +396,12 @@ void gemm_bf16_avx512(int trans_a, int trans_b, int M, int N, int K, float alpha
                     uint32_t *bs = buffers->b + (long)jr * kp;
                     // Each sliver is packed during the first A block, just before its first use
                     // (still in L1), and reused by the later ones.
-                    if (ic == 0) pack_b_sliver(trans_b, bs, &b, jc + jr, nr, pc, kc);
+                    if (ic == 0) {
+                        // the sliver packed next: this panel's next one, else the next panel's first
+                        long next_jc = jr + NR < nc ? jc + jr + NR : pc + kc < K ? jc : -1;
+                        long next_pc = jr + NR < nc ? pc : pc + kc;
+                        pack_b_sliver(trans_b, bs, &b, jc + jr, nr, pc, kc, next_jc, next_pc);
+                    }
                     for (int s = 0; s < tiles; s++) {
                         int start, rows;
                         tile_rows(mc, tiles, s, &start, &rows);

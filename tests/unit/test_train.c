@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "nn/bf16.h"
+#include "nn/matmul.h"
 #include "data/synthetic.h"
 #include "core/pool.h"
 #include "nn/model.h"
@@ -188,6 +190,79 @@ static void profile_counts_the_step_products(void **state) {
         }
 }
 
+// matmul_backward at 1, 2 and 3 threads, fp32 and bf16, on token counts that split the dweight
+// product by tokens (N >= 256 per thread; odd N: a pair with a zero partner at the end): dweight
+// (accumulated onto non-zero values) and dinp against a double-precision product of the same
+// (for bf16: rounded) inputs, within the fp32 rounding bound of their sums, (K + 8) * 2^-24 *
+// sum |terms| (the partials add nth - 1 roundings); the same call twice gives the same bits.
+static void backward_splits_tokens_within_rounding(void **state) {
+    (void)state;
+    const int IC = 40, OC = 24;
+    const long sizes[] = {1001, 1536};
+    struct rng r;
+    rng_init(&r, 5);
+    for (int si = 0; si < 2; si++)
+        for (int bf = 0; bf < 2; bf++)
+            for (int threads = 1; threads <= 3; threads++) {
+                const long N = sizes[si];
+                float *dout = malloc((size_t)N * OC * sizeof(float));
+                float *inp = malloc((size_t)N * IC * sizeof(float));
+                float *w = malloc((size_t)OC * IC * sizeof(float));
+                float *dw0 = malloc((size_t)OC * IC * sizeof(float));
+                uint16_t *dout_h = malloc((size_t)N * OC * 2), *inp_h = malloc((size_t)N * IC * 2);
+                uint16_t *w_h = malloc((size_t)OC * IC * 2);
+                for (long i = 0; i < N * OC; i++) dout[i] = (float)rng_normal(&r);
+                for (long i = 0; i < N * IC; i++) inp[i] = (float)rng_normal(&r);
+                for (long i = 0; i < OC * IC; i++) w[i] = (float)rng_normal(&r);
+                for (long i = 0; i < OC * IC; i++) dw0[i] = (float)rng_normal(&r);
+                bf16_from_floats(dout_h, dout, (size_t)N * OC);
+                bf16_from_floats(inp_h, inp, (size_t)N * IC);
+                bf16_from_floats(w_h, w, (size_t)OC * IC);
+                // what the products see
+                float *a = malloc((size_t)N * OC * sizeof(float)), *b = malloc((size_t)N * IC * sizeof(float));
+                float *wv = malloc((size_t)OC * IC * sizeof(float));
+                for (long i = 0; i < N * OC; i++) a[i] = bf ? bf16_to_float(dout_h[i]) : dout[i];
+                for (long i = 0; i < N * IC; i++) b[i] = bf ? bf16_to_float(inp_h[i]) : inp[i];
+                for (long i = 0; i < OC * IC; i++) wv[i] = bf ? bf16_to_float(w_h[i]) : w[i];
+                struct pool *pool = pool_create(threads, 0);
+                float *dw[2], *dinp[2];
+                for (int rep = 0; rep < 2; rep++) {
+                    dw[rep] = malloc((size_t)OC * IC * sizeof(float));
+                    dinp[rep] = malloc((size_t)N * IC * sizeof(float));
+                    memcpy(dw[rep], dw0, (size_t)OC * IC * sizeof(float));
+                    matmul_backward(pool, dinp[rep], dw[rep], NULL, dout, bf ? dout_h : NULL, inp,
+                                    bf ? inp_h : NULL, w, bf ? w_h : NULL, N, IC, OC, 0);
+                }
+                assert_memory_equal(dw[0], dw[1], (size_t)OC * IC * sizeof(float));
+                assert_memory_equal(dinp[0], dinp[1], (size_t)N * IC * sizeof(float));
+                for (int o = 0; o < OC; o++)
+                    for (int c = 0; c < IC; c++) {
+                        double ref = dw0[o * IC + c], mag = fabs(dw0[o * IC + c]);
+                        for (long n = 0; n < N; n++) {
+                            double t = (double)a[n * OC + o] * b[n * IC + c];
+                            ref += t, mag += fabs(t);
+                        }
+                        double err = fabs(dw[0][o * IC + c] - ref);
+                        if (err > (N + 8) * 0x1p-24 * mag)
+                            fail_msg("dweight[%d][%d] %s %d threads N %ld: %.9g vs %.9g", o, c,
+                                     bf ? "bf16" : "fp32", threads, N, dw[0][o * IC + c], ref);
+                    }
+                for (long n = 0; n < N; n += 7)
+                    for (int c = 0; c < IC; c++) {
+                        double ref = 0, mag = 0;
+                        for (int o = 0; o < OC; o++) {
+                            double t = (double)a[n * OC + o] * wv[o * IC + c];
+                            ref += t, mag += fabs(t);
+                        }
+                        assert_true(fabs(dinp[0][n * IC + c] - ref) <= (OC + 8) * 0x1p-24 * mag);
+                    }
+                pool_destroy(pool);
+                for (int rep = 0; rep < 2; rep++) free(dw[rep]), free(dinp[rep]);
+                free(dout), free(inp), free(w), free(dw0), free(dout_h), free(inp_h), free(w_h);
+                free(a), free(b), free(wv);
+            }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(small_model_overfits_a_batch),
@@ -197,6 +272,7 @@ int main(void) {
         cmocka_unit_test(bf16_same_seed_same_threads_same_bits),
         cmocka_unit_test(bf16_tracks_fp32),
         cmocka_unit_test(profile_counts_the_step_products),
+        cmocka_unit_test(backward_splits_tokens_within_rounding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
