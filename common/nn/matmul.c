@@ -198,9 +198,11 @@ void matmul_backward(struct pool *pool, float *dinp, float *dweight, float *dbia
     // and streams all of inp (N x IC, from memory: it was written in the forward), and the
     // product's packing is memory-bound, so 2 threads ran the dweight products 1.6-1.8x, not 2x
     // (vit_tiny bf16). By tokens each thread reads half of dout and half of inp; the partial
-    // products are summed after, in thread order (fixed for a thread count).
+    // products (OC x IC each) are summed after, in thread order (fixed for a thread count).
+    // Only when tokens outnumber outputs 4 to 1: the partials' traffic grows with OC, and the
+    // duplicated packing it saves matters less the more rows of dweight amortise it.
     int nth = pool_size(pool);
-    if (nth > 1 && N >= 256L * nth)
+    if (nth > 1 && N >= 256L * nth && N >= 4L * OC)
         t.partials = dweight_partials((size_t)(nth - 1) * OC * IC);
     pool_run_flops(pool, backward_worker, &t, (dinp ? 4.0 : 2.0) * (double)N * IC * OC);
     if (t.partials) pool_run(pool, dweight_sum_worker, &t);

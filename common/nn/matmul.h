@@ -33,8 +33,9 @@ void matmul_forward(struct pool *pool, const struct kernels *k,
 //   dbias   += column sums of dout (when dbias is not NULL; a caller whose pass that produces
 //              dout sums it there passes NULL)
 // dout_bf16 (bf16 only): dout already rounded, read by both products instead of dout.
-// With many rows (N >= 256 per thread) the dweight product is split by rows of dout and inp
-// (tokens), each thread summing its share, added in thread order; otherwise by rows of dweight.
+// With many rows (N >= 256 per thread and >= 4 OC) the dweight product is split by rows of dout
+// and inp (tokens), each thread summing its share, added in thread order; otherwise by rows of
+// dweight.
 void matmul_backward(struct pool *pool, float *dinp,  // (N, IC) or NULL
                      float *dweight,                  // (OC, IC)
                      float *dbias,                    // (OC) or NULL
