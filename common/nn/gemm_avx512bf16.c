@@ -122,18 +122,13 @@ static inline __m512i pair_rows(const struct operand *x, long k, long K, long c0
     return _mm512_or_si512(lo, _mm512_slli_epi32(load_halves(x, k + 1, c0, n), 16));
 }
 
-static inline void prefetch_row_l2(const struct operand *x, long r, long c) {
-    if (x->h)
-        _mm_prefetch((const char *)(x->h + r * x->ld + c), _MM_HINT_T1);
-    else
-        _mm_prefetch((const char *)(x->f + r * x->ld + c), _MM_HINT_T1);
+// Where element (r, c) of an operand is (for prefetches).
+static inline const char *element_at(const struct operand *x, long r, long c) {
+    return x->h ? (const char *)(x->h + r * x->ld + c) : (const char *)(x->f + r * x->ld + c);
 }
 
 static inline void prefetch_row(const struct operand *x, long r, long c) {
-    if (x->h)
-        _mm_prefetch((const char *)(x->h + r * x->ld + c), _MM_HINT_T0);
-    else
-        _mm_prefetch((const char *)(x->f + r * x->ld + c), _MM_HINT_T0);
+    _mm_prefetch(element_at(x, r, c), _MM_HINT_T0);
 }
 
 // Up to 16 rows (r0 .. r0 + n - 1, zeros past n) of an operand stored along k, pairs
@@ -235,8 +230,9 @@ static void pack_b_sliver(int trans_b, uint32_t *dst, const struct operand *B, l
         }
         if (next_jc >= 0)
             for (int r = 0; r < 2; r++) {
-                prefetch_row_l2(B, next_pc + 2L * p + r, next_jc);
-                if (!B->h) prefetch_row_l2(B, next_pc + 2L * p + r, next_jc + 16);
+                _mm_prefetch(element_at(B, next_pc + 2L * p + r, next_jc), _MM_HINT_T1);
+                if (!B->h)
+                    _mm_prefetch(element_at(B, next_pc + 2L * p + r, next_jc + 16), _MM_HINT_T1);
             }
         for (int h = 0; h < NV; h++)
             _mm512_store_si512(dst + (long)p * NR + 16 * h,

@@ -219,7 +219,8 @@ static void backward_splits_tokens_within_rounding(void **state) {
                 bf16_from_floats(inp_h, inp, (size_t)N * IC);
                 bf16_from_floats(w_h, w, (size_t)OC * IC);
                 // what the products see
-                float *a = malloc((size_t)N * OC * sizeof(float)), *b = malloc((size_t)N * IC * sizeof(float));
+                float *a = malloc((size_t)N * OC * sizeof(float));
+                float *b = malloc((size_t)N * IC * sizeof(float));
                 float *wv = malloc((size_t)OC * IC * sizeof(float));
                 for (long i = 0; i < N * OC; i++) a[i] = bf ? bf16_to_float(dout_h[i]) : dout[i];
                 for (long i = 0; i < N * IC; i++) b[i] = bf ? bf16_to_float(inp_h[i]) : inp[i];
