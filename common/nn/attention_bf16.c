@@ -70,11 +70,15 @@ void attention_bf16_forward_gemm(gemm_bf16_fn gemm, float *probs, float *y, uint
     struct gemm_scratch g = gemm_scratch_carve(scratch, T, hd);
     long ld_out = ld_y;  // fp32 output: the caller's, or this scratch
     if (y == NULL) y = g.y, ld_out = hd;
-    gemm(0, 1, T, T, hd, a->scale, a->q, GEMM_BF16, ldq, a->key, GEMM_BF16, ldq, 0.0f, probs, T);
+    const long ld_probs = attention_bf16_probs_ld(T);
+    gemm(0, 1, T, T, hd, a->scale, a->q, GEMM_BF16, ldq, a->key, GEMM_BF16, ldq, 0.0f, probs,
+         (int)ld_probs);
     // softmax in fp32 (as autocast keeps it), each row rounded while in L1
     for (int i = 0; i < T; i++) {
-        attention_softmax_row(a->k, probs + (long)i * T, i, T, a->causal);
-        bf16_from_floats(g.pb + i * ldp, probs + (long)i * T, (size_t)T);
+        float *p = probs + i * ld_probs;
+        attention_softmax_row(a->k, p, i, T, a->causal);
+        memset(p + T, 0, (size_t)(ld_probs - T) * sizeof *p);
+        bf16_from_floats(g.pb + i * ldp, p, (size_t)T);
     }
     gemm(0, 0, T, hd, T, 1.0f, g.pb, GEMM_BF16, (int)ldp, a->v, GEMM_BF16, ldq, 0.0f, y,
          (int)ld_out);
@@ -85,17 +89,17 @@ void attention_bf16_backward_gemm(gemm_bf16_fn gemm, float *dq, float *dk, float
                                   const float *dy, long ld_dy, const float *probs,
                                   const struct attention_bf16_head *a, void *scratch) {
     const int T = a->tokens, hd = a->head_dim, ldq = (int)a->ld_qkv, ldd = (int)ld_d;
-    const long ldp = gemm_ld_p(T);
+    const long ldp = gemm_ld_p(T), ld_probs = attention_bf16_probs_ld(T);
     struct gemm_scratch g = gemm_scratch_carve(scratch, T, hd);
     round_rows(g.dyb, hd, dy, ld_dy, T, hd);
     // y = P·v  →  dP = dy·vᵀ
     gemm(0, 1, T, T, hd, 1.0f, g.dyb, GEMM_BF16, hd, a->v, GEMM_BF16, ldq, 0.0f, g.ds, T);
     // P = softmax(S), S = scale·q·kᵀ  →  dS·scale; dS and P rounded row by row
     for (int r = 0; r < T; r++) {
-        a->k->softmax_backward(g.ds + (long)r * T, probs + (long)r * T, g.ds + (long)r * T, 1, T,
-                               a->scale);
+        a->k->softmax_backward(g.ds + (long)r * T, probs + r * ld_probs, g.ds + (long)r * T, 1,
+                               T, a->scale);
         bf16_from_floats(g.dsb + r * ldp, g.ds + (long)r * T, (size_t)T);
-        bf16_from_floats(g.pb + r * ldp, probs + (long)r * T, (size_t)T);
+        bf16_from_floats(g.pb + r * ldp, probs + r * ld_probs, (size_t)T);
     }
     // dv = Pᵀ·dy, dq = dS·k, dk = dSᵀ·q
     gemm(1, 0, T, hd, T, 1.0f, g.pb, GEMM_BF16, (int)ldp, g.dyb, GEMM_BF16, hd, 0.0f, dv, ldd);

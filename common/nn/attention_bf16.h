@@ -35,7 +35,15 @@ struct attention_bf16_head {
 // of 64). The scratch given to the functions below must be 64-byte aligned.
 size_t attention_bf16_scratch_bytes(int tokens, int head_dim);
 
-// probs (T, T) row stride T: P in fp32 (what backward reads). y (T, head_dim) row stride ld_y:
+// P's row stride: T rounded up to 16 floats. Rows start 64-byte aligned, so the softmax sums each
+// row in the same lanes wherever it runs (its lane order follows the row's alignment), and the
+// fused forward stores whole cache lines.
+static inline long attention_bf16_probs_ld(int tokens) {
+    return ((long)tokens + 15) & ~15L;
+}
+
+// probs (T, attention_bf16_probs_ld(T)), 64-byte aligned: P in fp32 (what backward reads), zeros
+// past T in every row (and past i in causal row i). y (T, head_dim) row stride ld_y:
 // the output in fp32, or NULL; y_bf16 (same shape and stride): the output rounded to bf16.
 void attention_bf16_forward(float *probs, float *y, uint16_t *y_bf16, long ld_y,
                             const struct attention_bf16_head *a, void *scratch);

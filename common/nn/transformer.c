@@ -34,6 +34,11 @@ uint16_t *carve_bf16(struct carver *cv, size_t count) {
 // only as bf16 copies (half the memory and half the traffic of the dweight products, which
 // stream them); their fp32 versions are written to one scratch (dhidden, free until backward)
 // and rounded right away.
+// Row stride of each head's P in acts->att: bf16's attention pads its rows to whole lines.
+static long att_ld(const struct transformer_shape *s, int bf16) {
+    return bf16 ? attention_bf16_probs_ld(s->tokens) : s->tokens;
+}
+
 void transformer_block_acts_carve(struct carver *cv, struct transformer_block_acts *b,
                                   const struct transformer_shape *s, int B, int bf16) {
     const size_t C = (size_t)s->dim, T = (size_t)s->tokens, Hd = (size_t)s->mlp_hidden;
@@ -49,7 +54,7 @@ void transformer_block_acts_carve(struct carver *cv, struct transformer_block_ac
         b->qkv_bf16 = carve_bf16(cv, BT * 3 * C);
     else
         b->qkv = carve_floats(cv, BT * 3 * C);
-    b->att = carve_floats(cv, (size_t)B * (size_t)s->heads * T * T);
+    b->att = carve_floats(cv, (size_t)B * (size_t)s->heads * T * (size_t)att_ld(s, bf16));
     if (bf16) {
         b->atty_bf16 = carve_bf16(cv, BT * C);
         b->ln2_bf16 = carve_bf16(cv, BT * C);
@@ -74,6 +79,11 @@ static size_t attn_bf16_scratch(const struct transformer_shape *s) {
     return attention_bf16_scratch_bytes(s->tokens, s->head_dim) / sizeof(uint16_t);
 }
 
+// bf16's per-thread dq, dk, dv of one head, in floats (each thread's piece 64-byte aligned).
+static size_t dqkv_head_floats(const struct transformer_shape *s) {
+    return ((size_t)s->tokens * 3 * (size_t)s->head_dim + 15) & ~(size_t)15;
+}
+
 void transformer_scratch_carve(struct carver *cv, struct transformer_scratch *sc,
                                const struct transformer_shape *s, int B, int nthreads, int bf16) {
     const size_t C = (size_t)s->dim, T = (size_t)s->tokens, BT = (size_t)B * T;
@@ -87,6 +97,7 @@ void transformer_scratch_carve(struct carver *cv, struct transformer_scratch *sc
     sc->dbias_partials = carve_floats(cv, (size_t)nthreads * widest);
     sc->dout_bf16 = bf16 ? carve_bf16(cv, BT * widest) : NULL;
     sc->attn_bf16 = bf16 ? carve_bf16(cv, (size_t)nthreads * attn_bf16_scratch(s)) : NULL;
+    sc->dqkv_heads = bf16 ? carve_floats(cv, (size_t)nthreads * dqkv_head_floats(s)) : NULL;
     sc->nthreads = nthreads;
 }
 
@@ -328,9 +339,11 @@ struct attention_task {
     const uint16_t *qkv_bf16;
     uint16_t *scratch_bf16, *atty_bf16;
     // backward: each thread's column sums of dqkv (3C, the qkv bias gradient), and bf16's
-    // dqkv rounded for the qkv matmul's backward products (or NULL)
+    // dqkv rounded for the qkv matmul's backward products (or NULL) and each thread's fp32
+    // dq, dk, dv of its current head (see transformer_scratch)
     float *dbias_partials;
     uint16_t *dqkv_bf16;
+    float *dqkv_heads;
 };
 
 // One head's q, k, v as bf16 (bf16 runs only).
@@ -357,7 +370,7 @@ static void attention_forward_worker(void *arg, int ith, int nth) {
     pool_split((long)t->B * H, ith, nth, &b0, &e0);
     for (long bh = b0; bh < e0; bh++) {
         long b = bh / H, h = bh % H;
-        float *p = t->att + bh * T * T;           // (T, T)
+        float *p = t->att + bh * T * att_ld(t->s, t->qkv_bf16 != NULL);  // (T, T)
         float *y = t->atty + b * T * C + h * hd;  // (T, hd), row stride C
         if (t->qkv_bf16) {
             // only proj's input, bf16, is stored: the fp32 output is read by nothing
@@ -375,17 +388,17 @@ static void attention_forward_worker(void *arg, int ith, int nth) {
     }
 }
 
-// One head's dq, dk, dv just written (T rows of hd at row stride 3C, still in cache): their
-// column sums into this thread's sums (3C) for the qkv bias, so that its matmul_backward reads
-// dqkv only for the products, and (bf16) their bf16 copies, the products' operand.
-static void attention_dqkv_finish(const struct attention_task *t, float *sums, long b, long h) {
+// One head's dq, dk, dv just written (T rows of hd each, row stride ld; part p at d + p·step,
+// still in cache): their column sums into this thread's sums (3C) for the qkv bias, so that its
+// matmul_backward reads dqkv only for the products, and (bf16) their bf16 copies, the products'
+// operand.
+static void attention_dqkv_finish(const struct attention_task *t, float *sums, long b, long h,
+                                  const float *d, long step, long ld) {
     const int T = t->s->tokens, C = t->s->dim, hd = t->s->head_dim;
-    for (int part = 0; part < 3; part++) {  // q, k, v
+    for (int part = 0; part < 3; part++, d += step) {  // q, k, v
         const long column = part * C + h * hd;
-        const float *d = t->dqkv + b * T * 3 * C + column;
-        for (int r = 0; r < T; r++)
-            t->k->add(sums + column, sums + column, d + (long)r * 3 * C, hd);
-        if (t->dqkv_bf16) round_rows(t->dqkv_bf16 + b * T * 3 * C + column, 3 * C, d, 3 * C, T, hd);
+        for (int r = 0; r < T; r++) t->k->add(sums + column, sums + column, d + r * ld, hd);
+        if (t->dqkv_bf16) round_rows(t->dqkv_bf16 + b * T * 3 * C + column, 3 * C, d, ld, T, hd);
     }
 }
 
@@ -402,11 +415,11 @@ static void attention_backward_worker(void *arg, int ith, int nth) {
         long b = bh / H, h = bh % H;
         if (t->qkv_bf16) {
             struct attention_bf16_head head = attention_head_bf16(t, b, h);
-            float *dq = t->dqkv + b * T * 3 * C + h * hd;
-            attention_bf16_backward(dq, dq + C, dq + 2 * C, 3 * C, t->datty + b * T * C + h * hd,
-                                    C, t->att + bh * T * T, &head,
+            float *dq = t->dqkv_heads + (size_t)ith * dqkv_head_floats(t->s);  // (T, 3hd)
+            attention_bf16_backward(dq, dq + hd, dq + 2 * hd, 3 * hd, t->datty + b * T * C + h * hd,
+                                    C, t->att + bh * T * att_ld(t->s, 1), &head,
                                     t->scratch_bf16 + (size_t)ith * attn_bf16_scratch(t->s));
-            attention_dqkv_finish(t, sums, b, h);
+            attention_dqkv_finish(t, sums, b, h, dq, hd, 3 * hd);
             continue;
         }
         const float *q = t->qkv + b * T * 3 * C + h * hd;
@@ -421,7 +434,7 @@ static void attention_backward_worker(void *arg, int ith, int nth) {
         t->k->softmax_backward(ds, p, ds, T, T, scale);
         gemm(0, 0, T, hd, T, 1.0f, ds, T, key, 3 * C, 0.0f, dq, 3 * C);
         gemm(1, 0, T, hd, T, 1.0f, ds, T, q, 3 * C, 0.0f, dk, 3 * C);
-        attention_dqkv_finish(t, sums, b, h);
+        attention_dqkv_finish(t, sums, b, h, dq, C, 3 * C);
     }
 }
 
@@ -501,11 +514,14 @@ void transformer_block_backward(const struct transformer_exec *e, const struct t
                                 .qkv_bf16 = ba->qkv_bf16,
                                 .scratch_bf16 = sc->attn_bf16,
                                 .dbias_partials = sc->dbias_partials,
-                                .dqkv_bf16 = sc->dout_bf16};
+                                .dqkv_bf16 = sc->dout_bf16,
+                                .dqkv_heads = sc->dqkv_heads};
     CATLIP_ASSERT(pool_size(e->pool) <= sc->nthreads);
     pool_run_flops(e->pool, attention_backward_worker, &at, 8.0 * B * s->tokens * s->tokens * s->dim);
     dbias_from_partials(e, sc->dbias_partials, grads + o->qkv_b, 3 * C);
-    matmul_backward(e->pool, sc->dtmp, grads + o->qkv_w, NULL, sc->dqkv, sc->dout_bf16, ba->ln1,
+    // bf16: dqkv was not written (dqkv_heads), only its bf16 copy, which the products read
+    matmul_backward(e->pool, sc->dtmp, grads + o->qkv_w, NULL,
+                    ba->qkv_bf16 ? NULL : sc->dqkv, sc->dout_bf16, ba->ln1,
                     ba->ln1_bf16, params + o->qkv_w, transformer_weight_bf16(e, o->qkv_w), BT, C,
                     3 * C, 0);
     transformer_layernorm_backward(e, sc->ln_partials, sc->dtmp, grads + o->norm1_w,

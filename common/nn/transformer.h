@@ -39,7 +39,8 @@ struct transformer_block_acts {
     float *ln1;                   // (B, T, C)  norm1 output
     float *ln1_mean, *ln1_rstd;   // (B, T)
     float *qkv;                   // (B, T, 3C); bf16: forward scratch only (see qkv_bf16)
-    float *att;                   // (B, H, T, T) attention probabilities
+    float *att;                   // (B, H, T, T) attention probabilities; bf16: rows padded to
+                                  // attention_bf16_probs_ld(T)
     float *atty;                  // (B, T, C)  heads concatenated, before proj
     float *res2;                  // (B, T, C)  x + proj(atty): input of norm2
     float *ln2;                   // (B, T, C)
@@ -74,6 +75,10 @@ struct transformer_scratch {
     // bf16 only: a linear layer's dout rounded, (B, T, max(hidden, 3C)); per thread, one
     // head's P and dS (T rows of T rounded up to 32) and dy (T, head_dim) as bf16
     uint16_t *dout_bf16, *attn_bf16;
+    // bf16 only: per thread, one head's dq, dk, dv in fp32, (T, 3·head_dim): the attention
+    // backward's output before its bias sums and rounding (no product reads fp32 dqkv, so the
+    // (B, T, 3C) dqkv is not written, which was a pass through memory)
+    float *dqkv_heads;
     int nthreads;        // the most pool threads these were sized for
 };
 

@@ -3,3 +3,7 @@
 #   build/tests/gemm_bench [seconds_per_run] [runs]   ours vs OpenBLAS GFLOP/s on vit_tiny shapes
 add_executable(gemm_bench ${CMAKE_SOURCE_DIR}/bench/gemm_bench.c)
 target_link_libraries(gemm_bench PRIVATE catlip_common)
+#   cmake --build build --target attention_bench
+#   build/tests/attention_bench [sequences] [reps]   the bf16 attention's us/head, cold and hot
+add_executable(attention_bench ${CMAKE_SOURCE_DIR}/bench/attention_bench.c)
+target_link_libraries(attention_bench PRIVATE catlip_common)

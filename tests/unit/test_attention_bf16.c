@@ -14,6 +14,7 @@
 //   (n + 4)·2⁻²⁴·Σ|terms| of the exact sum (the bound test_gemm_bf16 uses). Forward: S within
 //   that (hd terms) plus one rounding for the scale; P = softmax(S) within P·(δS_ij + max_k δS_ik
 //   + (T + 8)·2⁻²⁴) (exp is within 1.25 ulp, the sum and the division add T + 2); masked keys
+//   and each row's pad (P's row stride is attention_bf16_probs_ld(T); the buffer starts as NaN)
 //   exactly 0. y against Σ bf16(P)·v with bf16(P) of the P the kernel returned (T terms); y_bf16
 //   exactly bf16(y). Backward on that P: dv = Σ bf16(P)·bf16(dy) (T terms); dP and dS are not
 //   returned, so dS_ref = scale·P·(dP − Σ P·dP) in double carries its own bound δdS (dP's hd-term
@@ -51,17 +52,20 @@ static int printed;
 
 struct problem {
     int T, hd, causal, C;
-    float *probs, *y, *dq_all, *dy;  // probs (T, T); y (T, C); dqkv (T, 3C); dy (T, C)
+    float *probs, *y, *dq_all, *dy;  // probs (T, ldp); y (T, C); dqkv (T, 3C); dy (T, C)
+    long ldp;                        // attention_bf16_probs_ld(T)
     uint16_t *qkv, *y_bf16;          // (T, 3C), (T, C)
     struct attention_bf16_head head;
     void *scratch;
 };
 
 static struct problem problem_new(int T, int hd, int causal, uint64_t seed) {
-    struct problem p = {.T = T, .hd = hd, .causal = causal, .C = HEADS * hd};
+    struct problem p = {.T = T, .hd = hd, .causal = causal, .C = HEADS * hd,
+                        .ldp = attention_bf16_probs_ld(T)};
     size_t t = (size_t)T, C = (size_t)p.C;
     p.qkv = xaligned_alloc(t * 3 * C * 2);
-    p.probs = xaligned_alloc(t * t * 4);
+    p.probs = xaligned_alloc(t * (size_t)p.ldp * 4);
+    for (size_t i = 0; i < t * (size_t)p.ldp; i++) p.probs[i] = NAN;  // the pad must be written
     p.y = xaligned_alloc(t * C * 4);
     p.y_bf16 = xaligned_alloc(t * C * 2);
     p.dq_all = xaligned_alloc(t * 3 * C * 4);
@@ -123,9 +127,9 @@ static int check_probs(const struct problem *p) {
             if (e[j] > worst) worst = e[j];
         }
         for (int j = 0; j < n; j++) sum += exp(s[j] - mx);
-        for (int j = 0; j < T; j++) {
-            double got = p->probs[(long)i * T + j];
-            if (j >= n) {
+        for (int j = 0; j < p->ldp; j++) {
+            double got = p->probs[i * p->ldp + j];
+            if (j >= n) {  // masked keys and the row's pad
                 if (got != 0.0) bad += report("P (masked)", T, hd, p->causal, i, j, got, 0, 0);
                 continue;
             }
@@ -147,7 +151,7 @@ static int check_y(const struct problem *p, const float *y) {
         for (int c = 0; c < hd; c++) {
             double acc = 0.0, mag = 0.0;
             for (int j = 0; j < T; j++) {
-                double t = bf16_round(p->probs[(long)i * T + j]) * qv(p, p->head.v, j, c);
+                double t = bf16_round(p->probs[i * p->ldp + j]) * qv(p, p->head.v, j, c);
                 acc += t, mag += fabs(t);
             }
             double tol = (T + 4) * ULP * mag;
@@ -187,7 +191,7 @@ static int check_backward(const struct problem *p) {
     double *edp = xmalloc((size_t)T * sizeof *edp);
     int bad = 0;
     for (int i = 0; i < T; i++) {
-        const float *P = p->probs + (long)i * T;
+        const float *P = p->probs + i * p->ldp;
         double dot = 0.0, dot_mag = 0.0, edot = 0.0;
         for (int j = 0; j < T; j++) {
             double acc = 0.0, mag = 0.0;
@@ -219,7 +223,8 @@ static int check_backward(const struct problem *p) {
                 q_acc += t, q_mag += fabs(t), q_sp += spread[xj] * fabs(qv(p, a->key, j, c));
                 t = dsb[jx] * qv(p, a->q, j, c);
                 k_acc += t, k_mag += fabs(t), k_sp += spread[jx] * fabs(qv(p, a->q, j, c));
-                t = bf16_round(p->probs[jx]) * bf16_round(p->dy[(long)j * C + hd + c]);
+                t = bf16_round(p->probs[j * p->ldp + x]) *
+                    bf16_round(p->dy[(long)j * C + hd + c]);
                 v_acc += t, v_mag += fabs(t);
             }
             const float *d = p->dq_all + (long)x * 3 * C + hd + c;
@@ -357,7 +362,7 @@ static void test_fused_matches_gemm_bits(void **state) {
             memset(f.dq_all, 0, 3 * nC * 4), memset(g.dq_all, 0, 3 * nC * 4);
             run_forward(IMPL_FUSED, &f, f.y);
             run_forward(IMPL_GEMM_AVX512, &g, g.y);
-            bad += memcmp(f.probs, g.probs, (size_t)T * T * 4) != 0;
+            bad += memcmp(f.probs, g.probs, (size_t)T * (size_t)f.ldp * 4) != 0;
             bad += memcmp(f.y, g.y, nC * 4) != 0;
             bad += memcmp(f.y_bf16 + hd, g.y_bf16 + hd, (nC - hd) * 2) != 0;
             run_backward(IMPL_FUSED, &f);
