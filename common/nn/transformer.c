@@ -30,15 +30,15 @@ uint16_t *carve_bf16(struct carver *cv, size_t count) {
     return p;
 }
 
-// bf16: the four matmul inputs that backward reads again (ln1, atty, ln2, fch_gelu) are kept
-// only as bf16 copies (half the memory and half the traffic of the dweight products, which
-// stream them); their fp32 versions are written to one scratch (dhidden, free until backward)
-// and rounded right away.
 // Row stride of each head's P in acts->att: bf16's attention pads its rows to whole lines.
 static long att_ld(const struct transformer_shape *s, int bf16) {
     return bf16 ? attention_bf16_probs_ld(s->tokens) : s->tokens;
 }
 
+// bf16: the four matmul inputs that backward reads again (ln1, atty, ln2, fch_gelu) are kept
+// only as bf16 copies (half the memory and half the traffic of the dweight products, which
+// stream them); their fp32 versions are written to one scratch (dhidden, free until backward)
+// and rounded right away.
 void transformer_block_acts_carve(struct carver *cv, struct transformer_block_acts *b,
                                   const struct transformer_shape *s, int B, int bf16) {
     const size_t C = (size_t)s->dim, T = (size_t)s->tokens, Hd = (size_t)s->mlp_hidden;
@@ -370,7 +370,7 @@ static void attention_forward_worker(void *arg, int ith, int nth) {
     pool_split((long)t->B * H, ith, nth, &b0, &e0);
     for (long bh = b0; bh < e0; bh++) {
         long b = bh / H, h = bh % H;
-        float *p = t->att + bh * T * att_ld(t->s, t->qkv_bf16 != NULL);  // (T, T)
+        float *p = t->att + bh * T * att_ld(t->s, t->qkv_bf16 != NULL);  // (T, T), padded
         float *y = t->atty + b * T * C + h * hd;  // (T, hd), row stride C
         if (t->qkv_bf16) {
             // only proj's input, bf16, is stored: the fp32 output is read by nothing
