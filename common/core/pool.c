@@ -2,6 +2,7 @@
 
 #include <hwloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,14 +27,15 @@ struct pool {
     char description[256];
 
     pthread_mutex_t lock;
-    pthread_cond_t wake;   // workers wait here for a new generation
-    pthread_cond_t done;   // the caller waits here for the last worker
-    unsigned generation;   // bumped for each pool_run; guarded by lock
-    atomic_int remaining;  // workers still running this generation
+    pthread_cond_t wake;    // workers wait here for a new generation
+    pthread_cond_t done;    // the caller waits here for the last worker
+    unsigned generation;    // bumped for each pool_run; guarded by lock
+    atomic_uint remaining;  // workers still running this generation
     int stopping;
     pool_task_fn fn;
     void *ctx;
     atomic_uint published;  // generation visible to spinning workers
+    double spin;            // seconds a waiting thread polls before it sleeps
     // pool_profile_start: per-thread seconds inside the current region's fn, and the totals
     int profiling;
     double *busy;
@@ -86,10 +88,42 @@ static void run_timed(struct pool *pool, pool_task_fn fn, void *ctx, int ith) {
     pool->busy[ith] = time_now() - t0;
 }
 
-// Workers spin this many polls on `published` before sleeping: a step issues hundreds of
-// short parallel regions back to back, and a futex wake per region costs more than the
-// spin; an idle pool still sleeps after well under a millisecond.
-enum { SPIN_POLLS = 20000 };
+// An idle worker, and the caller at a join, poll for up to pool->spin seconds before they
+// sleep. A step issues hundreds of regions back to back, with gaps (a thread done early, a
+// serial sum) of up to milliseconds. On a virtual machine a sleeping thread idles its vCPU
+// and the host may give the core away: waking one took ~40 us here (a poll sees work in
+// ~0.2), and 3-80 ms at times while the host was busy. Every SPIN_CHECK polls (~20 us) the
+// clock is read and the core offered to other threads (sched_yield), so ranks that share
+// cores still make progress.
+enum { SPIN_CHECK = 1024 };
+
+// The polling budget: CATLIP_POOL_SPIN_MS (0-10000; 0 sleeps at once), else 50 ms, or 0.4 ms
+// when this pool alone has more threads than cores (they would only poll each other out).
+static double spin_seconds(int own_cores) {
+    const char *env = getenv("CATLIP_POOL_SPIN_MS");
+    if (!env || !env[0]) return own_cores ? 50e-3 : 0.4e-3;
+    char *end;
+    double ms = strtod(env, &end);
+    if (*end || !(ms >= 0 && ms <= 10000))
+        catlip_die("CATLIP_POOL_SPIN_MS=%s: not a number of milliseconds from 0 to 10000", env);
+    return ms * 1e-3;
+}
+
+// Polls *v until (*v == x) == until_equal; 1 when that came within `seconds`, else 0.
+static int spin_on(const atomic_uint *v, unsigned x, int until_equal, double seconds) {
+    double deadline = 0.0;
+    for (unsigned i = 1;; i++) {
+        if ((atomic_load_explicit(v, memory_order_acquire) == x) == until_equal) return 1;
+        if (seconds <= 0.0) return 0;
+        __builtin_ia32_pause();
+        if (i % SPIN_CHECK == 0) {
+            double now = time_now();
+            if (deadline == 0.0) deadline = now + seconds;  // the first check starts the clock
+            if (now > deadline) return 0;
+            sched_yield();
+        }
+    }
+}
 
 static void bind_current_thread(struct pool *pool, int ith) {
     if (pool->core_sets && pool->core_sets[ith])
@@ -102,10 +136,7 @@ static void *pool_thread_main(void *arg) {
     bind_current_thread(pool, self->ith);
     unsigned seen = 0;
     for (;;) {
-        for (int i = 0; i < SPIN_POLLS; i++) {
-            if (atomic_load_explicit(&pool->published, memory_order_acquire) != seen) break;
-            __builtin_ia32_pause();
-        }
+        spin_on(&pool->published, seen, 0, pool->spin);
         pthread_mutex_lock(&pool->lock);
         while (pool->generation == seen && !pool->stopping) pthread_cond_wait(&pool->wake, &pool->lock);
         if (pool->stopping) {
@@ -214,6 +245,7 @@ struct pool *pool_create_at(int nthreads, int bind, int first_core) {
     pthread_cond_init(&pool->wake, NULL);
     pthread_cond_init(&pool->done, NULL);
     atomic_init(&pool->published, 0);
+    pool->spin = spin_seconds(nthreads <= ncores);
     bind_current_thread(pool, 0);
     pool->threads = xcalloc((size_t)nthreads, sizeof *pool->threads);
     for (int i = 1; i < nthreads; i++) {
@@ -235,7 +267,7 @@ void pool_run_flops(struct pool *pool, pool_task_fn fn, void *ctx, double flops)
     pthread_mutex_lock(&pool->lock);
     pool->fn = fn;
     pool->ctx = ctx;
-    atomic_store_explicit(&pool->remaining, pool->nthreads - 1, memory_order_relaxed);
+    atomic_store_explicit(&pool->remaining, (unsigned)pool->nthreads - 1, memory_order_relaxed);
     pool->generation++;
     atomic_store_explicit(&pool->published, pool->generation, memory_order_release);
     pthread_cond_broadcast(&pool->wake);
@@ -245,13 +277,9 @@ void pool_run_flops(struct pool *pool, pool_task_fn fn, void *ctx, double flops)
 
     // Join: spin first (regions end within microseconds of each other when the split is even;
     // a futex sleep and wake-up per region costs more than that), then sleep.
-    for (int i = 0; i < SPIN_POLLS; i++) {
-        if (atomic_load_explicit(&pool->remaining, memory_order_acquire) == 0) break;
-        __builtin_ia32_pause();
-    }
-    if (atomic_load_explicit(&pool->remaining, memory_order_acquire) > 0) {
+    if (!spin_on(&pool->remaining, 0, 1, pool->spin)) {
         pthread_mutex_lock(&pool->lock);
-        while (atomic_load_explicit(&pool->remaining, memory_order_acquire) > 0)
+        while (atomic_load_explicit(&pool->remaining, memory_order_acquire) != 0)
             pthread_cond_wait(&pool->done, &pool->lock);
         pthread_mutex_unlock(&pool->lock);
     }
@@ -267,6 +295,7 @@ void pool_destroy(struct pool *pool) {
     if (!pool) return;
     pthread_mutex_lock(&pool->lock);
     pool->stopping = 1;
+    atomic_fetch_add_explicit(&pool->published, 1, memory_order_release);  // ends their polling
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
     for (int i = 1; i < pool->nthreads; i++) pthread_join(pool->threads[i].handle, NULL);

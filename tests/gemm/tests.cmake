@@ -7,3 +7,7 @@ target_link_libraries(gemm_bench PRIVATE catlip_common)
 #   build/tests/attention_bench [sequences] [reps]   the bf16 attention's us/head, cold and hot
 add_executable(attention_bench ${CMAKE_SOURCE_DIR}/bench/attention_bench.c)
 target_link_libraries(attention_bench PRIVATE catlip_common)
+#   cmake --build build --target pool_wake_bench
+#   build/tests/pool_wake_bench [regions] [gap_ms]   a region's cost with the waiting thread polling or asleep
+add_executable(pool_wake_bench ${CMAKE_SOURCE_DIR}/bench/pool_wake_bench.c)
+target_link_libraries(pool_wake_bench PRIVATE catlip_common)
