@@ -11,12 +11,15 @@ that every side sees the same machine state):
   (b) for each PyTorch configuration, a fresh Python process running the same training step in
       PyTorch: forward, CatLIP BCE loss, backward, grad-norm clip, AdamW step (foreach), EMA
       update; torch.set_num_threads(T), OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = T.
-Then, per thread count, --runs runs each of catlip's bf16 step (bench step --precision bf16:
-train.precision bf16) and PyTorch's bf16 autocast step (autocast("cpu", bfloat16) around forward
-+ loss) in the environment of the fastest float32 configuration, alternating; they get their own
-table — catlip bf16 against catlip fp32 and against PyTorch bf16, and the share of the cores'
-measured VDPBF16PS peak that catlip's bf16 step reaches — and are not part of the float32 ratio
-(--no-bf16 skips them).
+Then, per thread count, --runs rounds of: catlip's fp32 step again, catlip's bf16 step (bench
+step --precision bf16: train.precision bf16) and PyTorch's bf16 autocast step (autocast("cpu",
+bfloat16) around forward + loss) in the environment of the fastest float32 configuration; they
+get their own table — catlip bf16 against catlip fp32 and against PyTorch bf16, and the share
+of the cores' measured VDPBF16PS peak that catlip's bf16 step reaches — and are not part of the
+float32 ratio (--no-bf16 skips them). Besides the ratios of the medians, that table gives the
+median of the rounds' own ratios (bf16 over the fp32 run just before it, over the PyTorch bf16
+run just after it): this machine's speed changes for minutes at a time, and the rounds' runs
+are seconds apart where the medians' are minutes apart.
 
 Statistic, the same on both sides: one warm-up step (not timed), then N steps each timed on its
 own; a run's rate is batch / the median step time (catlip bench step reports exactly that, and
@@ -518,10 +521,10 @@ def catlip_args(a, threads, precision="fp32"):
             ["--precision", precision] if precision != "fp32" else [])
 
 
-def run_catlip(a, t, r, precision, runs):
-    """One catlip bench step child; appends its values to runs and prints its line; False if it
-    failed."""
-    label = "catlip" + (f" {precision}" if precision != "fp32" else "")
+def run_catlip(a, t, r, precision, runs, note=""):
+    """One catlip bench step child; appends its values to runs and prints its line (label
+    followed by note); False if it failed."""
+    label = "catlip" + (f" {precision}" if precision != "fp32" else "") + note
     rc, out, err, rss, secs = run_child(catlip_args(a, t, precision), dict(os.environ), first_cpus(t))
     try:
         if rc != 0:
@@ -673,7 +676,8 @@ def main():
     print("load average before: %.2f %.2f %.2f (other work on the machine skews every number)" % os.getloadavg())
 
     runs = {t: {"catlip": [], "torch": {n: [] for n in configs_at(configs, t)},
-                "torch_bf16": {"config": None, "runs": []}, "catlip_bf16": []} for t in threads}
+                "torch_bf16": {"config": None, "runs": []}, "catlip_bf16": [], "catlip_fp32_paired": [],
+                "rounds": []} for t in threads}
     failed = False
     for t in threads:
         for r in range(a.runs):
@@ -703,9 +707,21 @@ def main():
                 best = max(rates, key=rates.get)
                 runs[t]["torch_bf16"]["config"] = best
                 for r in range(a.runs):
-                    if not a.no_catlip:
-                        failed |= not run_catlip(a, t, r, "bf16", runs[t]["catlip_bf16"])
-                    failed |= not run_torch(a, t, r, best, True, runs[t]["torch_bf16"]["runs"])
+                    # one round: catlip fp32, catlip bf16, PyTorch bf16, back to back
+                    got = {}
+                    for key, lst, go in (("fp32", runs[t]["catlip_fp32_paired"],
+                                          lambda lst: run_catlip(a, t, r, "fp32", lst, " (round)")),
+                                         ("bf16", runs[t]["catlip_bf16"],
+                                          lambda lst: run_catlip(a, t, r, "bf16", lst)),
+                                         ("torch_bf16", runs[t]["torch_bf16"]["runs"],
+                                          lambda lst: run_torch(a, t, r, best, True, lst))):
+                        if key != "torch_bf16" and a.no_catlip:
+                            continue
+                        ok = go(lst)
+                        failed |= not ok
+                        if ok:
+                            got[key] = lst[-1]["images_per_second"]
+                    runs[t]["rounds"].append(got)
 
     print()
     print("Every PyTorch configuration (medians over runs; ratio = catlip img/s / this configuration's):")
@@ -752,7 +768,13 @@ def main():
                       "bf16_peak_share": median([v.get("bf16_peak_share", math.nan) for v in cb]),
                       "fma_peak_share_fp32": median([v.get("fma_peak_share", math.nan) for v in c]) if c else math.nan,
                       "bf16_gemm_gflops": median([v.get("bf16_gemm_gflops", math.nan) for v in cb]),
-                      "matmul_peak_share": median([v.get("matmul_peak_share", math.nan) for v in cb])}
+                      "matmul_peak_share": median([v.get("matmul_peak_share", math.nan) for v in cb]),
+                      # the rounds' own ratios (runs seconds apart), medians over rounds
+                      "round_bf16_over_fp32": median([g["bf16"] / g["fp32"] for g in runs[t]["rounds"]
+                                                      if "bf16" in g and "fp32" in g]),
+                      "round_bf16_over_torch_bf16": median([g["bf16"] / g["torch_bf16"]
+                                                            for g in runs[t]["rounds"]
+                                                            if "bf16" in g and "torch_bf16" in g])}
         summary[t] = {"catlip_images_per_second": c_ips, "sgemm_gflops": sg, "flops_per_image": f_img,
                       "torch": rows, "fastest_torch": best, "torch_bf16": bf_row, "catlip_bf16": cb_row}
     print("  * = fastest float32 configuration at that thread count (the one the ratio below uses)")
@@ -787,7 +809,7 @@ def main():
               "autocast (its fastest float32 configuration's environment)")
         print(f"{'threads':>7} {'catlip bf16':>11} {'catlip fp32':>11} {'bf16/fp32':>9} {'torch bf16':>10} "
               f"{'vs torch bf16':>13} {'bf16 peak share':>15} {'matmuls share':>13} {'fp32 peak share':>15} "
-              f"{'bf16 MB':>7} {'fp32 MB':>7}")
+              f"{'bf16 MB':>7} {'fp32 MB':>7} {'rounds: bf16/fp32':>17} {'vs torch bf16':>13}")
         for t in threads:
             b, s = summary[t]["catlip_bf16"], summary[t]
             if not b:
@@ -800,11 +822,13 @@ def main():
                   f"{fmt(b['images_per_second'] / tb['images_per_second'] if tb else math.nan, '>12.2f')}x "
                   f"{fmt(b['bf16_peak_share'], '>15.2f')} {fmt(b['matmul_peak_share'], '>13.2f')} "
                   f"{fmt(b['fma_peak_share_fp32'], '>15.2f')} "
-                  f"{b['rss_mb']:>7.0f} {fmt(c_mb, '>7.0f')}")
+                  f"{b['rss_mb']:>7.0f} {fmt(c_mb, '>7.0f')} "
+                  f"{fmt(b['round_bf16_over_fp32'], '>16.2f')}x {fmt(b['round_bf16_over_torch_bf16'], '>12.2f')}x")
         print("bf16 peak share = catlip bf16 step GFLOP/s over the VDPBF16PS peak it measures (all threads); "
               "matmuls share = the same for the matmul regions alone (linear layers and attention products "
               "with their fused epilogues: bench step --profile); fp32 peak share = the fp32 step over the "
-              "VFMADD231PS peak")
+              "VFMADD231PS peak; rounds: the median of each round's own ratios (catlip bf16 over the catlip "
+              "fp32 run just before it, over the PyTorch bf16 run just after it)")
     if any(runs[t]["catlip"] for t in threads):
         c_all = [v["gflops"] * 1e9 / v["images_per_second"] for t in threads for v in runs[t]["catlip"]
                  if v["images_per_second"] > 0]
