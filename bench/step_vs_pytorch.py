@@ -708,19 +708,17 @@ def main():
                 runs[t]["torch_bf16"]["config"] = best
                 for r in range(a.runs):
                     # one round: catlip fp32, catlip bf16, PyTorch bf16, back to back
+                    plan = [] if a.no_catlip else [
+                        ("fp32", runs[t]["catlip_fp32_paired"], lambda l: run_catlip(a, t, r, "fp32", l, " (round)")),
+                        ("bf16", runs[t]["catlip_bf16"], lambda l: run_catlip(a, t, r, "bf16", l))]
+                    plan.append(("torch_bf16", runs[t]["torch_bf16"]["runs"],
+                                 lambda l: run_torch(a, t, r, best, True, l)))
                     got = {}
-                    for key, lst, go in (("fp32", runs[t]["catlip_fp32_paired"],
-                                          lambda lst: run_catlip(a, t, r, "fp32", lst, " (round)")),
-                                         ("bf16", runs[t]["catlip_bf16"],
-                                          lambda lst: run_catlip(a, t, r, "bf16", lst)),
-                                         ("torch_bf16", runs[t]["torch_bf16"]["runs"],
-                                          lambda lst: run_torch(a, t, r, best, True, lst))):
-                        if key != "torch_bf16" and a.no_catlip:
-                            continue
-                        ok = go(lst)
-                        failed |= not ok
-                        if ok:
+                    for key, lst, run in plan:
+                        if run(lst):
                             got[key] = lst[-1]["images_per_second"]
+                        else:
+                            failed = True
                     runs[t]["rounds"].append(got)
 
     print()

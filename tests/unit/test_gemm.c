@@ -38,6 +38,7 @@
 #include "core/rng.h"
 #include "nn/gemm.h"
 #include "cpu_require.h"
+#include "read_to_end.h"
 
 #define ULP (1.0 / 16777216.0)  // 2^-24
 #define SENTINEL 12345.0f
@@ -319,10 +320,8 @@ static int child_backend(const char *value, char *out, char *err, size_t size) {
         _exit(127);
     }
     close(out_pipe[1]), close(err_pipe[1]);
-    ssize_t got = read(out_pipe[0], out, size - 1);
-    out[got > 0 ? got : 0] = '\0';
-    got = read(err_pipe[0], err, size - 1);
-    err[got > 0 ? got : 0] = '\0';
+    read_to_end(out_pipe[0], out, size);
+    read_to_end(err_pipe[0], err, size);
     close(out_pipe[0]), close(err_pipe[0]);
     int status;
     waitpid(pid, &status, 0);

@@ -32,6 +32,7 @@
 #include "core/rng.h"
 #include "nn/kernels.h"
 #include "cpu_require.h"
+#include "read_to_end.h"
 
 #define ULP (1.0 / 16777216.0)  // 2^-24: half an ulp of 1, the unit of float rounding
 
@@ -851,10 +852,7 @@ static int run_probe(const char *value, char *out, size_t out_size) {
         _exit(127);
     }
     close(fds[1]);
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < out_size && (got = read(fds[0], out + used, out_size - 1 - used)) > 0) used += (size_t)got;
-    out[used] = '\0';
+    read_to_end(fds[0], out, out_size);
     close(fds[0]);
     int status;
     CATLIP_ASSERT(waitpid(pid, &status, 0) == pid);

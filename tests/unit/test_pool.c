@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "core/pool.h"
+#include "read_to_end.h"
 
 #define ITEMS 1000
 
@@ -95,11 +96,7 @@ static int child_create(const char *value, char *err, size_t size) {
         _exit(time_now() - t0 < 1.0 ? 0 : 3);  // destroying does not wait out the polling
     }
     close(pipe_fds[1]);
-    size_t have = 0;
-    ssize_t got;
-    while (have < size - 1 && (got = read(pipe_fds[0], err + have, size - 1 - have)) > 0)
-        have += (size_t)got;
-    err[have] = '\0';
+    read_to_end(pipe_fds[0], err, size);
     close(pipe_fds[0]);
     int status;
     waitpid(pid, &status, 0);
