@@ -42,5 +42,7 @@ void *xmalloc(size_t bytes);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *ptr, size_t bytes);
 char *xstrdup(const char *s);
-// 64-byte aligned (cache line and AVX-512 vector), zero-filled; release with free().
+// 64-byte aligned (cache line and AVX-512 vector), zero-filled; release with free(). From 4 MB
+// up: 2 MB aligned and asked for on transparent huge pages (madvise), unless the environment
+// has CATLIP_HUGE_PAGES=0 (any value but 0, 1 or empty: a one-line error, exit 2).
 void *xaligned_alloc(size_t bytes);
