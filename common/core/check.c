@@ -64,8 +64,8 @@ char *xstrdup(const char *s) {
 
 // Big buffers (activations, weights, optimizer state, gradients) go on 2 MB pages where the
 // kernel gives them on request (transparent_hugepage = madvise, Debian's default; "always"
-// needs no request, "never" ignores it). On 4 KB pages vit_base's step spent ~5% more time in
-// its matmuls (their working sets pass the TLB's reach) and process start took 600,000 page
+// needs no request, "never" ignores it). On 4 KB pages vit_base's bf16 step ran 1-5% slower
+// (its working sets pass the TLB's reach; AdamW 19%) and process start took 600,000 page
 // faults for vit_tiny's 1.3 GB (bench/NOTES.md). CATLIP_HUGE_PAGES=0 turns the request off.
 #define HUGE_PAGE ((size_t)2 << 20)
 #define HUGE_MIN_BYTES ((size_t)4 << 20)
