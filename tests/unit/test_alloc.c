@@ -17,12 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "core/check.h"
 #include "cpu_require.h"
-#include "read_to_end.h"
+#include "rerun_self.h"
 
 #define MB ((size_t)1 << 20)
 #define CHILD_BYTES (16 * MB)
@@ -64,32 +62,8 @@ static int child_main(void) {
 // Runs this program with --child and CATLIP_HUGE_PAGES=value (NULL: unset); its stdout to out,
 // stderr to err; returns its exit status.
 static int run_child(const char *value, char *out, size_t out_size, char *err, size_t err_size) {
-    int out_fds[2], err_fds[2];
-    assert_int_equal(pipe(out_fds), 0);
-    assert_int_equal(pipe(err_fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(out_fds[1], 1);
-        dup2(err_fds[1], 2);
-        close(out_fds[0]);
-        close(err_fds[0]);
-        if (value)
-            setenv("CATLIP_HUGE_PAGES", value, 1);
-        else
-            unsetenv("CATLIP_HUGE_PAGES");
-        execl("/proc/self/exe", "test_alloc", "--child", (char *)NULL);
-        _exit(5);
-    }
-    close(out_fds[1]);
-    close(err_fds[1]);
-    read_to_end(out_fds[0], out, out_size);
-    read_to_end(err_fds[0], err, err_size);
-    close(out_fds[0]);
-    close(err_fds[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return rerun_self("test_alloc", "--child", "CATLIP_HUGE_PAGES", value, out, out_size, err,
+                      err_size);
 }
 
 static void small_buffers_are_aligned_and_zeroed(void **state) {

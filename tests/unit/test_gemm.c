@@ -38,7 +38,7 @@
 #include "core/rng.h"
 #include "nn/gemm.h"
 #include "cpu_require.h"
-#include "read_to_end.h"
+#include "rerun_self.h"
 
 #define ULP (1.0 / 16777216.0)  // 2^-24
 #define SENTINEL 12345.0f
@@ -307,25 +307,7 @@ static void test_concurrent_calls_match_serial(void **state) {
 
 // Returns the child's exit status; its stdout goes to `out`, its stderr to `err`.
 static int child_backend(const char *value, char *out, char *err, size_t size) {
-    int out_pipe[2], err_pipe[2];
-    assert_int_equal(pipe(out_pipe), 0);
-    assert_int_equal(pipe(err_pipe), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(out_pipe[1], 1), dup2(err_pipe[1], 2);
-        close(out_pipe[0]), close(err_pipe[0]);
-        setenv("CATLIP_GEMM", value, 1);
-        execl("/proc/self/exe", "test_gemm", "--print-backend", (char *)NULL);
-        _exit(127);
-    }
-    close(out_pipe[1]), close(err_pipe[1]);
-    read_to_end(out_pipe[0], out, size);
-    read_to_end(err_pipe[0], err, size);
-    close(out_pipe[0]), close(err_pipe[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return rerun_self("test_gemm", "--print-backend", "CATLIP_GEMM", value, out, size, err, size);
 }
 
 static void test_environment_picks_backend(void **state) {
